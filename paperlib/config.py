@@ -1,0 +1,399 @@
+"""Configuration: frozen dataclasses per block and named presets.
+
+One `Config` holds everything a run needs; it is saved beside every result (checkpoints,
+metrics.json), so a number can always be traced back to the settings that produced it.
+
+Presets are keyed by profile (``smoke`` | ``quick`` | ``paper``) and experiment
+(``speech`` | ``images`` | ``toy``)::
+
+    cfg = load("quick", "speech", objective__beta=2.0, train__steps=500)
+
+Every value is validated when the dataclass is built: an unknown key, a wrong type or an
+out-of-range value raises a ValueError naming the key and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "quick", "paper")
+EXPERIMENTS = ("speech", "images", "toy")
+
+DATASETS = (
+    "synthetic_speech",
+    "timit",
+    "librispeech",
+    "mnist5k",
+    "digits8x8",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "toy",
+)
+MODELS = ("dsae", "pixelcnn_vae", "toy")
+OBJECTIVES = ("elbo", "mi", "cmi", "cmi_club")
+
+
+def _spec(default: Any, *, choices=None, lo=None, hi=None, lo_open=False, doc: str = ""):
+    """A dataclass field with validation metadata (accepted choices and numeric range)."""
+    meta = {"choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open, "doc": doc}
+    return field(default=default, metadata=meta)
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    """Strict isinstance for the few annotation shapes used here (no bool-as-int, int ok as float)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+class _Validated:
+    """Mixin: check every field against its annotation, choices and range after __init__."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            where = f"{_block_name(type(self))}.{f.name}"
+            ann = hints[f.name]
+            # Accept lists for tuple fields (JSON round trips turn tuples into lists).
+            if typing.get_origin(ann) is tuple and isinstance(value, list):
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+            # Accept ints for float fields, stored as float for a stable saved config.
+            if ann is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if not _type_ok(value, ann):
+                raise ValueError(
+                    f"config key '{where}' must be of type {_type_name(ann)}, "
+                    f"got {value!r} ({type(value).__name__})"
+                )
+            meta = f.metadata
+            if meta.get("choices") is not None and value not in meta["choices"]:
+                raise ValueError(
+                    f"config key '{where}' = {value!r} is not accepted; "
+                    f"choose one of {list(meta['choices'])}"
+                )
+            lo, hi = meta.get("lo"), meta.get("hi")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                too_low = lo is not None and (value <= lo if meta.get("lo_open") else value < lo)
+                too_high = hi is not None and value > hi
+                if too_low or too_high:
+                    lo_s = "-inf" if lo is None else f"{lo}"
+                    hi_s = "inf" if hi is None else f"{hi}"
+                    bracket = "(" if meta.get("lo_open") else "["
+                    raise ValueError(
+                        f"config key '{where}' = {value!r} is out of range; "
+                        f"accepted: {bracket}{lo_s}, {hi_s}]"
+                    )
+
+
+def _block_name(cls: type) -> str:
+    return {
+        DataConfig: "data",
+        ModelConfig: "model",
+        ObjectiveConfig: "objective",
+        TrainConfig: "train",
+        EvalConfig: "eval",
+    }.get(cls, cls.__name__)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Validated):
+    """Which dataset, its size and how it is batched (DESIGN section 3)."""
+
+    name: str = _spec("synthetic_speech", choices=DATASETS)
+    data_dir: str = _spec("data", doc="folder with real datasets (paper profile)")
+    cache_dir: str = _spec(".cache/paperlib", doc="where generated corpora are cached")
+    batch_size: int = _spec(32, lo=1)
+    seed: int = _spec(0, lo=0, doc="seed of the generated corpus and of the splits")
+    # synthetic speech
+    n_speakers: int = _spec(64, lo=2)
+    n_heldout_speakers: int = _spec(16, lo=0)
+    utts_per_speaker: int = _spec(40, lo=3)
+    n_frames: int = _spec(64, lo=4, doc="frames per utterance (10 ms hop)")
+    n_mels: int = _spec(40, lo=8)
+    sample_rate: int = _spec(16000, lo=8000)
+    # splits of the training speakers' utterances (speech) or of the images
+    val_fraction: float = _spec(0.1, lo=0.0, hi=0.5)
+    test_fraction: float = _spec(0.2, lo=0.0, hi=0.5)
+    max_items: int = _spec(0, lo=0, doc="cap on training items; 0 means all")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Validated):
+    """Model family and sizes (DESIGN section 1)."""
+
+    name: str = _spec("dsae", choices=MODELS)
+    z_dim: int = _spec(16, lo=1)
+    s_dim: int = _spec(16, lo=1)
+    hidden: int = _spec(128, lo=1)
+    # DSAE
+    posterior: str = _spec("factorized", choices=("factorized", "full"))
+    # PixelCNN-VAE
+    n_layers: int = _spec(5, lo=1, doc="gated masked-convolution layers in the context stack")
+    kernel_size: int = _spec(3, lo=1, doc="odd kernel size of the gated layers")
+    output: str = _spec("bernoulli", choices=("bernoulli", "softmax256", "logistic_mix"))
+    n_mixtures: int = _spec(5, lo=1)
+    enc_channels: int = _spec(32, lo=1)
+    # image size and channels are set by the dataset; recorded here for checkpoints
+    in_channels: int = _spec(1, lo=1)
+    image_size: int = _spec(28, lo=2)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig(_Validated):
+    """Objective and its estimators (DESIGN section 2)."""
+
+    name: str = _spec("elbo", choices=OBJECTIVES)
+    alpha: float = _spec(0.0, lo=0.0, hi=20.0, doc="weight of I_q(x;z)")
+    beta: float = _spec(0.0, lo=0.0, hi=100.0, doc="weight of I_q(z;s)")
+    mi_xz: str = _spec(
+        "minibatch",
+        choices=("minibatch", "density_ratio", "mmd"),
+        doc="estimator of KL(q(z)||p(z)) for I_q(x;z)",
+    )
+    critic_hidden: int = _spec(128, lo=1)
+    critic_lr: float = _spec(1e-3, lo=0.0, lo_open=True)
+    n_critic: int = _spec(1, lo=1, doc="critic steps per model step")
+    critic_pairs: str = _spec("sequence", choices=("sequence", "step"))
+    warmup_steps: int = _spec(0, lo=0, doc="steps before beta switches on (critic warms up)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Validated):
+    """The one training loop (paperlib.train.fit)."""
+
+    steps: int = _spec(1000, lo=1)
+    lr: float = _spec(1e-3, lo=0.0, lo_open=True)
+    grad_clip: float = _spec(5.0, lo=0.0, doc="0 disables clipping")
+    seed: int = _spec(0, lo=0)
+    device: str = _spec("auto", choices=("auto", "cpu", "cuda"))
+    checkpoint_every: int = _spec(200, lo=0, doc="steps between checkpoints; 0 disables")
+    log_every: int = _spec(20, lo=1)
+    progress: bool = _spec(True)
+    num_threads: int = _spec(0, lo=0, doc="torch CPU threads; 0 keeps torch's default")
+
+
+@dataclass(frozen=True)
+class EvalConfig(_Validated):
+    """Evaluation sizes (DESIGN section 4)."""
+
+    max_items: int = _spec(2000, lo=1, doc="cap on items encoded per split")
+    iw_samples: int = _spec(16, lo=1, doc="importance samples of the IW bound")
+    posthoc_critic_steps: int = _spec(1000, lo=1)
+    tsne_points: int = _spec(500, lo=10)
+    n_samples: int = _spec(8, lo=1, doc="generated samples per z in grids")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: data, model, objective, training and evaluation."""
+
+    profile: str = "quick"
+    experiment: str = "speech"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(
+                f"profile {self.profile!r} is not accepted; choose one of {list(PROFILES)}"
+            )
+        if self.experiment not in EXPERIMENTS:
+            raise ValueError(
+                f"experiment {self.experiment!r} is not accepted; choose one of {list(EXPERIMENTS)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        d = dict(d)
+        blocks = {name: _BLOCKS[name](**_check_keys(name, d.pop(name, {}))) for name in _BLOCKS}
+        unknown = set(d) - {"profile", "experiment"}
+        if unknown:
+            raise ValueError(f"unknown config key(s) {sorted(unknown)}; accepted: {_top_keys()}")
+        return cls(**d, **blocks)
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with ``block__key=value`` overrides applied (validated)."""
+        return _apply(self, overrides)
+
+
+_BLOCKS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+
+
+def _top_keys() -> list[str]:
+    return ["profile", "experiment", *_BLOCKS]
+
+
+def _check_keys(block: str, values: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise ValueError(f"config block '{block}' must be a dict, got {type(values).__name__}")
+    names = [f.name for f in dataclasses.fields(_BLOCKS[block])]
+    for key in values:
+        if key not in names:
+            raise ValueError(
+                f"unknown config key '{block}.{key}'; accepted keys of '{block}': {names}"
+            )
+    return values
+
+
+def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
+    per_block: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in overrides.items():
+        block, sep, name = key.replace(".", "__").partition("__")
+        if not sep:
+            if block in _BLOCKS and isinstance(value, dict):
+                per_block.setdefault(block, {}).update(value)
+                continue
+            if block in ("profile", "experiment"):
+                top[block] = value
+                continue
+            raise ValueError(
+                f"unknown config key '{key}'; use 'block__key' with block one of {list(_BLOCKS)}"
+            )
+        if block not in _BLOCKS:
+            raise ValueError(
+                f"unknown config block '{block}' in '{key}'; accepted: {list(_BLOCKS)}"
+            )
+        per_block.setdefault(block, {})[name] = value
+    new_blocks = {
+        b: dataclasses.replace(getattr(cfg, b), **_check_keys(b, kv)) for b, kv in per_block.items()
+    }
+    return dataclasses.replace(cfg, **top, **new_blocks)
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets. Each line states its reason where the value is not the dataclass default.
+
+_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # --- toy: linear-Gaussian sequence with known MI, for tests -------------------------------
+    ("smoke", "toy"): dict(
+        data=dict(name="toy", batch_size=64),
+        model=dict(name="toy", z_dim=2, s_dim=2, hidden=32),
+        train=dict(steps=30, checkpoint_every=0, log_every=5, progress=False),
+        objective=dict(critic_hidden=32),
+    ),
+    ("quick", "toy"): dict(
+        data=dict(name="toy", batch_size=128),
+        model=dict(name="toy", z_dim=2, s_dim=2, hidden=64),
+        train=dict(steps=1500, checkpoint_every=500),
+        objective=dict(critic_hidden=64),
+    ),
+    # --- speech: DSAE on the synthetic multi-speaker corpus ----------------------------------
+    ("smoke", "speech"): dict(
+        data=dict(n_speakers=6, n_heldout_speakers=3, utts_per_speaker=6, n_frames=16, n_mels=16),
+        model=dict(name="dsae", z_dim=4, s_dim=4, hidden=16),
+        objective=dict(critic_hidden=16),
+        train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False),
+        eval=dict(max_items=200, posthoc_critic_steps=20, tsne_points=40),
+    ),
+    ("quick", "speech"): dict(
+        data=dict(n_speakers=64, n_heldout_speakers=16, utts_per_speaker=40, n_frames=64),
+        model=dict(name="dsae", z_dim=16, s_dim=16, hidden=128),
+        train=dict(steps=1500, checkpoint_every=500),
+        eval=dict(posthoc_critic_steps=600),
+    ),
+    ("paper", "speech"): dict(
+        data=dict(name="timit", n_mels=80, n_frames=128, batch_size=64),
+        model=dict(name="dsae", z_dim=64, s_dim=32, hidden=256, posterior="full"),
+        objective=dict(critic_hidden=256, n_critic=2),
+        train=dict(steps=60000, checkpoint_every=2000),
+        eval=dict(max_items=10000, posthoc_critic_steps=5000, tsne_points=2000),
+    ),
+    # --- images: PixelCNN-VAE ------------------------------------------------------------------
+    ("smoke", "images"): dict(
+        data=dict(name="digits8x8", batch_size=32),
+        model=dict(
+            name="pixelcnn_vae",
+            z_dim=4,
+            s_dim=8,
+            hidden=8,
+            n_layers=2,
+            enc_channels=8,
+            image_size=8,
+        ),
+        objective=dict(critic_hidden=16),
+        train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False),
+        eval=dict(max_items=200, posthoc_critic_steps=20, tsne_points=40, n_samples=2),
+    ),
+    ("quick", "images"): dict(
+        data=dict(name="mnist5k", batch_size=64),
+        model=dict(name="pixelcnn_vae", z_dim=16, s_dim=32, hidden=32, n_layers=5, enc_channels=32),
+        train=dict(steps=1500, checkpoint_every=500),
+        eval=dict(posthoc_critic_steps=600),
+    ),
+    ("paper", "images"): dict(
+        data=dict(name="mnist", batch_size=128),
+        model=dict(name="pixelcnn_vae", z_dim=32, s_dim=64, hidden=64, n_layers=8, enc_channels=64),
+        objective=dict(critic_hidden=256, n_critic=2),
+        train=dict(steps=50000, checkpoint_every=2000),
+        eval=dict(max_items=10000, posthoc_critic_steps=5000, tsne_points=2000),
+    ),
+}
+# The paper profile of the toy experiment is the quick one: the toy model has no paper scale.
+_PRESETS[("paper", "toy")] = _PRESETS[("quick", "toy")]
+
+
+def load(profile: str = "quick", experiment: str = "speech", **overrides: Any) -> Config:
+    """Build a validated Config from a named preset plus ``block__key=value`` overrides.
+
+    Parameters
+    ----------
+    profile : {"smoke", "quick", "paper"}
+    experiment : {"speech", "images", "toy"}
+    **overrides
+        ``train__steps=100`` style keys, or whole blocks as dicts (``train={"steps": 100}``).
+
+    Raises
+    ------
+    ValueError
+        On an unknown profile, experiment or key, a wrong type or an out-of-range value; the
+        message names the key and what would be accepted.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not accepted; choose one of {list(PROFILES)}")
+    if experiment not in EXPERIMENTS:
+        raise ValueError(
+            f"experiment {experiment!r} is not accepted; choose one of {list(EXPERIMENTS)}"
+        )
+    preset = _PRESETS[(profile, experiment)]
+    base = Config.from_dict({"profile": profile, "experiment": experiment, **preset})
+    return _apply(base, overrides)
+
+
+def presets() -> list[tuple[str, str]]:
+    """All (profile, experiment) pairs that `load` accepts."""
+    return [(p, e) for p in PROFILES for e in EXPERIMENTS if (p, e) in _PRESETS]

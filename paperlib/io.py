@@ -1,0 +1,338 @@
+"""Run directories, crash-safe checkpoints, metrics.json and history.csv.
+
+Checkpoints hold only tensors, lists, dicts and scalars so that they load with
+``torch.load(..., weights_only=True)``: no pickle payload from a checkpoint is ever executed.
+Every write goes to a temporary file in the same folder and is renamed into place, so a kill
+leaves either the previous file or the new one, never a half-written file that looks valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from paperlib import __version__
+from paperlib.config import Config
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated or not a paperlib checkpoint."""
+
+
+# ----------------------------------------------------------------------------------------------
+# provenance
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """The current git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide the numbers."""
+    import platform
+
+    import sklearn
+
+    return {
+        "paperlib": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def provenance(cfg: Config | None = None, **extra: Any) -> dict[str, Any]:
+    """What `_meta` holds: config, versions, git commit, time, plus any extra fields."""
+    meta: dict[str, Any] = {
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if cfg is not None:
+        meta["profile"] = cfg.profile
+        meta["config"] = cfg.to_dict()
+    meta.update(extra)
+    return meta
+
+
+# ----------------------------------------------------------------------------------------------
+# atomic writes
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (NaN and inf become null, so the file stays valid JSON)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# RNG states as tensors (weights_only-loadable)
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states, as tensors and lists only."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states saved by `rng_state`."""
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(path: str | Path, *, cfg: Config, step: int, **state: Any) -> Path:
+    """Atomically save a checkpoint.
+
+    Parameters
+    ----------
+    path : where to write; the parent folder is created.
+    cfg : the run's Config (saved as a plain dict).
+    step : the number of completed optimisation steps.
+    **state : state dicts and tensors (``model=model.state_dict()``, ``optimizer=...``,
+        ``generator=gen.get_state()``, ...). Only tensors, lists, dicts, str and numbers.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "step": int(step),
+        "config": cfg.to_dict(),
+        "rng": rng_state(),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        **state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint saved by `save_checkpoint` with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, truncated/corrupted, holds a disallowed (pickled) object, or
+        is not a paperlib checkpoint. The message names the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or unsafe files
+        raise CheckpointError(
+            f"checkpoint {path} could not be loaded (truncated, corrupted, or holding objects "
+            f"that weights_only loading refuses): {type(err).__name__}: {str(err)[:200]}"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a paperlib checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def latest_valid_checkpoint(folder: str | Path, pattern: str = "step_*.pt"):
+    """The newest checkpoint in `folder` that loads, with any corrupted newer ones reported.
+
+    Returns
+    -------
+    (path, payload, skipped) where path and payload are None when no valid checkpoint exists and
+    skipped lists ``(path, reason)`` for files that failed to load.
+    """
+    folder = Path(folder)
+    skipped: list[tuple[Path, str]] = []
+    candidates = sorted(folder.glob(pattern), key=_step_of, reverse=True)
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path), skipped
+        except CheckpointError as err:
+            skipped.append((path, str(err)))
+    return None, None, skipped
+
+
+def _step_of(path: Path) -> int:
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits else -1
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics.json (DESIGN section 6) and history.csv
+
+
+def summarize(per_seed: list[float]) -> dict[str, Any]:
+    """``{"mean", "std", "per_seed"}`` of a list of per-seed values (NaNs ignored in mean/std)."""
+    vals = [float(v) for v in per_seed]
+    finite = [v for v in vals if math.isfinite(v)]
+    mean = float(np.mean(finite)) if finite else float("nan")
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return {"mean": mean, "std": std, "per_seed": vals}
+
+
+def write_metrics(
+    path: str | Path,
+    results: dict[str, dict[str, list[float]]],
+    cfg: Config | None = None,
+    **meta: Any,
+) -> Path:
+    """Write metrics.json: ``{objective: {metric: {mean, std, per_seed}}, "_meta": {...}}``.
+
+    Parameters
+    ----------
+    results : ``{objective: {metric: [value per seed]}}``.
+    cfg : the base Config of the experiment (saved in ``_meta``).
+    **meta : extra ``_meta`` fields (notebook parameters, selection evidence, wall time...).
+    """
+    out: dict[str, Any] = {
+        obj: {metric: summarize(vals) for metric, vals in metrics.items()}
+        for obj, metrics in results.items()
+    }
+    out["_meta"] = provenance(cfg, **meta)
+    return write_json(path, out)
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """Read a metrics.json, checking its shape; errors name the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read metrics file {path}: {err}") from err
+    for obj, metrics in data.items():
+        if obj == "_meta":
+            continue
+        for metric, v in metrics.items():
+            if not isinstance(v, dict) or not {"mean", "std", "per_seed"} <= set(v):
+                raise ValueError(f"{path}: {obj}.{metric} lacks mean/std/per_seed")
+    return data
+
+
+class HistoryWriter:
+    """Append-only long-format history: one row per (step, key, value).
+
+    Rows after a resume step are dropped on open, so a resumed run does not duplicate them.
+    """
+
+    FIELDS = ("step", "key", "value")
+
+    def __init__(self, path: str | Path, resume_step: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.path.exists():
+            rows = [r for r in self.read(self.path) if int(r["step"]) <= resume_step]
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.FIELDS)
+                w.writeheader()
+                w.writerows(rows)
+        elif resume_step is None or not self.path.exists():
+            with open(self.path, "w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=self.FIELDS).writeheader()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        with open(self.path, "a", newline="") as fh:
+            w = csv.writer(fh)
+            for key, value in values.items():
+                w.writerow([step, key, f"{float(value):.6g}"])
+
+    @staticmethod
+    def read(path: str | Path) -> list[dict[str, str]]:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+
+def run_dir(root: str | Path, *parts: str) -> Path:
+    """``root/part/part...``, created."""
+    path = Path(root, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
