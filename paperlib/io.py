@@ -68,9 +68,9 @@ def versions() -> dict[str, str]:
     return {
         "paperlib": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
+        "scikit-learn": str(sklearn.__version__),
     }
 
 

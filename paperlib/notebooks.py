@@ -1,0 +1,272 @@
+"""Notebook parameters: one declared spec per notebook, validated before and inside each run.
+
+papermill only *warns* about a parameter the notebook does not declare, and a misspelled name
+silently becomes a new variable. So every notebook calls `check_params` in the cell after its
+``parameters`` cell, and `paperlib.runner` checks ``-p`` overrides against the same spec before
+starting a kernel. Both fail with a message naming the parameter and the accepted values.
+
+``None`` for a parameter means "the profile's default", resolved by `check_params`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paperlib.config import DATASETS, OBJECTIVES, PROFILES
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: a check, a description, and per-profile defaults for ``None``."""
+
+    check: Callable[[Any], str | None]  # returns an error fragment, or None when the value is fine
+    accepted: str
+    defaults: Mapping[str, Any] | None = None
+
+
+def _choice(*choices: Any) -> Param:
+    return Param(lambda v: None if v in choices else "", f"one of {list(choices)}")
+
+
+def _seeds() -> Param:
+    def check(v: Any) -> str | None:
+        ok = v is None or (
+            isinstance(v, list) and v and all(isinstance(s, int) and s >= 0 for s in v)
+        )
+        return None if ok else ""
+
+    return Param(
+        check,
+        "a non-empty list of non-negative ints, or None for the profile's seeds",
+        defaults={"smoke": [0], "quick": [0, 1, 2], "paper": [0, 1, 2, 3, 4]},
+    )
+
+
+def _objectives() -> Param:
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, list) and v and all(o in OBJECTIVES for o in v) and len(set(v)) == len(v)
+        return None if ok else ""
+
+    return Param(check, f"a non-empty list of distinct names from {list(OBJECTIVES)}")
+
+
+def _weight(hi: float) -> Param:
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return ""
+        return None if 0.0 <= v <= hi else ""
+
+    return Param(check, f"None (the preset's selected weight) or a number in [0, {hi}]")
+
+
+def _weights_grid(hi: float) -> Param:
+    def check(v: Any) -> str | None:
+        ok = (
+            isinstance(v, list)
+            and v
+            and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= hi
+                for w in v
+            )
+        )
+        return None if ok else ""
+
+    return Param(check, f"a non-empty list of numbers in [0, {hi}]")
+
+
+def _string() -> Param:
+    return Param(lambda v: None if isinstance(v, str) else "", "a string (a folder path)")
+
+
+def _opt_int(lo: int) -> Param:
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        return None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else ""
+
+    return Param(check, f"None (the profile's default) or an int >= {lo}")
+
+
+_COMMON: dict[str, Param] = {
+    "profile": _choice(*PROFILES),
+    "seeds": _seeds(),
+    "out_dir": _string(),
+}
+
+SPECS: dict[str, dict[str, Param]] = {
+    "00_walkthrough": {
+        **_COMMON,
+        "seeds": Param(
+            _seeds().check, _seeds().accepted, defaults={"smoke": [0], "quick": [0], "paper": [0]}
+        ),
+        "steps": _opt_int(1),
+        "beta": _weight(100.0),
+    },
+    "01_speech_dsae": {
+        **_COMMON,
+        "objectives": _objectives(),
+        "alpha": _weight(20.0),
+        "beta": _weight(100.0),
+        "dataset": _choice("synthetic_speech", "timit", "librispeech"),
+        "data_dir": _string(),
+        "steps": _opt_int(1),
+    },
+    "02_images_pixelcnn_vae": {
+        **_COMMON,
+        "objectives": _objectives(),
+        "alpha": _weight(20.0),
+        "beta": _weight(100.0),
+        "dataset": _choice(
+            *[
+                d
+                for d in DATASETS
+                if d in ("mnist5k", "digits8x8", "mnist", "fashion_mnist", "cifar10")
+            ]
+        ),
+        "data_dir": _string(),
+        "steps": _opt_int(1),
+    },
+    "03_information_plane": {
+        **_COMMON,
+        "seeds": Param(
+            _seeds().check,
+            _seeds().accepted,
+            defaults={"smoke": [0], "quick": [0], "paper": [0, 1, 2]},
+        ),
+        "experiments": Param(
+            lambda v: None if isinstance(v, list) and v and set(v) <= {"speech", "images"} else "",
+            "a non-empty list from ['speech', 'images']",
+        ),
+        "alphas": _weights_grid(20.0),
+        "betas": _weights_grid(100.0),
+        "steps": _opt_int(1),
+    },
+    "04_summary": {
+        "profile": _choice(*PROFILES),
+        "results_dir": _string(),
+        "out_dir": _string(),
+    },
+}
+
+
+def notebook_names() -> list[str]:
+    """The notebooks the suite runs (those with a source in notebooks/), in order."""
+    return sorted(n for n in SPECS if (NOTEBOOK_DIR / f"{n}.py").exists())
+
+
+def validate(notebook: str, params: Mapping[str, Any]) -> None:
+    """Raise ParameterError naming the first unknown or invalid parameter in `params`."""
+    if notebook not in SPECS:
+        raise ParameterError(f"unknown notebook {notebook!r}; accepted: {notebook_names()}")
+    spec = SPECS[notebook]
+    for name, value in params.items():
+        if name not in spec:
+            close = [k for k in spec if _similar(k, name)]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParameterError(
+                f"{notebook}: unknown parameter {name!r}{hint}; accepted parameters: {sorted(spec)}"
+            )
+        if spec[name].check(value) is not None:
+            raise ParameterError(
+                f"{notebook}: parameter {name!r} = {value!r} is not accepted; "
+                f"expected {spec[name].accepted}"
+            )
+
+
+def check_params(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a notebook's parameters as they stand in its namespace and resolve ``None``.
+
+    Called in the cell after the ``parameters`` cell with ``globals()``. Every user-level
+    global (not a module, not private, not an IPython name) must be a declared parameter: a
+    misspelled name injected by papermill is caught here.
+
+    Returns
+    -------
+    dict of parameter -> value, with profile defaults filled in for ``None``.
+    """
+    ignore = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+    found = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in ignore
+        and not isinstance(v, types.ModuleType)
+        and not inspect.isfunction(v)
+        and not inspect.isclass(v)
+        and not inspect.isbuiltin(v)
+    }
+    validate(notebook, found)
+    missing = sorted(set(SPECS[notebook]) - set(found))
+    if missing:
+        raise ParameterError(f"{notebook}: the parameters cell lacks {missing}")
+    profile = found.get("profile", "quick")
+    resolved = dict(found)
+    for name, param in SPECS[notebook].items():
+        if resolved.get(name) is None and param.defaults is not None:
+            resolved[name] = param.defaults[profile]
+    return resolved
+
+
+def _similar(a: str, b: str) -> bool:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+
+
+# ----------------------------------------------------------------------------------------------
+# jupytext twins
+
+
+def sync_ipynb(check: bool = False) -> list[Path]:
+    """Rebuild each notebooks/NN_name.ipynb (output-free) from its percent-format .py source.
+
+    With ``check=True`` nothing is written; the stale twins are returned instead.
+    """
+    import jupytext
+    import nbformat
+
+    stale: list[Path] = []
+    for src in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py")):
+        nb = jupytext.read(src)
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+        for i, cell in enumerate(nb.cells):  # stable ids, so an unchanged source gives equal bytes
+            cell.id = f"cell-{i:03d}"
+        text = nbformat.writes(nb)
+        twin = src.with_suffix(".ipynb")
+        if not twin.exists() or twin.read_text() != text:
+            stale.append(twin)
+            if not check:
+                twin.write_text(text)
+    return stale
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["sync"]:
+        for p in sync_ipynb():
+            print(f"wrote {p}")
+    elif sys.argv[1:] == ["check"]:
+        stale = sync_ipynb(check=True)
+        if stale:
+            sys.exit(f"stale .ipynb twins (run python -m paperlib.notebooks sync): {stale}")
+    else:
+        sys.exit("usage: python -m paperlib.notebooks sync|check")

@@ -1,0 +1,241 @@
+"""Execute the suite's notebooks with papermill: ``python -m paperlib.runner`` (run_all.sh).
+
+- Each ``notebooks/NN_name.py`` (jupytext percent source) runs with the profile's parameters.
+- A notebook executes into a staging folder; only when it succeeds does its folder replace
+  ``results/NN_name/``. A failure names the notebook and the failing cell's error, exits non-zero,
+  and leaves every earlier result untouched.
+- Notebooks whose outputs are newer than their inputs (their source and paperlib) and that ran
+  in the same profile are skipped unless ``--force``.
+- ``--jobs N`` runs independent notebooks in parallel; the summary runs last.
+- One log file per notebook in ``results/_logs/``; the total wall time is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from paperlib.config import PROFILES
+from paperlib.notebooks import NOTEBOOK_DIR, SPECS, ParameterError, notebook_names, validate
+
+ROOT = NOTEBOOK_DIR.parent
+SUMMARY = "04_summary"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised in one of its cells."""
+
+
+def _inputs_mtime(name: str) -> float:
+    files = [NOTEBOOK_DIR / f"{name}.py", *Path(ROOT, "paperlib").rglob("*.py")]
+    return max(f.stat().st_mtime for f in files if f.exists())
+
+
+def is_up_to_date(name: str, results: Path, profile: str) -> bool:
+    """True when results/<name>/run.json is from this profile and newer than every input."""
+    stamp = results / name / "run.json"
+    if not stamp.exists():
+        return False
+    try:
+        info = json.loads(stamp.read_text())
+    except json.JSONDecodeError:
+        return False
+    return info.get("profile") == profile and stamp.stat().st_mtime > _inputs_mtime(name)
+
+
+def _resolve_names(only: list[str] | None) -> list[str]:
+    names = notebook_names()
+    if not only:
+        return names
+    chosen = []
+    for want in only:
+        match = [n for n in names if n == want or n.split("_", 1)[0] == want or n.endswith(want)]
+        if len(match) != 1:
+            raise ParameterError(
+                f"--only {want!r} does not name one notebook; accepted: {names} "
+                "(or their number, e.g. 01)"
+            )
+        chosen.append(match[0])
+    return sorted(set(chosen))
+
+
+def run_notebook(
+    name: str, profile: str, results: Path, extra: dict[str, Any] | None = None
+) -> float:
+    """Execute one notebook into a staging folder, then move it into ``results/<name>``.
+
+    Returns the wall time in seconds. Raises NotebookFailed naming the cell and its error.
+    """
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    params: dict[str, Any] = {"profile": profile, **(extra or {})}
+    staging = results / ".staging" / name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    params["out_dir"] = str(staging.resolve())
+    if "results_dir" in SPECS[name]:
+        params["results_dir"] = str(results.resolve())
+    validate(name, params)
+
+    logs = results / "_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    source = NOTEBOOK_DIR / f"{name}.py"
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    input_path = staging / f"{name}.input.ipynb"
+    nbformat.write(nb, input_path)
+    output_path = staging / f"{name}.ipynb"
+
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        try:
+            pm.execute_notebook(
+                str(input_path),
+                str(output_path),
+                parameters=params,
+                cwd=str(NOTEBOOK_DIR),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=True,
+                stdout_file=log,
+                stderr_file=log,
+            )
+        except pm.PapermillExecutionError as err:
+            raise NotebookFailed(
+                f"notebook {name} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}\n"
+                f"  log: {log_path}\n  executed notebook: {output_path}"
+            ) from None
+    seconds = time.perf_counter() - start
+    input_path.unlink()
+    (staging / "run.json").write_text(
+        json.dumps(
+            {
+                "profile": profile,
+                "params": {**params, "out_dir": str(results / name)},
+                "wall_seconds": round(seconds, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    _swap_into_place(staging, results / name)
+    return seconds
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--profile", default="quick", help=f"one of {list(PROFILES)} (default quick)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this notebook (repeatable); name or number, e.g. 01",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
+    parser.add_argument("--results", default=str(ROOT / "results"), help="results folder")
+    parser.add_argument(
+        "-p",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        default=[],
+        help="override a parameter of every selected notebook (JSON value)",
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        if args.profile not in PROFILES:
+            raise ParameterError(
+                f"--profile {args.profile!r} is not accepted; choose one of {list(PROFILES)}"
+            )
+        if args.jobs < 1:
+            raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
+        names = _resolve_names(args.only)
+        extra = {k: _parse_value(v) for k, v in args.p}
+        for name in names:
+            validate(name, {k: v for k, v in extra.items()})
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    # Kernels start `python` from PATH: make it this interpreter's environment.
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    todo = [n for n in names if args.force or not is_up_to_date(n, results, args.profile)]
+    for n in sorted(set(names) - set(todo)):
+        print(f"skip  {n} (up to date for profile {args.profile}; --force reruns it)")
+    first = [n for n in todo if n != SUMMARY]
+    failed: list[str] = []
+
+    def one(name: str) -> None:
+        print(f"run   {name} (profile {args.profile}) ...", flush=True)
+        seconds = run_notebook(name, args.profile, results, extra)
+        print(f"done  {name} in {seconds:.0f} s -> {results / name}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(one, n): n for n in first}
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        wait(futures)
+        for f, n in futures.items():
+            if not f.cancelled() and f.exception() is not None:
+                failed.append(n)
+                print(f"error: {f.exception()}", file=sys.stderr)
+    if not failed and SUMMARY in todo:
+        try:
+            one(SUMMARY)
+        except NotebookFailed as err:
+            failed.append(SUMMARY)
+            print(f"error: {err}", file=sys.stderr)
+    total = time.perf_counter() - t0
+    print(f"total wall time: {total:.0f} s ({total / 60:.1f} min)")
+    if failed:
+        print(
+            f"FAILED: {failed}; other notebooks' results were left as they were.", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

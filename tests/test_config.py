@@ -1,0 +1,62 @@
+"""Config validation: good values load, every kind of bad value names its key."""
+
+import dataclasses
+
+import pytest
+
+from paperlib import config
+
+
+@pytest.mark.parametrize(("profile", "experiment"), config.presets())
+def test_every_preset_loads_and_round_trips(profile, experiment):
+    cfg = config.load(profile, experiment)
+    assert cfg.profile == profile and cfg.experiment == experiment
+    assert config.Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_overrides_apply_in_both_spellings():
+    a = config.load("smoke", "speech", train__steps=7, objective__beta=2)
+    b = config.load("smoke", "speech", train={"steps": 7}, objective={"beta": 2.0})
+    assert a == b and a.train.steps == 7 and a.objective.beta == 2.0
+    assert isinstance(a.objective.beta, float)  # ints accepted for floats, stored as float
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ({"train__stepz": 3}, ["train.stepz", "steps"]),
+        ({"objective__beta": -1.0}, ["objective.beta", "[0.0, 100.0]"]),
+        ({"train__steps": "many"}, ["train.steps", "int"]),
+        ({"train__steps": True}, ["train.steps", "int"]),
+        ({"data__name": "imagenet"}, ["data.name", "mnist5k"]),
+        ({"model__posterior": "mean-field"}, ["model.posterior", "factorized"]),
+        ({"train__lr": 0.0}, ["train.lr", "(0.0"]),
+        ({"optim__lr": 1.0}, ["optim", "train"]),
+        ({"steps": 1}, ["steps", "block__key"]),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_accepted(overrides, names):
+    with pytest.raises(ValueError) as err:
+        config.load("smoke", "speech", **overrides)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_bad_profile_and_experiment():
+    with pytest.raises(ValueError, match="profile 'fast'.*smoke"):
+        config.load("fast", "speech")
+    with pytest.raises(ValueError, match="experiment 'video'"):
+        config.load("quick", "video")
+
+
+def test_configs_are_frozen():
+    cfg = config.load("smoke", "toy")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.steps = 3
+
+
+def test_from_dict_rejects_unknown_block_keys():
+    d = config.load("smoke", "toy").to_dict()
+    d["train"]["warp"] = 9
+    with pytest.raises(ValueError, match="train.warp"):
+        config.Config.from_dict(d)
