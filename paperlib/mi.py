@@ -1,0 +1,645 @@
+"""Mutual-information estimators, each in nats, each with its equation in the docstring.
+
+DESIGN section 2 ("Estimators as a library"). Every estimator of I(x; y) is a small
+``nn.Module`` registered in `ESTIMATORS` with two methods:
+
+- ``loss(x, y, generator)``: the scalar its own optimiser minimises on a minibatch of pairs;
+- ``estimate(x, y, generator)``: the MI estimate in nats on a batch of pairs.
+
+`estimate_mi` trains a fresh one on paired rows and evaluates it on held-out rows. The closed form
+for d independent pairs of rho-correlated standard Gaussians, ``gaussian_mi(rho, d)``, and a
+sampler of such pairs, ``correlated_gaussians``, are what the tests and the benchmark compare with.
+
+For the regularizers (paperlib.regularizers) the module also provides
+
+- `DensityRatioCritic`: D(z, s) for a global z (B, Dz) and local features s (B, T, Ds), with the
+  "sequence" (GRU summary of s_1:T) and "step" (random s_t per item) pairings of DESIGN section 2;
+- `ClubCritic`: the same pairings with a variational Gaussian q(z | s) (CLUB upper bound);
+- `PriorRatioCritic`: T(z) telling q(z) from p(z) = N(0, I), so KL(q(z) || p(z)) ~ E_q[T(z)];
+- `mmd`: the Gaussian-kernel MMD of InfoVAE between two samples;
+- `minibatch_mi_xz`: the minibatch aggregate-posterior estimate of I_q(x; z) for Gaussian q(z|x).
+
+References
+----------
+- Nguyen, Wainwright, Jordan (2010), "Estimating divergence functionals and the likelihood ratio
+  by convex risk minimization" (NWJ).
+- Belghazi et al. (2018), "Mutual Information Neural Estimation" (MINE), section 3.2.
+- van den Oord, Li, Vinyals (2018), "Representation learning with contrastive predictive coding";
+  Poole et al. (2019), "On variational bounds of mutual information" (InfoNCE <= log B).
+- Cheng et al. (2020), "CLUB: A contrastive log-ratio upper bound of mutual information", eq. 7.
+- Zhao, Song, Ermon (2019), "InfoVAE: balancing learning and inference in VAEs" (MMD).
+- Sugiyama, Suzuki, Kanamori (2012), "Density ratio estimation in machine learning" (a classifier
+  trained with logistic loss on joint vs product-of-marginal pairs gives logit = log ratio).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from paperlib.models.base import gaussian_log_prob
+from paperlib.registry import Registry
+
+ESTIMATORS: Registry = Registry("MI estimator")
+
+
+# ----------------------------------------------------------------------------------------------
+# closed form and samplers
+
+
+def gaussian_mi(rho: float, d: int = 1) -> float:
+    """I(x; y) in nats for d independent pairs (x_k, y_k) of standard Gaussians with corr rho.
+
+    I = -d/2 * log(1 - rho^2)
+    """
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (-1, 1), got {rho!r}")
+    if d < 1:
+        raise ValueError(f"d must be a positive int, got {d!r}")
+    return -0.5 * d * math.log(1.0 - rho**2)
+
+
+def correlated_gaussians(
+    n: int, d: int, rho: float, generator: torch.Generator | int | None = 0
+) -> tuple[Tensor, Tensor]:
+    """n rows of d rho-correlated standard Gaussian pairs: x, y each (n, d), float32.
+
+    y = rho * x + sqrt(1 - rho^2) * eps,   x, eps ~ N(0, I) independent.
+    """
+    gen = _as_generator(generator)
+    x = torch.randn(n, d, generator=gen)
+    eps = torch.randn(n, d, generator=gen)
+    # y = rho x + sqrt(1 - rho^2) eps                                               (n, d)
+    y = rho * x + math.sqrt(1.0 - rho**2) * eps
+    return x, y
+
+
+def shuffle_rows(x: Tensor, generator: torch.Generator) -> Tensor:
+    """x with its rows permuted as whole rows (never per dimension): x[pi], pi ~ uniform.
+
+    The permutation is drawn on the CPU generator and moved to x's device.
+    """
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    return x[perm]
+
+
+def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    gen = torch.Generator()
+    gen.manual_seed(0 if generator is None else int(generator))
+    return gen
+
+
+def mlp(d_in: int, hidden: int, d_out: int, n_hidden: int = 2) -> nn.Sequential:
+    """An MLP d_in -> hidden (x n_hidden, ELU) -> d_out."""
+    layers: list[nn.Module] = []
+    d = d_in
+    for _ in range(n_hidden):
+        layers += [nn.Linear(d, hidden), nn.ELU()]
+        d = hidden
+    layers.append(nn.Linear(d, d_out))
+    return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------------------------
+# estimators of I(x; y) from paired samples
+
+
+class MIEstimator(nn.Module):
+    """Base class: ``loss`` to train on a minibatch, ``estimate`` in nats."""
+
+    #: the estimate can never exceed log(batch size) (InfoNCE-type bounds)
+    bounded_by_log_batch: bool = False
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128):
+        super().__init__()
+        self.x_dim, self.y_dim, self.hidden = x_dim, y_dim, hidden
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+
+class _ConcatCritic(nn.Module):
+    """T(x, y) = MLP([x, y]) -> (B,)."""
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int):
+        super().__init__()
+        self.net = mlp(x_dim + y_dim, hidden, 1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.net(torch.cat([x, y], dim=-1)).squeeze(-1)
+
+
+class _SeparableCritic(nn.Module):
+    """T(x_i, y_j) = f(x_i)^T g(y_j) for all pairs -> (B, B) (cheap all-pairs scores)."""
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int, embed: int = 32):
+        super().__init__()
+        self.f = mlp(x_dim, hidden, embed)
+        self.g = mlp(y_dim, hidden, embed)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        # scores[i, j] = f(x_i) . g(y_j)                                              (B, B)
+        return self.f(x) @ self.g(y).T
+
+
+@ESTIMATORS.register("density_ratio")
+class DensityRatio(MIEstimator):
+    """Density-ratio critic trained with the Jensen-Shannon (logistic) loss.
+
+    A classifier D = sigmoid(T(x, y)) tells joint pairs (x_i, y_i) from shuffled pairs
+    (x_pi(i), y_i). At the optimum T(x, y) = log p(x, y) / (p(x) p(y)), so
+
+        I(x; y) ~ E_p(x,y)[T(x, y)]
+
+    Training loss (binary cross-entropy, `n_negatives` shuffles of the whole x block):
+        L = E_joint[softplus(-T)] + E_shuffled[softplus(T)]
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128, n_negatives: int = 4):
+        super().__init__(x_dim, y_dim, hidden)
+        self.critic = _ConcatCritic(x_dim, y_dim, hidden)
+        self.n_negatives = n_negatives
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        t_joint = self.critic(x, y)  # (B,)
+        x_neg = torch.cat([shuffle_rows(x, generator) for _ in range(self.n_negatives)])
+        t_marg = self.critic(x_neg, y.repeat(self.n_negatives, 1))  # (K B,)
+        # L = E_joint softplus(-T) + E_marg softplus(T)
+        return F.softplus(-t_joint).mean() + F.softplus(t_marg).mean()
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        # I ~ mean_i T(x_i, y_i)
+        return self.critic(x, y).mean()
+
+
+@ESTIMATORS.register("infonce")
+class InfoNCE(MIEstimator):
+    """InfoNCE lower bound (van den Oord et al. 2018; Poole et al. 2019, eq. 12).
+
+        I >= I_NCE = 1/B sum_i [T(x_i, y_i) - log 1/B sum_j exp T(x_i, y_j)]  <= log B
+
+    with a separable critic T(x, y) = f(x)^T g(y); the estimate never exceeds log(batch size).
+    """
+
+    bounded_by_log_batch = True
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128):
+        super().__init__(x_dim, y_dim, hidden)
+        self.critic = _SeparableCritic(x_dim, y_dim, hidden)
+
+    def _nce(self, x: Tensor, y: Tensor) -> Tensor:
+        scores = self.critic(x, y)  # (B, B)
+        b = scores.shape[0]
+        # I_NCE = mean_i [T_ii - logsumexp_j T_ij + log B]
+        return (scores.diagonal() - scores.logsumexp(dim=1)).mean() + math.log(b)
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        return -self._nce(x, y)
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        return self._nce(x, y)
+
+
+@ESTIMATORS.register("nwj")
+class NWJ(MIEstimator):
+    """NWJ lower bound (Nguyen et al. 2010; "f-GAN KL", Poole et al. 2019, eq. 6).
+
+        I >= E_p(x,y)[T(x, y)] - E_p(x)p(y)[exp(T(x, y) - 1)]
+
+    The marginal expectation uses all off-diagonal pairs of a separable critic.
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128):
+        super().__init__(x_dim, y_dim, hidden)
+        self.critic = _SeparableCritic(x_dim, y_dim, hidden)
+
+    def _bound(self, x: Tensor, y: Tensor) -> Tensor:
+        scores = self.critic(x, y)  # (B, B)
+        b = scores.shape[0]
+        off = ~torch.eye(b, dtype=torch.bool, device=scores.device)
+        # I_NWJ = mean_i T_ii - mean_{i != j} exp(T_ij - 1)
+        return scores.diagonal().mean() - (scores[off] - 1.0).exp().mean()
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        return -self._bound(x, y)
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        return self._bound(x, y)
+
+
+@ESTIMATORS.register("mine")
+class MINE(MIEstimator):
+    """MINE: the Donsker-Varadhan bound with a moving-average gradient correction.
+
+        I >= E_p(x,y)[T] - log E_p(x)p(y)[exp T]                      (Belghazi et al. 2018, eq. 10)
+
+    The gradient of the log term is biased on minibatches; MINE replaces its denominator by an
+    exponential moving average m of E[exp T] (section 3.2):
+        L = -(mean T_joint - mean(exp T_marg) / m),  m <- (1 - ema) m + ema * mean(exp T_marg)
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128, ema: float = 0.01):
+        super().__init__(x_dim, y_dim, hidden)
+        self.critic = _ConcatCritic(x_dim, y_dim, hidden)
+        self.ema = ema
+        self.register_buffer("ma_exp", torch.tensor(float("nan")))
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        t_joint = self.critic(x, y)  # (B,)
+        t_marg = self.critic(shuffle_rows(x, generator), y)  # (B,)
+        exp_marg = t_marg.exp().mean()
+        with torch.no_grad():
+            if torch.isnan(self.ma_exp):
+                self.ma_exp.copy_(exp_marg)
+            else:
+                # m <- (1 - ema) m + ema mean(exp T_marg)
+                self.ma_exp.mul_(1.0 - self.ema).add_(self.ema * exp_marg)
+        # L = -(mean T_joint - mean(exp T_marg) / m)
+        return -(t_joint.mean() - exp_marg / self.ma_exp.clamp_min(1e-8))
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        t_joint = self.critic(x, y)
+        t_marg = self.critic(shuffle_rows(x, generator), y)
+        # I_DV = mean T_joint - log mean exp T_marg
+        return t_joint.mean() - (t_marg.logsumexp(0) - math.log(t_marg.shape[0]))
+
+
+@ESTIMATORS.register("club")
+class CLUB(MIEstimator):
+    """CLUB upper bound (Cheng et al. 2020, eq. 7) with a variational Gaussian q(y | x).
+
+        I(x; y) <= I_CLUB = E_p(x,y)[log q(y|x)] - E_p(x)E_p(y)[log q(y|x)]
+                ~ 1/B sum_i log q(y_i|x_i) - 1/B^2 sum_{i,j} log q(y_j|x_i)
+
+    q(y|x) = N(mu(x), diag exp(logvar(x))) is fitted by maximum likelihood on joint pairs.
+    The bound holds when q approximates p(y|x) well; otherwise it can fall below the truth.
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128):
+        super().__init__(x_dim, y_dim, hidden)
+        self.net = mlp(x_dim, hidden, 2 * y_dim)
+
+    def q_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.net(x).chunk(2, dim=-1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        mu, logvar = self.q_params(x)
+        # L = -mean_i log q(y_i | x_i)
+        return -gaussian_log_prob(y, mu, logvar).mean()
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        mu, logvar = self.q_params(x)
+        return club_bound(y, mu, logvar)
+
+
+def club_bound(y: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """I_CLUB from q(y|x_i) = N(mu_i, exp(logvar_i)) and y (B, Dy); gradient flows to all.
+
+    I_CLUB = mean_i log q(y_i|x_i) - mean_{i,j} log q(y_j|x_i)
+    The (B, B) term is expanded in closed form, so no B^2 x Dy tensor is built.
+    """
+    var = logvar.exp()  # (B, Dy)
+    pos = gaussian_log_prob(y, mu, logvar)  # (B,)
+    # mean_j (y_j - mu_i)^2 = mean(y^2) - 2 mu_i mean(y) + mu_i^2                      (B, Dy)
+    y_mean, y_sq = y.mean(0, keepdim=True), y.pow(2).mean(0, keepdim=True)
+    sq = y_sq - 2.0 * mu * y_mean + mu.pow(2)
+    neg = -0.5 * (math.log(2 * math.pi) + logvar + sq / var).sum(-1)  # (B,)
+    return (pos - neg).mean()
+
+
+@ESTIMATORS.register("minibatch")
+class MinibatchGaussian(MIEstimator):
+    """Minibatch aggregate-posterior estimate for a Gaussian conditional q(y | x).
+
+        I ~ 1/B sum_i [log q(y_i|x_i) - log 1/B sum_j q(y_i|x_j)]  <= log B
+
+    Here q(y|x) is a Gaussian network fitted by maximum likelihood, as in CLUB; inside a VAE the
+    posterior q(z|x) is known and `minibatch_mi_xz` is used instead (no training).
+    """
+
+    bounded_by_log_batch = True
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 128):
+        super().__init__(x_dim, y_dim, hidden)
+        self.club = CLUB(x_dim, y_dim, hidden)
+
+    def loss(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        return self.club.loss(x, y, generator)
+
+    def estimate(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        mu, logvar = self.club.q_params(x)
+        return minibatch_mi_xz(y, mu, logvar)
+
+
+def minibatch_mi_xz(z: Tensor, z_mean: Tensor, z_logvar: Tensor) -> Tensor:
+    """Minibatch estimate of I_q(x; z) from Gaussian posteriors; differentiable; <= log B.
+
+    I_q(x; z) ~ 1/B sum_i [log q(z_i|x_i) - log 1/B sum_j q(z_i|x_j)]
+
+    Parameters
+    ----------
+    z : (B, Dz) samples z_i ~ q(z|x_i).
+    z_mean, z_logvar : (B, Dz) parameters of q(z|x_j).
+    """
+    b = z.shape[0]
+    # log q(z_i | x_j) for all pairs                                                 (B, B)
+    log_q = gaussian_log_prob(z.unsqueeze(1), z_mean.unsqueeze(0), z_logvar.unsqueeze(0))
+    # log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log B                                 (B,)
+    log_qz = log_q.logsumexp(dim=1) - math.log(b)
+    return (log_q.diagonal() - log_qz).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# divergences between q(z) and p(z) = N(0, I) (for I_q(x;z) = E KL(q(z|x)||p) - KL(q(z)||p))
+
+
+def mmd(a: Tensor, b: Tensor, bandwidth: float | None = None) -> Tensor:
+    """Squared MMD with a Gaussian kernel (InfoVAE; Zhao et al. 2019, eq. 8); not in nats.
+
+        MMD^2 = E k(a, a') + E k(b, b') - 2 E k(a, b),   k(u, v) = exp(-|u - v|^2 / (2 h^2))
+
+    The V-statistic (biased, >= 0). The bandwidth h defaults to sqrt(D), as InfoVAE's code
+    uses h^2 = D for a standard-normal prior.
+    """
+    d = a.shape[-1]
+    h2 = float(d) if bandwidth is None else bandwidth**2
+
+    def k(u: Tensor, v: Tensor) -> Tensor:
+        return torch.exp(-torch.cdist(u, v).pow(2) / (2.0 * h2))
+
+    return k(a, a).mean() + k(b, b).mean() - 2.0 * k(a, b).mean()
+
+
+class PriorRatioCritic(nn.Module):
+    """T(z) = log q(z) / p(z), from a logistic classifier of q(z) samples vs p(z) = N(0, I).
+
+    KL(q(z) || p(z)) ~ E_q(z)[T(z)]
+    L = E_q softplus(-T) + E_p softplus(T)
+    """
+
+    def __init__(self, z_dim: int, hidden: int = 128):
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = mlp(z_dim, hidden, 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).squeeze(-1)
+
+    def prior_sample(self, like: Tensor, generator: torch.Generator) -> Tensor:
+        return torch.randn(like.shape, generator=generator).to(like.device, like.dtype)
+
+    def loss(self, z_q: Tensor, generator: torch.Generator) -> Tensor:
+        z_p = self.prior_sample(z_q, generator)
+        # L = E_q softplus(-T(z)) + E_p softplus(T(z))
+        return F.softplus(-self(z_q)).mean() + F.softplus(self(z_p)).mean()
+
+    def kl(self, z_q: Tensor) -> Tensor:
+        # KL(q(z) || p(z)) ~ mean_i T(z_i)
+        return self(z_q).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# critics of I_q(z; s) for a global z and local features s_1:T
+
+
+class _LocalSummary(nn.Module):
+    """Summarise local features s for pairing with z.
+
+    mode "sequence": a GRU over s_1:T, its last hidden state (B, H).
+    mode "step": s_t at one position t drawn uniformly per item (B, Ds).
+    s of shape (B, Ds) (already pooled) passes through in either mode.
+    """
+
+    def __init__(self, s_dim: int, hidden: int, mode: str):
+        super().__init__()
+        if mode not in ("sequence", "step"):
+            raise ValueError(f"critic mode {mode!r} is not accepted; choose 'sequence' or 'step'")
+        self.mode = mode
+        self.gru = nn.GRU(s_dim, hidden, batch_first=True) if mode == "sequence" else None
+        self.out_dim = hidden if mode == "sequence" else s_dim
+
+    def forward(self, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if s.dim() == 2:
+            return s if self.gru is None else self.gru(s.unsqueeze(1))[1][-1]
+        if s.dim() != 3:
+            raise ValueError(f"s must be (B, T, Ds) or (B, Ds), got shape {tuple(s.shape)}")
+        if self.gru is not None:
+            return self.gru(s)[1][-1]  # (B, H)
+        b, t = s.shape[:2]
+        gen = generator if generator is not None else _as_generator(0)
+        idx = torch.randint(0, t, (b,), generator=gen).to(s.device)
+        return s[torch.arange(b, device=s.device), idx]  # (B, Ds)
+
+
+class DensityRatioCritic(nn.Module):
+    """D(z, s): the adversarial density-ratio estimate of I_q(z; s) (DESIGN section 2).
+
+    A logistic classifier of joint pairs (z_i, s_i) vs shuffled pairs (z_pi(i), s_i), pi a random
+    permutation of whole z rows. At its optimum logit D = log q(z, s) / (q(z) q(s)), so
+
+        I_q(z; s) ~ 1/B sum_i logit D(z_i, s_i)
+        L = E_joint softplus(-logit) + E_shuffled softplus(logit)
+
+    Parameters
+    ----------
+    z_dim, s_dim : sizes of z (B, Dz) and of s (B, T, Ds).
+    hidden : width of the GRU summary and the MLP.
+    mode : "sequence" (D sees z and a GRU summary of s_1:T) or "step" (pairs (z, s_t) at a
+        position t drawn per item).
+    """
+
+    def __init__(self, z_dim: int, s_dim: int, hidden: int = 128, mode: str = "sequence"):
+        super().__init__()
+        self.summary = _LocalSummary(s_dim, hidden, mode)
+        self.net = mlp(z_dim + self.summary.out_dim, hidden, 1)
+
+    def logits(self, z: Tensor, h: Tensor) -> Tensor:
+        return self.net(torch.cat([z, h], dim=-1)).squeeze(-1)
+
+    def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """I_q(z; s) ~ mean logit D on joint pairs; differentiable in z and s."""
+        return self.logits(z, self.summary(s, generator)).mean()
+
+    def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(BCE loss, accuracy) on joint vs whole-row-shuffled z."""
+        h = self.summary(s, generator)  # (B, H)
+        t_joint = self.logits(z, h)
+        t_marg = self.logits(shuffle_rows(z, generator), h)
+        loss = F.softplus(-t_joint).mean() + F.softplus(t_marg).mean()
+        acc = 0.5 * ((t_joint > 0).float().mean() + (t_marg < 0).float().mean())
+        return loss, acc.detach()
+
+
+class ClubCritic(nn.Module):
+    """CLUB estimate of I_q(z; s) with a variational q(z | s) (Cheng et al. 2020).
+
+    I_q(z; s) <= mean_i log q(z_i|s_i) - mean_{i,j} log q(z_j|s_i)
+    L = -mean_i log q(z_i | s_i)          (fitted on detached z, s)
+    """
+
+    def __init__(self, z_dim: int, s_dim: int, hidden: int = 128, mode: str = "sequence"):
+        super().__init__()
+        self.summary = _LocalSummary(s_dim, hidden, mode)
+        self.net = mlp(self.summary.out_dim, hidden, 2 * z_dim)
+
+    def q_params(self, s: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.net(self.summary(s, generator)).chunk(2, dim=-1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+    def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        mu, logvar = self.q_params(s, generator)
+        return club_bound(z, mu, logvar)
+
+    def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.q_params(s, generator)
+        nll = -gaussian_log_prob(z, mu, logvar).mean()
+        return nll, torch.zeros((), device=z.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# the one-call API
+
+
+def _to_2d(a: Any, name: str) -> Tensor:
+    t = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a)
+    t = t.detach().float()
+    if t.dim() == 1:
+        t = t.unsqueeze(1)
+    if t.dim() != 2:
+        t = t.reshape(t.shape[0], -1)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} holds NaN or inf values")
+    return t
+
+
+def estimate_mi(
+    x: Any,
+    y: Any,
+    method: str = "density_ratio",
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    hidden: int = 128,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    device: str | torch.device | None = None,
+    standardize: bool = True,
+    **options: Any,
+) -> float:
+    """Train a fresh estimator of I(x; y) on paired rows and return its estimate in nats.
+
+    Parameters
+    ----------
+    x, y : (N, ...) paired samples (torch tensors or numpy arrays); trailing dims are flattened.
+    method : a name in `ESTIMATORS`: "density_ratio", "infonce", "nwj", "mine", "club",
+        "minibatch".
+    steps, batch_size, lr, hidden : training of the estimator (Adam).
+    seed : seeds the split, the initialisation, the minibatches and the shuffles.
+    val_fraction : the estimate is evaluated on this held-out fraction of the rows, which the
+        estimator never trained on: a critic evaluated on its own training rows overfits and
+        reports more information than the variables share. 0 evaluates on the training rows.
+    device : where to train (default: the device of x when it is a tensor, else CPU).
+    standardize : z-score each column with training-row statistics (an invertible affine map,
+        which leaves I(x; y) unchanged and helps the optimiser).
+    **options : passed to the estimator class (e.g. ``n_negatives`` for density_ratio).
+
+    Returns
+    -------
+    float : the estimate in nats. For "infonce" and "minibatch" it is averaged over held-out
+        batches of `batch_size` rows and never exceeds log(batch_size).
+    """
+    cls = ESTIMATORS.get(method)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction!r}")
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("hidden", hidden)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (x.device if isinstance(x, Tensor) else torch.device("cpu"))
+    )
+    xt, yt = _to_2d(x, "x"), _to_2d(y, "y")
+    if xt.shape[0] != yt.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows, got {len(xt)} and {len(yt)}")
+    n = xt.shape[0]
+    gen = _as_generator(seed)
+    perm = torch.randperm(n, generator=gen)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0 and n_val < 2:
+        raise ValueError(f"val_fraction={val_fraction} leaves fewer than 2 held-out rows of {n}")
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    if val_fraction == 0:
+        val_idx = tr_idx
+    if standardize:
+        mx, sx = xt[tr_idx].mean(0), xt[tr_idx].std(0).clamp_min(1e-8)
+        my, sy = yt[tr_idx].mean(0), yt[tr_idx].std(0).clamp_min(1e-8)
+        xt, yt = (xt - mx) / sx, (yt - my) / sy
+    xt, yt = xt.to(dev), yt.to(dev)
+    x_tr, y_tr, x_va, y_va = (
+        xt[tr_idx.to(dev)],
+        yt[tr_idx.to(dev)],
+        xt[val_idx.to(dev)],
+        yt[val_idx.to(dev)],
+    )
+    bs = min(batch_size, x_tr.shape[0])
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        est = cls(xt.shape[1], yt.shape[1], hidden, **options).to(dev)
+    opt = torch.optim.Adam(est.parameters(), lr=lr)
+    est.train()
+    for _ in range(steps):
+        idx = torch.randint(0, x_tr.shape[0], (bs,), generator=gen).to(dev)
+        loss = est.loss(x_tr[idx], y_tr[idx], gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    est.eval()
+    with torch.no_grad():
+        if cls.bounded_by_log_batch or method in ("nwj",):
+            # average over held-out batches of the training batch size (the bound is per batch)
+            vb = min(bs, x_va.shape[0])
+            order = torch.randperm(x_va.shape[0], generator=gen).to(dev)
+            vals = [
+                est.estimate(x_va[order[i : i + vb]], y_va[order[i : i + vb]], gen)
+                for i in range(0, x_va.shape[0] - vb + 1, vb)
+            ]
+            value = torch.stack(vals).mean()
+        else:
+            value = est.estimate(x_va, y_va, gen)
+    return float(value)
+
+
+__all__ = [
+    "CLUB",
+    "ESTIMATORS",
+    "MINE",
+    "NWJ",
+    "ClubCritic",
+    "DensityRatio",
+    "DensityRatioCritic",
+    "InfoNCE",
+    "MIEstimator",
+    "MinibatchGaussian",
+    "PriorRatioCritic",
+    "club_bound",
+    "correlated_gaussians",
+    "estimate_mi",
+    "gaussian_mi",
+    "minibatch_mi_xz",
+    "mmd",
+    "shuffle_rows",
+]

@@ -1,0 +1,305 @@
+"""The objectives of DESIGN section 2: `elbo`, `mi`, `cmi` and `cmi_club`.
+
+Each objective is an ``nn.Module`` that owns its critics and their Adam optimiser, so that a
+checkpoint of ``objective.state_dict()`` restores critics *and* critic optimiser state. The
+trainer (paperlib.train.fit) uses two methods, in this order per step (STYLE.md)::
+
+    loss, terms = objective.model_loss(out, step)   # critics' estimates as constants
+    loss.backward(); model_optimizer.step()
+    objective.critic_step(out)                      # on out.detached(), its own optimiser
+
+Objectives (maximised; `model_loss` returns the negative averaged over the batch):
+
+- elbo: ELBO = E_q[log p(x|z,s)] - KL(q(z|x)||p(z)) - KL_s
+- mi:   ELBO + alpha * I_q(x; z)
+- cmi:  ELBO + alpha * I_q(x; z) - beta * I_q(z; s)          (Akuzawa et al. 2021)
+
+I_q(x; z) uses E_x KL(q(z|x)||p(z)) = I_q(x;z) + KL(q(z)||p(z)) (Hoffman & Johnson 2016), with
+the aggregate term chosen by ``objective.mi_xz``:
+
+- "minibatch": I_q(x;z) ~ mean_i [log q(z_i|x_i) - log 1/B sum_j q(z_i|x_j)], bounded by log B;
+- "density_ratio": KL(q(z)||p(z)) ~ E_q[T(z)] from a critic of q(z) vs p(z);
+- "mmd": KL(q(z)||p(z)) replaced by MMD_SCALE * MMD^2(q(z), p(z)) (InfoVAE; not in nats).
+
+Boundedness (DESIGN section 2 warns that alpha = 2 with an unbounded estimate reached 1e25 nats):
+for alpha > 1 the rewarded quantity I_hat = E KL(q(z|x)||p) - KL_hat is capped at log B on
+the "density_ratio" and "mmd" routes, the same bound the minibatch estimate obeys. Beyond the
+cap the bonus has zero gradient and the plain ELBO pulls the rate back, so every alpha the config
+offers (up to 20) keeps the loss finite. For alpha <= 1 no cap is needed (the rate keeps a
+non-negative penalty 1 - alpha) and none is applied.
+
+I_q(z; s) for `cmi` is the adversarial density-ratio estimate mean_i logit D(z_i, s_i)
+(paperlib.mi.DensityRatioCritic); `cmi_club` uses the CLUB upper bound with a variational
+q(z | s). The model's gradient flows into z and s; the critics' parameters are frozen while the
+model's loss is built, so the model step never writes critic gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from paperlib.mi import (
+    ClubCritic,
+    DensityRatioCritic,
+    PriorRatioCritic,
+    minibatch_mi_xz,
+    mmd,
+)
+from paperlib.models.base import VAEOutput
+from paperlib.registry import Registry
+
+OBJECTIVES: Registry = Registry("objective")
+
+#: weight that puts MMD^2 (a unitless, small number) on the scale of a KL in nats (InfoVAE uses
+#: large weights on MMD for the same reason)
+MMD_SCALE = 100.0
+
+
+class _frozen:
+    """Context: parameters of `module` do not require grad (the graph treats them as constants)."""
+
+    def __init__(self, module: nn.Module):
+        self.params = [p for p in module.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: Any) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+class Objective(nn.Module):
+    """Base: the ELBO. Subclasses add terms and critics.
+
+    Parameters
+    ----------
+    cfg : ObjectiveConfig (name, alpha, beta, mi_xz, critic_hidden, critic_lr, n_critic,
+        critic_pairs, warmup_steps).
+    model : the SequentialVAE (for z_dim, s_dim and the device).
+    seed : seeds the objective's own generator (shuffles, prior samples, positions t).
+    """
+
+    def __init__(self, cfg, model: nn.Module, seed: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        self.z_dim, self.s_dim = int(model.z_dim), int(model.s_dim)
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed)
+        self.critics = nn.ModuleDict()
+        self.critic_opt: torch.optim.Optimizer | None = None
+
+    # -- critics ------------------------------------------------------------------------------
+
+    def _finish_critics(self, model: nn.Module) -> None:
+        """Move critics to the model's device and give them one Adam optimiser."""
+        params = list(model.parameters())
+        if params:
+            self.to(params[0].device)
+        if len(self.critics) > 0:
+            self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=self.cfg.critic_lr)
+
+    def critic_losses(self, out: VAEOutput) -> dict[str, Tensor]:
+        """Losses of each critic on detached outputs (none for the ELBO)."""
+        return {}
+
+    def critic_step(self, out: VAEOutput) -> dict[str, float]:
+        """``n_critic`` optimiser steps of the critics on detached z and s.
+
+        Every critic sees ``out.detached()``, so no gradient reaches the model; the critics'
+        own gradients (from nowhere else) are zeroed before each backward.
+        """
+        if self.critic_opt is None:
+            return {}
+        d = out.detached()
+        logs: dict[str, float] = {}
+        for _ in range(self.cfg.n_critic):
+            losses = self.critic_losses(d)
+            self.critic_opt.zero_grad(set_to_none=True)
+            total = sum(v for k, v in losses.items() if k.startswith("critic_loss"))
+            total.backward()
+            self.critic_opt.step()
+            logs = {k: float(v.detach()) for k, v in losses.items()}
+        return logs
+
+    # -- the model's loss ---------------------------------------------------------------------
+
+    def elbo_terms(self, out: VAEOutput) -> dict[str, Tensor]:
+        """Batch means of log p(x|z,s), KL_z, KL_s and the ELBO, in nats."""
+        return {
+            "log_px": out.log_px.mean(),
+            "kl_z": out.kl_z.mean(),
+            "kl_s": out.kl_s.mean(),
+            "elbo": out.elbo.mean(),
+        }
+
+    def model_loss(self, out: VAEOutput, step: int) -> tuple[Tensor, dict[str, float]]:
+        """(loss to minimise, logged terms as floats). Here: loss = -ELBO."""
+        t = self.elbo_terms(out)
+        loss = -t["elbo"]
+        return loss, _floats(t, loss=loss)
+
+    # -- checkpointing: critic optimiser and generator ride along in state_dict ---------------
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "critic_opt": self.critic_opt.state_dict() if self.critic_opt is not None else {},
+            "generator": self.generator.get_state(),
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if self.critic_opt is not None and state.get("critic_opt"):
+            self.critic_opt.load_state_dict(state["critic_opt"])
+        if "generator" in state:
+            self.generator.set_state(state["generator"].cpu())
+
+
+def _floats(terms: dict[str, Tensor], **more: Tensor) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in {**terms, **more}.items()}
+
+
+@OBJECTIVES.register("elbo")
+class ELBO(Objective):
+    """ELBO = E_q[log p(x|z,s)] - KL(q(z|x)||p(z)) - KL_s (Kingma & Welling 2014)."""
+
+    def __init__(self, cfg, model: nn.Module, seed: int = 0):
+        super().__init__(cfg, model, seed)
+        self._finish_critics(model)
+
+
+@OBJECTIVES.register("mi")
+class MIObjective(Objective):
+    """ELBO + alpha * I_q(x; z)  (MI-VAE; Zhao et al. 2019, Phuong et al. 2018).
+
+    ELBO + alpha I_q(x;z) = E log p - (1 - alpha) E_x KL(q(z|x)||p) - alpha KL(q(z)||p) - KL_s
+                          = ELBO + alpha * (E_x KL(q(z|x)||p) - KL(q(z)||p))
+    """
+
+    def __init__(self, cfg, model: nn.Module, seed: int = 0):
+        super().__init__(cfg, model, seed)
+        if cfg.mi_xz not in ("minibatch", "density_ratio", "mmd"):
+            raise ValueError(
+                f"objective.mi_xz={cfg.mi_xz!r} is not accepted; "
+                "choose one of ['minibatch', 'density_ratio', 'mmd']"
+            )
+        if cfg.mi_xz == "density_ratio" and cfg.alpha > 0:
+            self.critics["prior_ratio"] = PriorRatioCritic(self.z_dim, cfg.critic_hidden)
+        self._init_zs_critic()
+        self._finish_critics(model)
+
+    def _init_zs_critic(self) -> None:
+        """Subclasses add the I_q(z; s) critic."""
+
+    def mi_xz_terms(self, out: VAEOutput) -> dict[str, Tensor]:
+        """mi_xz (the rewarded estimate of I_q(x;z), capped for alpha > 1) and kl_agg."""
+        alpha, b = self.cfg.alpha, out.z.shape[0]
+        kl_mean = out.kl_z.mean()
+        if self.cfg.mi_xz == "minibatch":
+            # I_q(x;z) ~ mean_i [log q(z_i|x_i) - log 1/B sum_j q(z_i|x_j)]  <= log B
+            mi_xz = minibatch_mi_xz(out.z, out.z_mean, out.z_logvar)
+            # KL(q(z)||p(z)) = E_x KL(q(z|x)||p(z)) - I_q(x;z)
+            return {"mi_xz": mi_xz, "kl_agg": (kl_mean - mi_xz).detach()}
+        if self.cfg.mi_xz == "density_ratio":
+            if alpha == 0:
+                zero = kl_mean.new_zeros(())
+                return {"mi_xz": zero, "kl_agg": zero}
+            # KL(q(z)||p(z)) ~ E_q T(z); the critic's parameters are constants here
+            with _frozen(self.critics["prior_ratio"]):
+                kl_agg = self.critics["prior_ratio"].kl(out.z)
+        else:
+            prior = torch.randn(out.z.shape, generator=self.generator).to(out.z)
+            # KL(q(z)||p(z)) ~ MMD_SCALE * MMD^2(q(z), p(z))   (a surrogate, not nats)
+            kl_agg = MMD_SCALE * mmd(out.z, prior)
+        # I_q(x;z) = E_x KL(q(z|x)||p(z)) - KL(q(z)||p(z))
+        mi_xz = kl_mean - kl_agg.clamp_min(0.0)
+        if alpha > 1.0:
+            # cap: alpha > 1 rewards the rate; an unbounded reward diverges (DESIGN section 2)
+            mi_xz = mi_xz.clamp(max=math.log(b))
+        return {"mi_xz": mi_xz, "kl_agg": kl_agg}
+
+    def critic_losses(self, out: VAEOutput) -> dict[str, Tensor]:
+        losses: dict[str, Tensor] = {}
+        if "prior_ratio" in self.critics:
+            losses["critic_loss_kl_agg"] = self.critics["prior_ratio"].loss(out.z, self.generator)
+        return losses
+
+    def model_loss(self, out: VAEOutput, step: int) -> tuple[Tensor, dict[str, float]]:
+        t = self.elbo_terms(out)
+        m = self.mi_xz_terms(out)
+        # objective = ELBO + alpha * I_q(x;z)
+        objective = t["elbo"] + self.cfg.alpha * m["mi_xz"]
+        loss = -objective
+        return loss, _floats(t, **m, loss=loss)
+
+
+@OBJECTIVES.register("cmi")
+class CMIObjective(MIObjective):
+    """ELBO + alpha * I_q(x; z) - beta * I_q(z; s)  (Akuzawa et al. 2021, the proposed method).
+
+    I_q(z; s) ~ mean_i logit D(z_i, s_i), D the adversarial density-ratio critic (DESIGN
+    section 2); beta is 0 before ``warmup_steps`` so the critic warms up first.
+    """
+
+    def _init_zs_critic(self) -> None:
+        self.critics["zs"] = DensityRatioCritic(
+            self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
+        )
+
+    def critic_losses(self, out: VAEOutput) -> dict[str, Tensor]:
+        losses = super().critic_losses(out)
+        loss, acc = self.critics["zs"].loss(out.z, out.s, self.generator)
+        losses["critic_loss_zs"] = loss
+        losses["critic_acc_zs"] = acc
+        return losses
+
+    def model_loss(self, out: VAEOutput, step: int) -> tuple[Tensor, dict[str, float]]:
+        t = self.elbo_terms(out)
+        m = self.mi_xz_terms(out)
+        beta = self.cfg.beta if step >= self.cfg.warmup_steps else 0.0
+        critic = self.critics["zs"]
+        with _frozen(critic), torch.set_grad_enabled(torch.is_grad_enabled() and beta > 0):
+            # I_q(z;s) ~ mean_i logit D(z_i, s_i): gradient into z and s, not into D
+            mi_zs = critic.mi(out.z, out.s, self.generator)
+        # objective = ELBO + alpha * I_q(x;z) - beta * I_q(z;s)
+        objective = t["elbo"] + self.cfg.alpha * m["mi_xz"] - beta * mi_zs
+        loss = -objective
+        return loss, _floats(t, **m, mi_zs=mi_zs, beta=torch.tensor(beta), loss=loss)
+
+
+@OBJECTIVES.register("cmi_club")
+class CMIClubObjective(CMIObjective):
+    """`cmi` with I_q(z; s) from the CLUB upper bound with a variational q(z | s) (Cheng 2020)."""
+
+    def _init_zs_critic(self) -> None:
+        self.critics["zs"] = ClubCritic(
+            self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
+        )
+
+
+def build_objective(obj_cfg, model: nn.Module, seed: int = 0) -> Objective:
+    """The objective named ``obj_cfg.name`` with its critics on the model's device.
+
+    Parameters
+    ----------
+    obj_cfg : ObjectiveConfig.
+    model : the SequentialVAE it regularises (its z_dim, s_dim and device are used).
+    seed : seed of the objective's generator (shuffles, prior samples).
+    """
+    return OBJECTIVES.get(obj_cfg.name)(obj_cfg, model, seed)
+
+
+__all__ = [
+    "CMIClubObjective",
+    "CMIObjective",
+    "ELBO",
+    "MIObjective",
+    "MMD_SCALE",
+    "OBJECTIVES",
+    "Objective",
+    "build_objective",
+]

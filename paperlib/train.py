@@ -1,0 +1,273 @@
+"""THE training loop, for every model and every objective: `fit`.
+
+Per step (STYLE.md, adversarial order without retain_graph):
+
+    out = model(x)
+    loss, terms = objective.model_loss(out, step)     # critics' estimates, critics frozen
+    loss.backward(); clip; model_optimizer.step()     # Adam on the model's parameters only
+    objective.critic_step(out)                        # detached z, s; the critics' own Adam
+
+Exact resume: batches come from a per-epoch permutation of ``loaders["train"].dataset`` drawn
+from a generator seeded by (seed, epoch), so batch k of any run is known from the step alone.
+A checkpoint holds model, optimiser, objective (critics and their optimiser, its generator) and
+the global RNG states; a killed run resumed from it ends with the same weights as an
+uninterrupted run on the same CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from torch.utils.data._utils.collate import default_collate
+from tqdm.auto import tqdm
+
+from paperlib.data import TensorDictDataset
+from paperlib.io import (
+    HistoryWriter,
+    latest_valid_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from paperlib.runtime import get_device, seed_everything
+
+KEEP_CHECKPOINTS = 2
+#: terms shown in the progress bar (when present)
+POSTFIX_KEYS = ("loss", "elbo", "kl_z", "mi_xz", "mi_zs")
+
+
+@dataclass
+class History:
+    """What `fit` returns.
+
+    Attributes
+    ----------
+    rows : one dict per logged step: ``{"step": int, term: float, ...}``.
+    final : the terms of the last step (floats).
+    train_seconds : wall time of the optimisation steps run by this call.
+    steps : the number of completed steps.
+    checkpoint : path of the last checkpoint written (None without a run_dir).
+    """
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    steps: int = 0
+    checkpoint: Path | None = None
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """Column view ``{key: [value per logged step]}`` (NaN where a key is missing)."""
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        return {k: [r.get(k, math.nan) for r in self.rows] for k in keys}
+
+
+class BatchStream:
+    """Deterministic, resumable batches: epoch e is a permutation seeded by (seed, e).
+
+    Batch number ``step`` is ``perm_e[k * B : (k + 1) * B]`` with ``(e, k) = divmod(step, n)``,
+    ``n = len(dataset) // B`` (the last incomplete batch is dropped).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int):
+        self.dataset, self.seed = dataset, seed
+        self.batch_size = min(batch_size, len(dataset))
+        self.n_batches = len(dataset) // self.batch_size
+        self._epoch, self._perm = -1, None
+
+    def position(self, step: int) -> tuple[int, int]:
+        return divmod(step, self.n_batches)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            gen = torch.Generator()
+            gen.manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._epoch = torch.randperm(len(self.dataset), generator=gen), epoch
+        return self._perm
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        epoch, k = self.position(step)
+        idx = self._permutation(epoch)[k * self.batch_size : (k + 1) * self.batch_size]
+        if isinstance(self.dataset, TensorDictDataset):
+            return {name: t[idx] for name, t in self.dataset.tensors.items()}
+        return default_collate([self.dataset[int(i)] for i in idx])
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        step = 0
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def _check_finite(terms: dict[str, float], step: int, last_ckpt: Path | None) -> None:
+    for name, value in terms.items():
+        if not math.isfinite(value):
+            kept = f"; last good checkpoint: {last_ckpt}" if last_ckpt else ""
+            raise FloatingPointError(
+                f"non-finite loss term '{name}' = {value} at step {step}; training stopped{kept}"
+            )
+
+
+def _prune(folder: Path, keep: int) -> None:
+    def step_of(p: Path) -> int:
+        return int("".join(ch for ch in p.stem if ch.isdigit()) or -1)
+
+    files = sorted(folder.glob("step_*.pt"), key=step_of)
+    for old in files[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def fit(
+    model: nn.Module,
+    objective: nn.Module,
+    loaders: dict[str, Any],
+    cfg,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = True,
+    callbacks: list[Callable[..., None]] | None = None,
+) -> History:
+    """Train `model` under `objective` for ``cfg.train.steps`` steps.
+
+    Parameters
+    ----------
+    model : a SequentialVAE returning VAEOutput.
+    objective : from paperlib.regularizers.build_objective (owns critics and their optimiser).
+    loaders : from paperlib.data.make_loaders; only ``loaders["train"].dataset`` and its batch
+        size are used (batches are drawn by a resumable `BatchStream`).
+    cfg : the run's Config (``cfg.train`` drives the loop; the whole config is checkpointed).
+    run_dir : where history.csv and checkpoints/step_XXXXXXX.pt go; None trains in memory.
+    resume : continue from the newest valid checkpoint in run_dir (corrupted ones are skipped
+        with a warning naming them).
+    callbacks : called after every step as ``cb(step=..., terms=..., model=..., objective=...)``
+        (step = number of completed steps).
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    FloatingPointError
+        When a loss term or the gradient norm is NaN or inf; names the term and the step. No
+        checkpoint is written after it, so the last good one stays the newest.
+    """
+    tc = cfg.train
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    seed_everything(tc.seed)
+    device = get_device(tc.device)
+    model.to(device)
+    objective.to(device)
+    critic_ids = {id(p) for p in objective.parameters()}
+    if any(id(p) in critic_ids for p in model.parameters()):
+        raise ValueError("objective and model share parameters; critics must be separate modules")
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
+
+    start, last_ckpt = 0, None
+    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
+    if ckpt_dir is not None and resume:
+        path, payload, skipped = latest_valid_checkpoint(ckpt_dir)
+        for bad, reason in skipped:
+            warnings.warn(f"skipped corrupted checkpoint {bad}: {reason}", stacklevel=2)
+        if payload is not None:
+            for block in ("model", "objective"):
+                if payload["config"][block] != cfg.to_dict()[block]:
+                    raise ValueError(
+                        f"checkpoint {path} was written with a different '{block}' config; "
+                        "use another run_dir or resume=False"
+                    )
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            objective.load_state_dict(payload["objective"])
+            set_rng_state(payload["rng"])
+            start, last_ckpt = int(payload["step"]), path
+    history = History(steps=start, checkpoint=last_ckpt)
+    writer = None
+    if run_dir is not None:
+        hist_path = Path(run_dir) / "history.csv"
+        if start > 0 and hist_path.exists():
+            history.rows = _read_history(hist_path, start)
+        writer = HistoryWriter(hist_path, resume_step=start if start > 0 else None)
+
+    def save(done: int) -> Path:
+        epoch, k = stream.position(done)
+        path = save_checkpoint(
+            ckpt_dir / f"step_{done:07d}.pt",
+            cfg=cfg,
+            step=done,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            objective=objective.state_dict(),
+            data_position={"epoch": epoch, "batch": k, "seed": tc.seed},
+        )
+        _prune(ckpt_dir, KEEP_CHECKPOINTS)
+        return path
+
+    bar = tqdm(total=tc.steps, initial=start, disable=not tc.progress, desc="fit", leave=False)
+    t0 = time.perf_counter()
+    terms: dict[str, float] = (
+        {k: v for k, v in history.rows[-1].items() if k != "step"} if history.rows else {}
+    )
+    try:
+        for step in range(start, tc.steps):
+            batch = stream.batch(step)
+            x = batch["x"].to(device)
+            model.train()
+            objective.train()
+            out = model(x)
+            loss, terms = objective.model_loss(out, step)
+            _check_finite(terms, step, last_ckpt)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                gnorm = float(nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+                _check_finite({"grad_norm": gnorm}, step, last_ckpt)
+                terms["grad_norm"] = gnorm
+            optimizer.step()
+            critic_terms = objective.critic_step(out)
+            _check_finite(critic_terms, step, last_ckpt)
+            terms.update(critic_terms)
+            done = step + 1
+            if done % tc.log_every == 0 or done == tc.steps:
+                history.rows.append({"step": done, **terms})
+                if writer is not None:
+                    writer.log(done, terms)
+                bar.set_postfix({k: f"{terms[k]:.3g}" for k in POSTFIX_KEYS if k in terms})
+            if ckpt_dir is not None and (
+                (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps
+            ):
+                last_ckpt = save(done)
+            history.steps = done
+            for cb in callbacks or ():
+                cb(step=done, terms=terms, model=model, objective=objective)
+            bar.update(1)
+    finally:
+        bar.close()
+        history.train_seconds = time.perf_counter() - t0
+    history.final = dict(terms)
+    history.checkpoint = last_ckpt
+    return history
+
+
+def _read_history(path: Path, upto: int) -> list[dict[str, float]]:
+    """Rows of a long-format history.csv up to step `upto`, as one dict per step."""
+    rows: dict[int, dict[str, float]] = {}
+    for r in HistoryWriter.read(path):
+        step = int(r["step"])
+        if step <= upto:
+            rows.setdefault(step, {"step": step})[r["key"]] = float(r["value"])
+    return [rows[k] for k in sorted(rows)]
+
+
+__all__ = ["BatchStream", "History", "fit"]

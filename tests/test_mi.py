@@ -1,0 +1,126 @@
+"""MI estimators against the closed form I = -d/2 log(1 - rho^2) (ground truth, no magic floats).
+
+Sizes are shrunk for CPU speed: 3000 rows, <= 1500 estimator steps, hidden 64.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib.mi import (
+    DensityRatioCritic,
+    correlated_gaussians,
+    estimate_mi,
+    gaussian_mi,
+    minibatch_mi_xz,
+    mmd,
+    shuffle_rows,
+)
+
+FAST = dict(steps=1200, batch_size=256, hidden=64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_gaussian_mi_closed_form():
+    assert gaussian_mi(0.0, 3) == 0.0
+    assert math.isclose(gaussian_mi(0.8, 4), -2.0 * math.log(0.36))
+    with pytest.raises(ValueError, match="rho"):
+        gaussian_mi(1.0, 1)
+
+
+@pytest.mark.parametrize("d", [1, 4])
+def test_density_ratio_matches_closed_form(d):
+    x, y = correlated_gaussians(3000, d, 0.8, generator=1)
+    truth = gaussian_mi(0.8, d)
+    est = estimate_mi(x, y, "density_ratio", **FAST)
+    # target: within 10 % relative or 0.05 nats (plus a little slack for the shrunk run)
+    assert abs(est - truth) <= max(0.12 * truth, 0.06), (est, truth)
+
+
+def test_density_ratio_independent_is_zero():
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(3000, 2, generator=gen), torch.randn(3000, 2, generator=gen)
+    assert abs(estimate_mi(x, y, "density_ratio", **FAST)) <= 0.05
+
+
+def test_infonce_never_above_log_batch():
+    x, y = correlated_gaussians(3000, 8, 0.95, generator=2)
+    est = estimate_mi(x, y, "infonce", steps=600, batch_size=64, hidden=64)
+    assert est <= math.log(64) + 1e-6
+    assert est > 0.5 * min(math.log(64), gaussian_mi(0.95, 8))
+
+
+def test_club_is_above_truth_on_average():
+    truth = gaussian_mi(0.8, 4)
+    ests = [
+        estimate_mi(*correlated_gaussians(3000, 4, 0.8, generator=s), "club", seed=s, **FAST)
+        for s in range(2)
+    ]
+    assert np.mean(ests) >= truth - 0.05, (ests, truth)
+
+
+def test_invariance_to_elementwise_invertible_maps():
+    x, y = correlated_gaussians(3000, 1, 0.8, generator=4)
+    plain = estimate_mi(x, y, "density_ratio", **FAST)
+    mapped = estimate_mi(x.pow(3), y.exp(), "density_ratio", **FAST)
+    assert abs(plain - mapped) <= 0.1, (plain, mapped)
+
+
+def test_numpy_input_and_errors():
+    x, y = correlated_gaussians(600, 1, 0.5, generator=5)
+    est = estimate_mi(x.numpy(), y.numpy(), "density_ratio", steps=50, hidden=16)
+    assert math.isfinite(est)
+    with pytest.raises(ValueError, match="unknown MI estimator"):
+        estimate_mi(x, y, "nope")
+    with pytest.raises(ValueError, match="same number of rows"):
+        estimate_mi(x, y[:10])
+
+
+def test_minibatch_mi_xz_bounded_and_exact_for_known_posterior():
+    # q(y|x) = N(rho x, 1 - rho^2) is the true conditional: the estimate is <= log B and close
+    # to the truth when the truth is well below log B
+    x, y = correlated_gaussians(4096, 2, 0.8, generator=6)
+    mean, logvar = 0.8 * x, torch.full_like(x, math.log(1 - 0.64))
+    est = float(minibatch_mi_xz(y, mean, logvar))
+    assert est <= math.log(4096)
+    assert abs(est - gaussian_mi(0.8, 2)) < 0.05
+    small = float(minibatch_mi_xz(y[:8], mean[:8], logvar[:8]))
+    assert small <= math.log(8) + 1e-6
+
+
+def test_mmd_zero_for_same_distribution_positive_otherwise():
+    gen = torch.Generator().manual_seed(7)
+    a, b = torch.randn(500, 2, generator=gen), torch.randn(500, 2, generator=gen)
+    assert float(mmd(a, b)) < 0.01
+    assert float(mmd(a + 2.0, b)) > 0.2
+
+
+def test_shuffle_permutes_whole_rows():
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(32, 5, generator=gen)
+    zs = shuffle_rows(z, gen)
+    assert not torch.equal(zs, z)
+    for row in zs:  # every shuffled row is an original row, intact
+        assert (z == row).all(dim=1).any()
+
+
+@pytest.mark.parametrize("mode", ["sequence", "step"])
+def test_density_ratio_critic_learns_dependence(mode):
+    gen = torch.Generator().manual_seed(0)
+    critic = DensityRatioCritic(2, 3, hidden=32, mode=mode)
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    for _ in range(150):
+        z = torch.randn(128, 2, generator=gen)
+        # s_t = [z, noise] at every step: s carries z
+        s = torch.cat([z.unsqueeze(1).expand(-1, 4, -1), torch.randn(128, 4, 1, generator=gen)], -1)
+        loss, _ = critic.loss(z, s, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(critic.mi(z, s, gen).detach()) > 0.5
