@@ -1,0 +1,694 @@
+"""Evaluation (DESIGN section 4): probes, EER, mutual information, rate-distortion, generation.
+
+Model-agnostic: everything here only calls ``model(x) -> VAEOutput`` and ``model.encode(x)``
+(plus ``model.iw_log_px``, ``model.swap_z`` / ``model.decode`` or ``model.sample`` where a
+metric needs them) and reads batch dicts ``{"x", "y", ("y_local")}``. Every function returns
+plain floats or numpy arrays, so results go straight into metrics.json.
+
+Typical use::
+
+    enc_tr = encode_dataset(model, loaders["train"], max_items=2000)
+    enc_te = encode_dataset(model, loaders["test"], max_items=2000)
+    probe_metrics(enc_tr, enc_te)            # probe_acc, probe_acc_sample, kl_z_nats
+    disentanglement_matrix(enc_tr, enc_te)   # {z, s} x {speaker, phone}
+    eer(encode_dataset(model, loaders["heldout"])["z_mean"], ...)
+    posthoc_mi(enc_te, steps=600, seed=0)    # mi_xz_nats, mi_zs_nats
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_curve
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
+
+# Logistic-regression probe: L2 strength C = 1 on standardised features (scikit-learn's default,
+# a mild prior that keeps probes comparable across feature sizes) and enough lbfgs iterations to
+# converge on a few thousand items.
+PROBE_C = 1.0
+PROBE_MAX_ITER = 2000
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
+    """The device to run on: `device` if given, else where the model's parameters live."""
+    if device is not None:
+        return torch.device(device)
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _iter_items(loader: Iterable, max_items: int | None) -> Iterable[dict[str, Tensor]]:
+    """Yield the loader's batches, the last one cut so that at most `max_items` come out."""
+    if max_items is not None and max_items < 1:
+        raise ValueError(f"max_items must be a positive int or None, got {max_items!r}")
+    seen = 0
+    for batch in loader:
+        if not isinstance(batch, dict) or "x" not in batch:
+            raise ValueError("loader must yield dicts with at least an 'x' entry (paperlib.data)")
+        n = len(batch["x"])
+        if max_items is not None and seen + n > max_items:
+            n = max_items - seen
+            batch = {k: v[:n] for k, v in batch.items()}
+        if n <= 0:
+            break
+        seen += n
+        yield batch
+        if max_items is not None and seen >= max_items:
+            break
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _fit(features: np.ndarray, y: np.ndarray, seed: int) -> Pipeline:
+    """StandardScaler + LogisticRegression(C=PROBE_C), fitted on (features, y)."""
+    clf = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER, random_state=seed),
+    )
+    return clf.fit(features, y)
+
+
+def _chance_accuracy(train_y: np.ndarray, test_y: np.ndarray) -> float:
+    """Accuracy on the test labels of always predicting the most frequent training label."""
+    values, counts = np.unique(train_y, return_counts=True)
+    return float(np.mean(test_y == values[np.argmax(counts)]))
+
+
+# ----------------------------------------------------------------------------------------------
+# encoding a split
+
+
+@torch.no_grad()
+def encode_dataset(
+    model: torch.nn.Module,
+    loader: Iterable,
+    max_items: int | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """Run ``model(x)`` over a split and collect per-item posterior statistics.
+
+    Parameters
+    ----------
+    model : a SequentialVAE (any model returning `VAEOutput`).
+    loader : iterable of batch dicts ``{"x", "y", ("y_local" (B, T))}``.
+    max_items : cap on items encoded (None: the whole split).
+    device : where to run; default the model's device.
+    generator : CPU torch.Generator choosing the random frame per item; default seeded with 0.
+        The model's own sampling (z_sample, s) uses torch's global RNG: seed it for repeatability.
+
+    Returns
+    -------
+    dict of numpy arrays, N items:
+        ``z_mean``, ``z_logvar``, ``z_sample`` (N, Dz); ``s_pooled`` (N, Ds) = mean over T of the
+        sampled s; ``s_frames`` (N, Ds) = s at one random position per item, ``frame_index``
+        (N,) that position; ``y`` (N,); ``y_local_at_frame`` (N,) when batches carry
+        ``y_local``; ``kl_z``, ``kl_s``, ``log_px``, ``elbo`` (N,) in nats.
+    """
+    was_training = model.training
+    model.eval()
+    dev = _model_device(model, device)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    parts: dict[str, list[np.ndarray]] = {}
+    try:
+        for batch in _iter_items(loader, max_items):
+            x = batch["x"].to(dev)
+            out = model(x)
+            B, T = out.s.shape[0], out.s.shape[1]
+            t_idx = torch.randint(T, (B,), generator=generator)  # (B,) on CPU
+            rows = torch.arange(B)
+            got = {
+                "z_mean": out.z_mean,
+                "z_logvar": out.z_logvar,
+                "z_sample": out.z,
+                "s_pooled": out.s.mean(dim=1),  # (B, Ds)
+                "s_frames": out.s[rows.to(out.s.device), t_idx.to(out.s.device)],  # (B, Ds)
+                "frame_index": t_idx,
+                "kl_z": out.kl_z,
+                "kl_s": out.kl_s,
+                "log_px": out.log_px,
+                "elbo": out.elbo,
+            }
+            if "y" in batch:
+                got["y"] = batch["y"]
+            if "y_local" in batch:
+                got["y_local_at_frame"] = batch["y_local"][rows, t_idx]
+            for key, value in got.items():
+                parts.setdefault(key, []).append(_np(value))
+    finally:
+        model.train(was_training)
+    if not parts:
+        raise ValueError("encode_dataset: the loader yielded no items")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# probes and verification
+
+
+def linear_probe(
+    train_feats: np.ndarray,
+    train_y: np.ndarray,
+    test_feats: np.ndarray,
+    test_y: np.ndarray,
+    seed: int = 0,
+) -> float:
+    """Held-out accuracy of a linear probe (standardised features + logistic regression).
+
+    Alain & Bengio, "Understanding intermediate layers using linear classifier probes", 2016.
+    ``StandardScaler`` then ``LogisticRegression(C=PROBE_C)`` (multinomial, lbfgs), fitted on
+    the training features and scored on the test features.
+    """
+    train_feats, test_feats = np.asarray(train_feats), np.asarray(test_feats)
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    if train_feats.ndim != 2 or test_feats.ndim != 2:
+        raise ValueError(
+            f"linear_probe: features must be 2-D (N, D), got train {train_feats.shape} and "
+            f"test {test_feats.shape}"
+        )
+    if len(train_feats) != len(train_y) or len(test_feats) != len(test_y):
+        raise ValueError("linear_probe: features and labels must have the same number of rows")
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("linear_probe: train_y needs at least two classes")
+    return float(_fit(train_feats, train_y, seed).score(test_feats, test_y))
+
+
+def probe_metrics(
+    enc_train: dict[str, np.ndarray], enc_test: dict[str, np.ndarray], seed: int = 0
+) -> dict[str, float]:
+    """The headline z-probe metrics of DESIGN section 6.
+
+    Returns ``probe_acc`` (posterior means of z -> y), ``probe_acc_sample`` (one posterior sample
+    of z -> y: what z actually transmits under collapse), ``probe_chance`` and ``kl_z_nats``
+    (mean KL(q(z|x)||p(z)) on the test set, always reported beside a probe).
+    """
+    return {
+        "probe_acc": linear_probe(
+            enc_train["z_mean"], enc_train["y"], enc_test["z_mean"], enc_test["y"], seed
+        ),
+        "probe_acc_sample": linear_probe(
+            enc_train["z_sample"], enc_train["y"], enc_test["z_sample"], enc_test["y"], seed
+        ),
+        "probe_chance": _chance_accuracy(enc_train["y"], enc_test["y"]),
+        "kl_z_nats": float(np.mean(enc_test["kl_z"])),
+    }
+
+
+def eer(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    max_pairs: int | None = 2_000_000,
+    seed: int = 0,
+) -> float:
+    """Speaker-verification equal error rate from all-pairs cosine similarity.
+
+    Every unordered pair (i < j) is a trial, a target trial when labels match. Scores are cosine
+    similarities; ``sklearn.metrics.roc_curve`` gives FPR and FNR = 1 - TPR over thresholds, and
+    the EER is where the two curves cross, linearly interpolated between neighbouring points.
+    0 = perfect verification, 0.5 = chance.
+
+    Parameters
+    ----------
+    embeddings : (N, D) one vector per utterance (e.g. posterior means of z).
+    labels : (N,) speaker per utterance.
+    max_pairs : above this many pairs a uniform random subset of pairs is scored (None: all).
+    seed : seed of that subset.
+    """
+    emb = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray(labels)
+    if emb.ndim != 2 or len(emb) != len(labels):
+        raise ValueError(
+            f"eer: embeddings must be (N, D) with N = len(labels), got {emb.shape} and "
+            f"{labels.shape}"
+        )
+    # cos(e_i, e_j) = <e_i, e_j> / (|e_i| |e_j|)
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    i, j = np.triu_indices(len(emb), k=1)
+    if max_pairs is not None and len(i) > max_pairs:
+        keep = np.random.default_rng(seed).choice(len(i), size=max_pairs, replace=False)
+        i, j = i[keep], j[keep]
+    scores = np.einsum("nd,nd->n", unit[i], unit[j])
+    target = labels[i] == labels[j]
+    if target.all() or not target.any():
+        raise ValueError("eer: needs both same-speaker and different-speaker pairs")
+    fpr, tpr, _ = roc_curve(target, scores)
+    fnr = 1.0 - tpr
+    # fnr - fpr falls from 1 to -1 along the thresholds; find the first k where it is <= 0
+    diff = fnr - fpr
+    k = int(np.argmax(diff <= 0))
+    if diff[k] == 0 or k == 0:
+        return float(fpr[k])
+    # interpolate the crossing between points k-1 and k: diff(t) = 0
+    t = diff[k - 1] / (diff[k - 1] - diff[k])
+    return float(fpr[k - 1] + t * (fpr[k] - fpr[k - 1]))
+
+
+def disentanglement_matrix(
+    enc_train: dict[str, np.ndarray], enc_test: dict[str, np.ndarray], seed: int = 0
+) -> dict[str, float]:
+    """Probe accuracy of {z, s} for {speaker, phone at a frame} (synthetic speech).
+
+    - speaker (global label y) from z (posterior mean) and from s pooled over time;
+    - phone at a random frame (``y_local_at_frame``) from z and from s at that frame.
+
+    Ideal disentanglement: z knows the speaker and not the phone; s the reverse. Returns
+    ``speaker_probe_acc_z``, ``speaker_probe_acc_s``, ``speaker_chance`` and, when the encoded
+    sets carry phone labels, ``phone_probe_acc_z``, ``phone_probe_acc_s``, ``phone_chance``
+    (chance = accuracy of always predicting the most frequent training label).
+    """
+    out = {
+        "speaker_probe_acc_z": linear_probe(
+            enc_train["z_mean"], enc_train["y"], enc_test["z_mean"], enc_test["y"], seed
+        ),
+        "speaker_probe_acc_s": linear_probe(
+            enc_train["s_pooled"], enc_train["y"], enc_test["s_pooled"], enc_test["y"], seed
+        ),
+        "speaker_chance": _chance_accuracy(enc_train["y"], enc_test["y"]),
+    }
+    if "y_local_at_frame" in enc_train and "y_local_at_frame" in enc_test:
+        ytr, yte = enc_train["y_local_at_frame"], enc_test["y_local_at_frame"]
+        out["phone_probe_acc_z"] = linear_probe(
+            enc_train["z_mean"], ytr, enc_test["z_mean"], yte, seed
+        )
+        out["phone_probe_acc_s"] = linear_probe(
+            enc_train["s_frames"], ytr, enc_test["s_frames"], yte, seed
+        )
+        out["phone_chance"] = _chance_accuracy(ytr, yte)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# information
+
+
+def minibatch_mi_xz(
+    z: np.ndarray | Tensor,
+    z_mean: np.ndarray | Tensor,
+    z_logvar: np.ndarray | Tensor,
+    chunk: int = 256,
+) -> float:
+    """Minibatch aggregate-posterior estimate of I_q(x; z) over an encoded set, in nats.
+
+    With the aggregate posterior q(z) approximated by the mixture of the N posteriors,
+    (Hoffman & Johnson 2016, "ELBO surgery"; Chen et al. 2018, beta-TCVAE, section 3)::
+
+        I_q(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)]
+                  ~ 1/N sum_i [log q(z_i | x_i) - log 1/N sum_j q(z_i | x_j)],  z_i ~ q(z|x_i)
+
+    exact in N (no subsampling; rows are processed in chunks), computed in float64. It lies in
+    [0, log N]: ~log N when the posteriors do not overlap, 0 when they are all equal.
+
+    Parameters
+    ----------
+    z : (N, D) one sample of q(z | x_i) per item; z_mean, z_logvar : (N, D) its parameters.
+    chunk : rows of the (N, N) log-density matrix computed at a time.
+    """
+    z_t = torch.as_tensor(np.asarray(z) if not isinstance(z, Tensor) else z).double()
+    mu = torch.as_tensor(np.asarray(z_mean) if not isinstance(z_mean, Tensor) else z_mean)
+    lv = torch.as_tensor(np.asarray(z_logvar) if not isinstance(z_logvar, Tensor) else z_logvar)
+    mu, lv = mu.double().to(z_t.device), lv.double().to(z_t.device)
+    if z_t.dim() != 2 or z_t.shape != mu.shape or mu.shape != lv.shape:
+        raise ValueError(
+            "minibatch_mi_xz: z, z_mean and z_logvar must all be (N, D), got "
+            f"{tuple(z_t.shape)}, {tuple(mu.shape)}, {tuple(lv.shape)}"
+        )
+    n = z_t.shape[0]
+    inv_var = (-lv).exp()  # (N, D)
+    log_norm = -0.5 * (math.log(2 * math.pi) + lv).sum(-1)  # (N,)
+    total = 0.0
+    for a in range(0, n, chunk):
+        zc = z_t[a : a + chunk]  # (c, D)
+        # log q(z_i | x_j) = log_norm_j - 1/2 sum_d (z_id - mu_jd)^2 / var_jd     -> (c, N)
+        sq = ((zc[:, None, :] - mu[None, :, :]).pow(2) * inv_var[None, :, :]).sum(-1)
+        log_q = log_norm[None, :] - 0.5 * sq
+        own = log_q[torch.arange(len(zc)), torch.arange(a, a + len(zc))]  # log q(z_i | x_i)
+        # log q(z_i) ~ log 1/N sum_j q(z_i | x_j)
+        log_agg = log_q.logsumexp(dim=1) - math.log(n)
+        total += float((own - log_agg).sum())
+    return total / n
+
+
+def posthoc_mi(
+    enc: dict[str, np.ndarray],
+    steps: int,
+    seed: int = 0,
+    s_key: str = "s_pooled",
+    method: str = "density_ratio",
+) -> dict[str, float]:
+    """I_q(x; z) and I_q(z; s) of an encoded set, with estimators trained after the fact.
+
+    - ``mi_xz_nats``: `minibatch_mi_xz` on (z_sample, z_mean, z_logvar) (bounded by log N,
+      reported as ``mi_xz_bound_nats``).
+    - ``mi_zs_nats``: ``paperlib.mi.estimate_mi(z_sample, enc[s_key], method, steps, seed)``, a
+      freshly trained critic (not the one used in training), on z samples paired with the
+      item's pooled s (or s at a random frame with ``s_key="s_frames"``).
+    """
+    from paperlib.mi import estimate_mi  # lazy: a sibling module
+
+    if s_key not in enc:
+        raise ValueError(f"posthoc_mi: s_key {s_key!r} not in the encoded set {sorted(enc)}")
+    mi_zs = estimate_mi(
+        torch.as_tensor(enc["z_sample"], dtype=torch.float32),
+        torch.as_tensor(enc[s_key], dtype=torch.float32),
+        method=method,
+        steps=steps,
+        seed=seed,
+    )
+    return {
+        "mi_xz_nats": minibatch_mi_xz(enc["z_sample"], enc["z_mean"], enc["z_logvar"]),
+        "mi_xz_bound_nats": math.log(len(enc["z_sample"])),
+        "mi_zs_nats": float(mi_zs),
+    }
+
+
+def rate_distortion(enc: dict[str, np.ndarray]) -> dict[str, float]:
+    """Rate = mean KL(q(z|x)||p(z)) and distortion = -mean log p(x|z,s), both in nats per item."""
+    return {
+        "rate_nats": float(np.mean(enc["kl_z"])),
+        "distortion_nats": float(-np.mean(enc["log_px"])),
+    }
+
+
+@torch.no_grad()
+def nll_nats(
+    model: torch.nn.Module,
+    loader: Iterable,
+    n_samples: int,
+    max_items: int | None = None,
+    device: torch.device | str | None = None,
+) -> float:
+    """Mean negative importance-weighted bound, -log p(x) <= -iw_log_px, in nats per item."""
+    total, count = _iw_sum(model, loader, n_samples, max_items, device)
+    return -total / count
+
+
+@torch.no_grad()
+def nll_bits_per_dim(
+    model: torch.nn.Module,
+    loader: Iterable,
+    n_samples: int,
+    max_items: int | None = None,
+    device: torch.device | str | None = None,
+) -> float:
+    """Negative IW bound in bits per dimension: -iw_log_px / (n_dims * ln 2), averaged."""
+    total, count, n_dims = _iw_sum(model, loader, n_samples, max_items, device, with_dims=True)
+    # bits/dim = nats / (D ln 2)
+    return -total / count / (n_dims * math.log(2))
+
+
+def _iw_sum(model, loader, n_samples, max_items, device, with_dims=False):
+    was_training = model.training
+    model.eval()
+    dev = _model_device(model, device)
+    total, count, n_dims = 0.0, 0, None
+    try:
+        for batch in _iter_items(loader, max_items):
+            x = batch["x"].to(dev)
+            n_dims = int(np.prod(x.shape[1:]))
+            total += float(model.iw_log_px(x, n_samples).sum())
+            count += len(x)
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the loader yielded no items")
+    return (total, count, n_dims) if with_dims else (total, count)
+
+
+# ----------------------------------------------------------------------------------------------
+# speech generation: voice conversion
+
+
+def _features(x: np.ndarray | Tensor, level: str, context: int = 0) -> np.ndarray:
+    """Feature rows: (N, F) utterance means, (N*T, F*(2c+1)) frames, or (N, C*H*W) images."""
+    x = _np(x) if isinstance(x, Tensor) else np.asarray(x)
+    if level == "utterance":
+        return x.mean(axis=1)  # (N, F): the utterance-mean frame
+    if level == "frame":
+        T = x.shape[1]
+        padded = np.pad(x, ((0, 0), (context, context), (0, 0)), mode="edge")  # (N, T+2c, F)
+        # frame t with its neighbours t-c..t+c side by side
+        stacked = np.concatenate([padded[:, k : k + T] for k in range(2 * context + 1)], -1)
+        return stacked.reshape(-1, stacked.shape[-1])  # (N*T, F*(2c+1))
+    if level == "image":
+        return x.reshape(len(x), -1)  # (N, C*H*W)
+    raise ValueError(f"feature level {level!r} is not accepted; use utterance, frame or image")
+
+
+@dataclass
+class FeatureClassifier:
+    """A fitted scikit-learn pipeline plus the feature map it was trained on.
+
+    ``level``: "utterance" (mean frame of each (T, F) utterance -> one label per utterance),
+    "frame" (each frame with ``context`` neighbours each side, edge-padded -> a label per frame),
+    or "image" (flattened pixels).
+    """
+
+    pipeline: Pipeline
+    level: str
+    context: int = 0
+
+    def features(self, x: np.ndarray | Tensor) -> np.ndarray:
+        """Feature rows for `x` (see `_features`)."""
+        return _features(x, self.level, self.context)
+
+    def predict(self, x: np.ndarray | Tensor) -> np.ndarray:
+        return self.pipeline.predict(self.features(x))
+
+    def score(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
+        y = _np(y) if isinstance(y, Tensor) else np.asarray(y)
+        return float(np.mean(self.predict(x) == y.reshape(-1)))
+
+
+def _collect(loader: Iterable, max_items: int | None, keys: tuple[str, ...]) -> dict:
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for batch in _iter_items(loader, max_items):
+        for k in keys:
+            if k not in batch:
+                raise ValueError(f"batches need a {k!r} entry for this metric")
+            parts[k].append(_np(batch[k]))
+    if not parts[keys[0]]:
+        raise ValueError("the loader yielded no items")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def train_speaker_classifier(
+    loader: Iterable, max_items: int | None = 2000, seed: int = 0
+) -> FeatureClassifier:
+    """Speaker classifier on real utterances: logistic regression on the utterance-mean frame."""
+    data = _collect(loader, max_items, ("x", "y"))
+    pipeline = _fit(_features(data["x"], "utterance"), data["y"], seed)
+    return FeatureClassifier(pipeline=pipeline, level="utterance")
+
+
+def train_phone_classifier(
+    loader: Iterable,
+    max_items: int | None = 2000,
+    context: int = 1,
+    max_frames: int = 20000,
+    seed: int = 0,
+) -> FeatureClassifier:
+    """Phone classifier on real frames (each with `context` neighbours each side), trained on at
+    most `max_frames` frames drawn at random (seeded) from the loader's utterances."""
+    data = _collect(loader, max_items, ("x", "y_local"))
+    feats, y = _features(data["x"], "frame", context), data["y_local"].reshape(-1)
+    if len(y) > max_frames:
+        keep = np.random.default_rng(seed).choice(len(y), size=max_frames, replace=False)
+        feats, y = feats[keep], y[keep]
+    return FeatureClassifier(pipeline=_fit(feats, y, seed), level="frame", context=context)
+
+
+def _convert(model, x_content: Tensor, x_speaker: Tensor) -> Tensor:
+    """Frames with the content of `x_content` and the speaker (z) of `x_speaker`."""
+    if hasattr(model, "swap_z"):
+        return model.swap_z(x_content, x_speaker)
+    if hasattr(model, "decode"):
+        z_speaker, _ = model.encode(x_speaker)
+        return model.decode(z_speaker, model(x_content).s)
+    raise TypeError(f"{type(model).__name__} has neither swap_z nor decode: no voice conversion")
+
+
+def _conversion_pairs(y: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n_pairs` (content, speaker) index pairs with different speakers, drawn at random."""
+    rng = np.random.default_rng(seed)
+    if len(np.unique(y)) < 2:
+        raise ValueError("voice conversion needs utterances of at least two speakers")
+    content = rng.integers(len(y), size=n_pairs)
+    speaker = np.empty_like(content)
+    for k, c in enumerate(content):
+        others = np.flatnonzero(y != y[c])
+        speaker[k] = rng.choice(others)
+    return content, speaker
+
+
+@torch.no_grad()
+def voice_conversion(
+    model: torch.nn.Module,
+    loader: Iterable,
+    speaker_clf: FeatureClassifier,
+    phone_clf: FeatureClassifier,
+    n_pairs: int = 200,
+    seed: int = 0,
+    max_items: int | None = 2000,
+    device: torch.device | str | None = None,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Swap z between utterances of different speakers and score the converted frames.
+
+    For random pairs (content source c, speaker source k) with different speakers, frames are
+    ``model.swap_z(x_c, x_k)`` (or ``decode(z_k, s_c)``). Returns
+
+    - ``vc_speaker_acc``: the speaker classifier names the z-source speaker y_k (higher is better);
+    - ``vc_speaker_leak``: it names the content source's speaker y_c (lower is better);
+    - ``vc_phone_acc``: the phone classifier on converted frames matches the content source's
+      frame phones y_local_c (content kept);
+    - references: ``real_speaker_acc`` / ``real_phone_acc`` (classifiers on the real content
+      utterances) and ``recon_speaker_acc`` / ``recon_phone_acc`` (on swap_z(x_c, x_c)).
+    """
+    if n_pairs < 1:
+        raise ValueError(f"voice_conversion: n_pairs must be >= 1, got {n_pairs!r}")
+    data = _collect(loader, max_items, ("x", "y", "y_local"))
+    content, speaker = _conversion_pairs(data["y"], n_pairs, seed)
+    was_training = model.training
+    model.eval()
+    dev = _model_device(model, device)
+    conv, recon = [], []
+    try:
+        for a in range(0, n_pairs, batch_size):
+            xc = torch.as_tensor(data["x"][content[a : a + batch_size]], device=dev)
+            xk = torch.as_tensor(data["x"][speaker[a : a + batch_size]], device=dev)
+            conv.append(_np(_convert(model, xc, xk)))
+            recon.append(_np(_convert(model, xc, xc)))
+    finally:
+        model.train(was_training)
+    conv_x, recon_x = np.concatenate(conv), np.concatenate(recon)
+    x_c, y_c, y_k = data["x"][content], data["y"][content], data["y"][speaker]
+    phones_c = data["y_local"][content]
+    pred_spk = speaker_clf.predict(conv_x)
+    return {
+        "vc_speaker_acc": float(np.mean(pred_spk == y_k)),
+        "vc_speaker_leak": float(np.mean(pred_spk == y_c)),
+        "vc_phone_acc": phone_clf.score(conv_x, phones_c),
+        "real_speaker_acc": speaker_clf.score(x_c, y_c),
+        "real_phone_acc": phone_clf.score(x_c, phones_c),
+        "recon_speaker_acc": speaker_clf.score(recon_x, y_c),
+        "recon_phone_acc": phone_clf.score(recon_x, phones_c),
+    }
+
+
+@torch.no_grad()
+def voice_conversion_examples(
+    model: torch.nn.Module,
+    loader: Iterable,
+    n_examples: int = 3,
+    seed: int = 0,
+    max_items: int | None = 500,
+    device: torch.device | str | None = None,
+) -> dict[str, np.ndarray]:
+    """Arrays for `paperlib.plots.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
+    (n, T, F) and the speakers ``content_speaker``, ``speaker_speaker`` (n,)."""
+    data = _collect(loader, max_items, ("x", "y"))
+    content, speaker = _conversion_pairs(data["y"], n_examples, seed)
+    was_training = model.training
+    model.eval()
+    dev = _model_device(model, device)
+    try:
+        xc = torch.as_tensor(data["x"][content], device=dev)
+        xk = torch.as_tensor(data["x"][speaker], device=dev)
+        converted = _np(_convert(model, xc, xk))
+    finally:
+        model.train(was_training)
+    return {
+        "content": data["x"][content],
+        "speaker": data["x"][speaker],
+        "converted": converted,
+        "content_speaker": data["y"][content],
+        "speaker_speaker": data["y"][speaker],
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# image generation: class consistency
+
+
+def train_image_classifier(
+    loader: Iterable, max_items: int | None = 5000, seed: int = 0
+) -> FeatureClassifier:
+    """Classifier of real images: logistic regression on flattened pixels (standardised)."""
+    data = _collect(loader, max_items, ("x", "y"))
+    pipeline = _fit(_features(data["x"], "image"), data["y"], seed)
+    return FeatureClassifier(pipeline=pipeline, level="image")
+
+
+@torch.no_grad()
+def class_consistency(
+    model: torch.nn.Module,
+    loader: Iterable,
+    classifier: FeatureClassifier,
+    n_per_item: int = 1,
+    generator: torch.Generator | None = None,
+    max_items: int | None = 500,
+    device: torch.device | str | None = None,
+) -> float:
+    """Accuracy of `classifier` on samples generated from test images' z, w.r.t. their labels.
+
+    For each image x with label y: z = mean of q(z|x), then `n_per_item` samples
+    ``model.sample(z, generator=generator)`` (the generator must live on the model's device);
+    the score is the fraction of samples classified as y. A decoder that ignores z scores at
+    chance; one that keeps the class in z scores near the classifier's own accuracy.
+    """
+    if not hasattr(model, "sample"):
+        raise TypeError(f"{type(model).__name__} has no sample(z, generator=...)")
+    if n_per_item < 1:
+        raise ValueError(f"class_consistency: n_per_item must be >= 1, got {n_per_item!r}")
+    was_training = model.training
+    model.eval()
+    dev = _model_device(model, device)
+    hits, total = 0, 0
+    try:
+        for batch in _iter_items(loader, max_items):
+            z_mean, _ = model.encode(batch["x"].to(dev))  # (B, Dz)
+            y = _np(batch["y"])
+            for _ in range(n_per_item):
+                samples = model.sample(z_mean, generator=generator)  # (B, C, H, W)
+                hits += int(np.sum(classifier.predict(samples) == y))
+                total += len(y)
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise ValueError("class_consistency: the loader yielded no items")
+    return hits / total
+
+
+__all__ = [
+    "FeatureClassifier",
+    "class_consistency",
+    "disentanglement_matrix",
+    "encode_dataset",
+    "eer",
+    "linear_probe",
+    "minibatch_mi_xz",
+    "nll_bits_per_dim",
+    "nll_nats",
+    "posthoc_mi",
+    "probe_metrics",
+    "rate_distortion",
+    "train_image_classifier",
+    "train_phone_classifier",
+    "train_speaker_classifier",
+    "voice_conversion",
+    "voice_conversion_examples",
+]

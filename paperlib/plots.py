@@ -1,0 +1,620 @@
+"""Figures for results/: ``fig_*`` functions return matplotlib Figures in one shared style.
+
+Style: seaborn's "paper" context and "ticks" style, the colourblind palette, and one fixed colour
+per objective (`OBJECTIVE_COLORS`: elbo, mi, cmi, cmi_club), so a method keeps its colour across
+every figure of the suite. The style is applied inside each ``fig_*`` call through an rc context:
+importing this module changes no global matplotlib state.
+
+``save_figure(fig, "results/01_speech_dsae/tsne")`` writes ``tsne.png`` (200 dpi) and ``tsne.pdf``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+PNG_DPI = 200
+
+_PALETTE = sns.color_palette("colorblind", 10)
+# One colour per objective, fixed across every figure.
+OBJECTIVE_COLORS: dict[str, tuple[float, float, float]] = {
+    "elbo": _PALETTE[0],  # blue
+    "mi": _PALETTE[1],  # orange
+    "cmi": _PALETTE[2],  # green
+    "cmi_club": _PALETTE[3],  # red
+}
+OBJECTIVE_LABELS = {"elbo": "ELBO", "mi": "MI-VAE", "cmi": "CMI (ours)", "cmi_club": "CMI (CLUB)"}
+
+# Axis labels (with units) for the metric names of DESIGN section 6.
+METRIC_LABELS = {
+    "probe_acc": "probe accuracy, z means",
+    "probe_acc_sample": "probe accuracy, z samples",
+    "kl_z_nats": "KL(q(z|x) || p(z)) [nats]",
+    "eer": "speaker EER",
+    "phone_probe_acc_z": "phone probe accuracy from z",
+    "speaker_probe_acc_s": "speaker probe accuracy from s",
+    "speaker_probe_acc_z": "speaker probe accuracy from z",
+    "phone_probe_acc_s": "phone probe accuracy from s",
+    "class_consistency": "class consistency",
+    "nll_bits_per_dim": "NLL [bits/dim]",
+    "nll_nats": "NLL [nats/utterance]",
+    "mi_xz_nats": "I(x; z) [nats]",
+    "mi_zs_nats": "I(z; s) [nats]",
+    "train_seconds": "training time [s]",
+    "loss": "loss [nats]",
+    "elbo": "ELBO [nats]",
+    "kl_z": "KL_z [nats]",
+    "kl_s": "KL_s [nats]",
+    "log_px": "log p(x|z,s) [nats]",
+    "mi_xz": "I(x; z) estimate [nats]",
+    "mi_zs": "I(z; s) estimate [nats]",
+    "rate_nats": "rate KL(q(z|x) || p(z)) [nats]",
+    "distortion_nats": "distortion -log p(x|z,s) [nats]",
+}
+
+
+def objective_color(name: str) -> tuple[float, float, float]:
+    """The fixed colour of an objective; other names get the palette's later colours."""
+    if name in OBJECTIVE_COLORS:
+        return OBJECTIVE_COLORS[name]
+    # deterministic across runs (no hash randomisation): a sum of character codes
+    return _PALETTE[4 + sum(map(ord, name)) % (len(_PALETTE) - 4)]
+
+
+def objective_label(name: str) -> str:
+    return OBJECTIVE_LABELS.get(name, name)
+
+
+def metric_label(name: str) -> str:
+    """Axis label with units for a metric name (the name itself, spaced, when unknown)."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def _title_and_unit(name: str) -> tuple[str, str]:
+    """("KL(q(z|x) || p(z))", "nats") from "KL(q(z|x) || p(z)) [nats]"; unitless -> "fraction"."""
+    label = metric_label(name)
+    if label.endswith("]") and " [" in label:
+        title, unit = label[:-1].rsplit(" [", 1)
+        return title, unit
+    return label, "fraction"
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """The suite's figure style, as a temporary rc context."""
+    rc = {
+        **sns.plotting_context("paper", font_scale=1.1),
+        **sns.axes_style("ticks"),
+        "axes.prop_cycle": plt.cycler(color=_PALETTE),
+        "figure.dpi": 100,
+        "savefig.bbox": "tight",
+        "legend.frameon": False,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "image.cmap": "viridis",
+    }
+    with plt.rc_context(rc):
+        yield
+
+
+def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with style():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save_figure(fig: Figure, path_without_ext: str | Path) -> list[Path]:
+    """Write `fig` as ``<path>.png`` (PNG_DPI dpi) and ``<path>.pdf``; return both paths."""
+    base = Path(path_without_ext)
+    if base.suffix in (".png", ".pdf"):
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    paths = [base.parent / f"{base.name}.png", base.parent / f"{base.name}.pdf"]
+    with style():
+        fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight")
+        fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def _grid(n: int, max_cols: int = 4, panel: tuple[float, float] = (3.2, 2.8)):
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:n]
+
+
+# ----------------------------------------------------------------------------------------------
+# training curves
+
+
+def _history_long(history: Any) -> pd.DataFrame:
+    """A history as a long DataFrame (step, key, value[, seed]).
+
+    Accepts a long DataFrame with columns step/key/value, a wide DataFrame with a ``step``
+    column, or a list of wide rows (dicts with ``step`` and metric columns).
+    """
+    df = history if isinstance(history, pd.DataFrame) else pd.DataFrame(list(history))
+    if {"step", "key", "value"} <= set(df.columns):
+        return df
+    if "step" not in df.columns:
+        raise ValueError(f"a history needs a 'step' column, got columns {list(df.columns)}")
+    id_vars = [c for c in ("step", "seed") if c in df.columns]
+    return df.melt(id_vars=id_vars, var_name="key", value_name="value")
+
+
+@_styled
+def fig_training_curves(
+    histories: Mapping[str, Any], keys: Sequence[str], title: str | None = None
+) -> Figure:
+    """One panel per logged key, one line per objective (mean and sd band over seeds if present).
+
+    Parameters
+    ----------
+    histories : objective -> list of rows (dicts with ``step`` and metric columns) or a
+        DataFrame, long (step, key, value) or wide; a ``seed`` column is averaged over.
+    keys : the logged keys to plot (e.g. ["loss", "kl_z", "mi_zs"]).
+    """
+    if not keys:
+        raise ValueError("fig_training_curves: keys must name at least one logged key")
+    fig, axes = _grid(len(keys), max_cols=3)
+    for ax, key in zip(axes, keys):
+        for obj, hist in histories.items():
+            df = _history_long(hist)
+            df = df[df["key"] == key]
+            if df.empty:
+                continue
+            sns.lineplot(
+                data=df,
+                x="step",
+                y="value",
+                ax=ax,
+                color=objective_color(obj),
+                label=objective_label(obj),
+                errorbar="sd",
+            )
+        panel_title, unit = _title_and_unit(key)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(unit if unit != "fraction" else panel_title)
+        ax.set_title(panel_title)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# embeddings
+
+
+@_styled
+def fig_tsne(
+    embeddings_by_objective: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    seed: int = 0,
+    max_points: int = 500,
+    label_name: str = "speaker",
+    perplexity: float = 30.0,
+) -> Figure:
+    """t-SNE (van der Maaten & Hinton 2008; sklearn.manifold.TSNE) of z, one panel per objective.
+
+    Parameters
+    ----------
+    embeddings_by_objective : objective -> (Z (N, D), labels (N,)); points coloured by label.
+    seed : seeds the point subset and t-SNE.
+    max_points : at most this many points per panel (a seeded random subset).
+    label_name : what the colours mean (legend title; shown for up to 10 classes).
+    perplexity : t-SNE perplexity, lowered to (n - 1) / 3 for small sets.
+    """
+    from sklearn.manifold import TSNE
+
+    fig, axes = _grid(len(embeddings_by_objective), max_cols=4, panel=(3.0, 3.0))
+    for ax, (obj, (Z, labels)) in zip(axes, embeddings_by_objective.items()):
+        Z, labels = np.asarray(Z, dtype=np.float64), np.asarray(labels)
+        if len(Z) > max_points:
+            keep = np.random.default_rng(seed).choice(len(Z), size=max_points, replace=False)
+            Z, labels = Z[keep], labels[keep]
+        perp = min(perplexity, max(1.0, (len(Z) - 1) / 3))
+        xy = TSNE(2, perplexity=perp, init="pca", random_state=seed).fit_transform(Z)
+        classes = np.unique(labels)
+        palette = sns.color_palette("colorblind" if len(classes) <= 10 else "husl", len(classes))
+        for c, col in zip(classes, palette):
+            m = labels == c
+            ax.scatter(xy[m, 0], xy[m, 1], s=6, color=col, label=str(c), linewidths=0)
+        ax.set_title(objective_label(obj), color=objective_color(obj))
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if len(classes) <= 10:  # one legend, outside the last panel
+        axes[-1].legend(
+            title=label_name,
+            markerscale=2,
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+        )
+    fig.suptitle(f"t-SNE of z, coloured by {label_name}")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+@_styled
+def fig_metric_table(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    metric_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Bar chart: one panel per metric, one bar per objective (mean +- sd, seeds as dots).
+
+    Parameters
+    ----------
+    metrics : metrics.json layout, objective -> metric -> {"mean", "std"[, "per_seed"]}
+        (keys starting with "_", e.g. "_meta", are skipped).
+    metric_names : which metrics, in order (default: all metrics of the first objective).
+    """
+    objectives = [o for o in metrics if not o.startswith("_")]
+    if not objectives:
+        raise ValueError("fig_metric_table: metrics holds no objective")
+    names = list(metric_names) if metric_names else list(metrics[objectives[0]])
+    fig, axes = _grid(len(names), max_cols=4, panel=(2.6, 2.6))
+    x = np.arange(len(objectives))
+    for ax, name in zip(axes, names):
+        for k, obj in enumerate(objectives):
+            entry = metrics[obj].get(name)
+            if entry is None:
+                continue
+            mean, std = float(entry["mean"]), float(entry.get("std", 0.0) or 0.0)
+            ax.bar(k, mean, yerr=std, color=objective_color(obj), capsize=3, width=0.7)
+            seeds = entry.get("per_seed") or []
+            if len(seeds) > 1:
+                jitter = np.linspace(-0.15, 0.15, len(seeds))
+                ax.scatter(k + jitter, seeds, s=8, color="k", zorder=3, linewidths=0)
+        ax.set_xticks(x, [objective_label(o) for o in objectives], rotation=30, ha="right")
+        panel_title, unit = _title_and_unit(name)
+        ax.set_ylabel(unit)
+        ax.set_title(panel_title)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+_DIS_KEYS = (
+    ("speaker_probe_acc_z", "phone_probe_acc_z"),
+    ("speaker_probe_acc_s", "phone_probe_acc_s"),
+)
+
+
+def _as_2x2(m: Any) -> np.ndarray:
+    """A disentanglement matrix as rows (z, s) x columns (speaker, phone)."""
+    if isinstance(m, Mapping):
+        return np.array([[float(m.get(k, np.nan)) for k in row] for row in _DIS_KEYS])
+    arr = np.asarray(m, dtype=float)
+    if arr.shape != (2, 2):
+        raise ValueError(f"a disentanglement matrix must be 2x2 or a dict, got shape {arr.shape}")
+    return arr
+
+
+@_styled
+def fig_disentanglement(
+    matrices: Mapping[str, Any],
+    chance: Mapping[str, float] | None = None,
+) -> Figure:
+    """Heatmaps of probe accuracy, rows = latent (z, s), columns = factor (speaker, phone).
+
+    Parameters
+    ----------
+    matrices : objective -> output of `paperlib.evaluate.disentanglement_matrix` (a dict) or a
+        2x2 array [[speaker|z, phone|z], [speaker|s, phone|s]].
+    chance : optional {"speaker": p, "phone": p} chance accuracies, shown in column labels
+        (taken from the first dict's ``speaker_chance`` / ``phone_chance`` when omitted).
+    """
+    if chance is None:
+        first = next(iter(matrices.values()), None)
+        if isinstance(first, Mapping) and "speaker_chance" in first:
+            chance = {"speaker": first["speaker_chance"], "phone": first.get("phone_chance")}
+    cols = ["speaker", "phone"]
+    if chance:
+        cols = [f"{c}\nchance {chance[c]:.2f}" if chance.get(c) is not None else c for c in cols]
+    fig, axes = plt.subplots(
+        1,
+        len(matrices),
+        figsize=(2.9 * len(matrices) + 1.0, 3.0),
+        squeeze=False,
+        layout="constrained",
+    )
+    for k, (ax, (obj, m)) in enumerate(zip(axes.flat, matrices.items())):
+        sns.heatmap(
+            _as_2x2(m),
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            annot=True,
+            fmt=".2f",
+            cmap="mako",
+            cbar=False,
+            xticklabels=cols,
+            yticklabels=["z", "s"],
+            square=True,
+        )
+        ax.set_title(objective_label(obj), color=objective_color(obj))
+        ax.set_xlabel("predicted factor")
+        ax.set_ylabel("latent" if k == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
+        ax.tick_params(axis="x", labelsize="small")
+    mappable = plt.cm.ScalarMappable(cmap="mako", norm=plt.Normalize(0.0, 1.0))
+    fig.colorbar(mappable, ax=axes, label="probe accuracy", shrink=0.85)
+    fig.suptitle("Linear-probe accuracy (ideal: z -> speaker, s -> phone)")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# generation
+
+
+@_styled
+def fig_voice_conversion(
+    spectrograms: Sequence[Sequence[np.ndarray]] | np.ndarray | Mapping[str, np.ndarray],
+    row_labels: Sequence[str] | None = None,
+    column_titles: Sequence[str] = ("content source", "speaker source", "converted"),
+    frame_ms: float = 10.0,
+) -> Figure:
+    """Grid of log-mel spectrograms: each row (content source, speaker source, converted).
+
+    Parameters
+    ----------
+    spectrograms : rows of (T, n_mels) arrays, an array (rows, cols, T, n_mels), or the dict of
+        `paperlib.evaluate.voice_conversion_examples` (keys content / speaker / converted).
+    row_labels : one label per row (default: speakers from the dict, else "pair k").
+    frame_ms : frame hop for the time axis.
+    """
+    if isinstance(spectrograms, Mapping):
+        d = spectrograms
+        grid = [list(row) for row in zip(d["content"], d["speaker"], d["converted"])]
+        if row_labels is None and "content_speaker" in d:
+            row_labels = [
+                f"spk {a} -> spk {b}" for a, b in zip(d["content_speaker"], d["speaker_speaker"])
+            ]
+    else:
+        grid = [[np.asarray(s) for s in row] for row in spectrograms]
+    n_rows, n_cols = len(grid), max(len(r) for r in grid)
+    all_vals = np.concatenate([np.ravel(s) for row in grid for s in row])
+    vmin, vmax = np.percentile(all_vals, [1, 99])
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(3.0 * n_cols + 0.6, 2.0 * n_rows),
+        squeeze=False,
+        layout="constrained",
+        sharey=True,
+    )
+    im = None
+    for r, row in enumerate(grid):
+        for c, spec in enumerate(row):
+            ax = axes[r, c]
+            spec = np.asarray(spec)
+            T = spec.shape[0]
+            im = ax.imshow(
+                spec.T,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=vmin,
+                vmax=vmax,
+                extent=(0, T * frame_ms, 0, spec.shape[1]),
+            )
+            if r == 0 and c < len(column_titles):
+                ax.set_title(column_titles[c])
+            if c == 0:
+                label = row_labels[r] if row_labels is not None else f"pair {r + 1}"
+                ax.set_ylabel(f"{label}\nmel bin")
+            if r == n_rows - 1:
+                ax.set_xlabel("time [ms]")
+    if im is not None:
+        fig.colorbar(im, ax=axes, label="normalised log-mel", shrink=0.8)
+    fig.suptitle("Voice conversion by swapping z")
+    return fig
+
+
+@_styled
+def fig_sample_grid(
+    images: np.ndarray,
+    row_labels: Sequence[str] | None = None,
+    title: str = "Samples: each row one z, columns are decoder samples",
+) -> Figure:
+    """Image grid (rows, cols, H, W) or (rows, cols, C, H, W) with values in [0, 1].
+
+    Typically the first column is the image that gave z and the rest are autoregressive samples.
+    """
+    images = np.asarray(images, dtype=float)
+    if images.ndim == 5:
+        images = images.transpose(0, 1, 3, 4, 2)  # (rows, cols, H, W, C)
+        if images.shape[-1] == 1:
+            images = images[..., 0]
+    if images.ndim not in (4, 5):
+        raise ValueError(
+            f"fig_sample_grid: images must be (rows, cols, H, W[, C]), got {images.shape}"
+        )
+    n_rows, n_cols = images.shape[:2]
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(0.8 * n_cols + 0.8, 0.8 * n_rows + 0.4),
+        squeeze=False,
+        gridspec_kw={"wspace": 0.05, "hspace": 0.05},
+    )
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.imshow(np.clip(images[r, c], 0, 1), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# information and trade-offs
+
+
+def _trajectory(ax, obj: str, pts: Sequence[Sequence[Any]], annotate: bool) -> None:
+    arr = np.array([[float(p[0]), float(p[1])] for p in pts])
+    ax.plot(
+        arr[:, 0],
+        arr[:, 1],
+        "-o",
+        color=objective_color(obj),
+        label=objective_label(obj),
+        markersize=4,
+    )
+    if annotate:
+        for p in pts:
+            if len(p) > 2 and p[2] is not None:
+                ax.annotate(
+                    str(p[2]),
+                    (float(p[0]), float(p[1])),
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                    fontsize="x-small",
+                    color=objective_color(obj),
+                )
+
+
+@_styled
+def fig_rate_distortion(
+    points: Mapping[str, Sequence[Sequence[Any]]], annotate: bool = True
+) -> Figure:
+    """Rate KL(q(z|x)||p(z)) against distortion -log p(x|z,s) per objective.
+
+    ``points``: objective -> list of (rate_nats, distortion_nats[, label]) (e.g. over training
+    steps or over an alpha/beta sweep; the optional label annotates the point).
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
+    for obj, pts in points.items():
+        if len(pts):
+            _trajectory(ax, obj, pts, annotate)
+    ax.set_xlabel("rate KL(q(z|x) || p(z)) [nats]")
+    ax.set_ylabel("distortion -log p(x|z,s) [nats]")
+    ax.set_title("Rate-distortion")
+    ax.legend()
+    return fig
+
+
+@_styled
+def fig_information_plane(
+    points: Mapping[str, Sequence[Sequence[Any]]],
+    bound_nats: float | None = None,
+    annotate: bool = True,
+) -> Figure:
+    """Information plane: I_q(z; s) (x) against I_q(x; z) (y) per objective.
+
+    ``points``: objective -> list of (mi_zs_nats, mi_xz_nats[, label]), e.g. over training or
+    over beta. The goal of ``cmi`` is the upper left: much about x in z, little shared with s.
+    ``bound_nats`` draws the log N ceiling of the minibatch I(x; z) estimate.
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
+    for obj, pts in points.items():
+        if len(pts):
+            _trajectory(ax, obj, pts, annotate)
+    if bound_nats is not None:
+        ax.axhline(bound_nats, color="0.5", ls="--", lw=1, label="log N (estimator bound)")
+    ax.set_xlabel("I(z; s) [nats]")
+    ax.set_ylabel("I(x; z) [nats]")
+    ax.set_title("Information plane (post-hoc estimates)")
+    ax.legend()
+    return fig
+
+
+@_styled
+def fig_probe_vs_beta(
+    series: Mapping[str, Sequence[Sequence[float]]],
+    chance: float | Mapping[str, float] | None = None,
+    xlabel: str = "beta (weight of I(z; s))",
+    ylabel: str = "probe accuracy",
+    title: str = "Probe accuracy against beta",
+) -> Figure:
+    """Probe accuracy (mean +- sd over seeds) against beta, one line per series.
+
+    Parameters
+    ----------
+    series : name (e.g. "speaker_probe_acc_z") -> list of (beta, mean[, std]).
+    chance : a chance level (dashed line), or name -> chance for per-series levels.
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 3.3), layout="constrained")
+    palette = sns.color_palette("colorblind", max(len(series), 1))
+    all_x = []
+    for (name, pts), col in zip(series.items(), palette):
+        arr = np.array([[float(v) for v in p] + [0.0] * (3 - len(p)) for p in pts])
+        order = np.argsort(arr[:, 0])
+        arr = arr[order]
+        all_x.extend(arr[:, 0])
+        ax.errorbar(
+            arr[:, 0],
+            arr[:, 1],
+            yerr=arr[:, 2],
+            fmt="-o",
+            color=col,
+            capsize=3,
+            markersize=4,
+            label=metric_label(name),
+        )
+        if isinstance(chance, Mapping) and name in chance:
+            ax.axhline(chance[name], color=col, ls=":", lw=1)
+    if isinstance(chance, (int, float)):
+        ax.axhline(float(chance), color="0.5", ls="--", lw=1, label="chance")
+    # beta grids are usually geometric and may include 0: a symmetric log axis shows both
+    positive = [v for v in all_x if v > 0]
+    if positive and max(positive) / min(positive) >= 20:
+        ax.set_xscale("symlog", linthresh=min(positive))
+        # no empty negative half: start just left of the smallest beta
+        ax.set_xlim(left=min(all_x) - 0.3 * min(positive), right=max(all_x) * 1.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+__all__ = [
+    "METRIC_LABELS",
+    "OBJECTIVE_COLORS",
+    "fig_disentanglement",
+    "fig_information_plane",
+    "fig_metric_table",
+    "fig_probe_vs_beta",
+    "fig_rate_distortion",
+    "fig_sample_grid",
+    "fig_training_curves",
+    "fig_tsne",
+    "fig_voice_conversion",
+    "objective_color",
+    "save_figure",
+    "style",
+]

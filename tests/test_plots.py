@@ -1,0 +1,157 @@
+"""Every fig_* runs on tiny inputs and save_figure writes PNG and PDF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def agg_backend():
+    """Draw off-screen without touching the environment of other tests."""
+    import matplotlib
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("Agg", force=True)
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    matplotlib.use(previous, force=True)
+
+
+@pytest.fixture
+def plots():
+    from paperlib import plots
+
+    return plots
+
+
+OBJECTIVES = ("elbo", "mi", "cmi")
+
+
+def _check_and_save(plots, fig, tmp_path, name):
+    from matplotlib.figure import Figure
+
+    assert isinstance(fig, Figure)
+    paths = plots.save_figure(fig, tmp_path / "sub" / name)
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_training_curves_rows_and_long_frames(plots, tmp_path):
+    rows = [{"step": s, "loss": 10.0 / (s + 1), "kl_z": 0.1 * s} for s in range(5)]
+    long = pd.DataFrame(
+        [
+            {"step": s, "key": k, "value": v, "seed": seed}
+            for seed in (0, 1)
+            for s in range(5)
+            for k, v in (("loss", 9.0 / (s + 1) + seed), ("kl_z", 0.2 * s))
+        ]
+    )
+    fig = plots.fig_training_curves({"elbo": rows, "cmi": long}, keys=["loss", "kl_z"])
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert fig.axes[0].get_xlabel() == "training step"
+    _check_and_save(plots, fig, tmp_path, "curves")
+
+
+def test_tsne(plots, tmp_path):
+    rng = np.random.default_rng(0)
+    emb = {o: (rng.standard_normal((30, 4)), rng.integers(0, 3, 30)) for o in OBJECTIVES}
+    fig = plots.fig_tsne(emb, seed=0, max_points=20)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [
+        plots.objective_label(o) for o in OBJECTIVES
+    ]
+    _check_and_save(plots, fig, tmp_path, "tsne")
+
+
+def test_metric_table(plots, tmp_path):
+    metrics = {
+        o: {
+            "probe_acc": {"mean": 0.5 + k / 10, "std": 0.05, "per_seed": [0.5, 0.6, 0.55]},
+            "kl_z_nats": {"mean": 3.0 * k, "std": 0.2},
+        }
+        for k, o in enumerate(OBJECTIVES)
+    }
+    metrics["_meta"] = {"profile": "smoke"}
+    fig = plots.fig_metric_table(metrics)
+    assert "nats" in fig.axes[1].get_ylabel()
+    _check_and_save(plots, fig, tmp_path, "metrics")
+
+
+def test_disentanglement(plots, tmp_path):
+    as_dict = {
+        "speaker_probe_acc_z": 0.9,
+        "phone_probe_acc_z": 0.2,
+        "speaker_probe_acc_s": 0.3,
+        "phone_probe_acc_s": 0.8,
+        "speaker_chance": 0.1,
+        "phone_chance": 0.15,
+    }
+    fig = plots.fig_disentanglement({"elbo": np.array([[0.5, 0.3], [0.6, 0.7]]), "cmi": as_dict})
+    assert "chance" not in fig.axes[0].get_xticklabels()[0].get_text()  # first is an array
+    fig2 = plots.fig_disentanglement({"cmi": as_dict})
+    assert "chance 0.10" in fig2.axes[0].get_xticklabels()[0].get_text()
+    _check_and_save(plots, fig, tmp_path, "disentanglement")
+
+
+def test_voice_conversion(plots, tmp_path):
+    rng = np.random.default_rng(0)
+    grid = rng.standard_normal((2, 3, 12, 8))
+    fig = plots.fig_voice_conversion(grid, row_labels=["a -> b", "c -> d"])
+    _check_and_save(plots, fig, tmp_path, "vc")
+    examples = {
+        "content": grid[:, 0],
+        "speaker": grid[:, 1],
+        "converted": grid[:, 2],
+        "content_speaker": np.array([0, 1]),
+        "speaker_speaker": np.array([2, 3]),
+    }
+    fig2 = plots.fig_voice_conversion(examples)
+    assert "spk 0 -> spk 2" in fig2.axes[0].get_ylabel()
+
+
+def test_rate_distortion_and_information_plane(plots, tmp_path):
+    pts = {
+        o: [(1.0 + k, 50.0 - k, f"a={k}"), (2.0 + k, 45.0 - k)] for k, o in enumerate(OBJECTIVES)
+    }
+    fig = plots.fig_rate_distortion(pts)
+    assert "nats" in fig.axes[0].get_xlabel() and "nats" in fig.axes[0].get_ylabel()
+    _check_and_save(plots, fig, tmp_path, "rd")
+    fig2 = plots.fig_information_plane(pts, bound_nats=np.log(64))
+    assert fig2.axes[0].get_xlabel() == "I(z; s) [nats]"
+    _check_and_save(plots, fig2, tmp_path, "infoplane")
+
+
+def test_sample_grid(plots, tmp_path):
+    rng = np.random.default_rng(0)
+    fig = plots.fig_sample_grid(rng.random((2, 3, 8, 8)), row_labels=["test z", "prior z"])
+    _check_and_save(plots, fig, tmp_path, "grid")
+    fig2 = plots.fig_sample_grid(rng.random((2, 2, 3, 8, 8)))  # colour images (C first)
+    _check_and_save(plots, fig2, tmp_path, "grid_rgb")
+    with pytest.raises(ValueError, match="rows, cols"):
+        plots.fig_sample_grid(rng.random((8, 8)))
+
+
+def test_probe_vs_beta(plots, tmp_path):
+    series = {
+        "speaker_probe_acc_z": [(0.0, 0.6, 0.05), (1.0, 0.7, 0.04), (100.0, 0.8, 0.02)],
+        "speaker_probe_acc_s": [(0.0, 0.4), (1.0, 0.3), (100.0, 0.2)],
+    }
+    fig = plots.fig_probe_vs_beta(series, chance=0.1)
+    assert fig.axes[0].get_xscale() == "symlog"
+    _check_and_save(plots, fig, tmp_path, "probe_beta")
+
+
+def test_objective_colours_fixed_and_style_is_scoped(plots):
+    import matplotlib as mpl
+
+    assert plots.objective_color("cmi") == plots.OBJECTIVE_COLORS["cmi"]
+    assert plots.objective_color("cmi_x") == plots.objective_color("cmi_x")
+    assert len(set(plots.OBJECTIVE_COLORS.values())) == len(plots.OBJECTIVE_COLORS)
+    before = dict(mpl.rcParams)
+    plots.fig_rate_distortion({"elbo": [(1.0, 2.0)]})
+    assert dict(mpl.rcParams) == before
