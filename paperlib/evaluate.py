@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -348,6 +349,7 @@ def posthoc_mi(
     seed: int = 0,
     s_key: str = "s_pooled",
     method: str = "density_ratio",
+    **options: Any,
 ) -> dict[str, float]:
     """I_q(x; z) and I_q(z; s) of an encoded set, with estimators trained after the fact.
 
@@ -355,7 +357,9 @@ def posthoc_mi(
       reported as ``mi_xz_bound_nats``).
     - ``mi_zs_nats``: ``paperlib.mi.estimate_mi(z_sample, enc[s_key], method, steps, seed)``, a
       freshly trained critic (not the one used in training), on z samples paired with the
-      item's pooled s (or s at a random frame with ``s_key="s_frames"``).
+      item's pooled s (or s at a random frame with ``s_key="s_frames"``). ``options`` go to
+      `estimate_mi` (e.g. ``batch_size``, ``hidden``, ``val_fraction``: it evaluates on held-out
+      rows, so very small sets need ``val_fraction=0``).
     """
     from paperlib.mi import estimate_mi  # lazy: a sibling module
 
@@ -367,6 +371,7 @@ def posthoc_mi(
         method=method,
         steps=steps,
         seed=seed,
+        **options,
     )
     return {
         "mi_xz_nats": minibatch_mi_xz(enc["z_sample"], enc["z_mean"], enc["z_logvar"]),
