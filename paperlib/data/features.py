@@ -173,6 +173,13 @@ def invert_logmel(
         center=False,
         random_state=np.random.default_rng(seed),
     )
+    # The first and last (n_fft - win) / 2 samples lie outside every frame's window, and the
+    # overlap-add normalisation divides by the window sum-square, ~0 there: fade those edges by
+    # min(1, wss / median(wss)) instead of letting them blow up.
+    wss = librosa.filters.window_sumsquare(
+        window="hann", n_frames=features.shape[0], hop_length=hop, win_length=win, n_fft=n_fft
+    )[: len(wave)]
+    wave = wave * np.minimum(1.0, wss / np.median(wss))
     return wave.astype(np.float32)
 
 
