@@ -314,7 +314,7 @@ _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ),
     # --- speech: DSAE on the synthetic multi-speaker corpus ----------------------------------
     ("smoke", "speech"): dict(
-        data=dict(n_speakers=6, n_heldout_speakers=3, utts_per_speaker=6, n_frames=16, n_mels=16),
+        data=dict(n_speakers=6, n_heldout_speakers=3, utts_per_speaker=12, n_frames=16, n_mels=16),
         model=dict(name="dsae", z_dim=4, s_dim=4, hidden=16),
         objective=dict(critic_hidden=16),
         train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False),

@@ -1,0 +1,269 @@
+"""Experiments: train every objective for every seed, evaluate, collect metrics.
+
+This is what the notebooks call, so that they stay a parameters cell plus a few lines::
+
+    res = experiment.run_experiment(cfg, ["elbo", "mi", "cmi"], seeds=[0, 1, 2])
+    res.metrics  # {objective: {metric: [value per seed]}}  -> io.write_metrics
+
+Training runs are resumable: each (objective, weights, seed, config) has a run folder under
+``runs/`` holding its checkpoints, so a notebook killed mid-way picks up where it stopped, and
+a finished run is not trained again.
+
+Weights. ``alpha`` and ``beta`` default to the values that the validation sweep of notebook 03
+chose for this experiment and that ``selected_weights.json`` records with its evidence (DESIGN
+section 2, "Fair comparison"). Passing numbers overrides them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from paperlib import evaluate, io, runtime
+from paperlib.config import Config
+from paperlib.data import DataBundle, load_data, make_loaders
+from paperlib.models import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SELECTED_WEIGHTS = Path(__file__).resolve().parent / "selected_weights.json"
+
+# Used only when selected_weights.json has no entry for an (experiment, objective): a documented
+# starting point, not a tuned value. alpha > 1 actively raises I(x;z) through the bounded
+# minibatch estimate (DESIGN section 2).
+FALLBACK_WEIGHTS: dict[str, dict[str, float]] = {
+    "elbo": {"alpha": 0.0, "beta": 0.0},
+    "mi": {"alpha": 2.0, "beta": 0.0},
+    "cmi": {"alpha": 2.0, "beta": 2.0},
+    "cmi_club": {"alpha": 2.0, "beta": 2.0},
+}
+
+
+def selected_weights(experiment: str) -> dict[str, Any]:
+    """The weights recorded for `experiment` (``{objective: {"alpha", "beta"}, "_evidence"}``)."""
+    if not SELECTED_WEIGHTS.exists():
+        return {}
+    return json.loads(SELECTED_WEIGHTS.read_text()).get(experiment, {})
+
+
+def weights_for(
+    experiment: str, objective: str, alpha: float | None = None, beta: float | None = None
+) -> dict[str, float]:
+    """alpha and beta for one objective: explicit values, else recorded, else the fallback.
+
+    ``elbo`` always uses alpha = beta = 0, and ``mi`` beta = 0, whatever is passed.
+    """
+    recorded = selected_weights(experiment).get(objective, {})
+    w = {k: float(recorded.get(k, FALLBACK_WEIGHTS[objective][k])) for k in ("alpha", "beta")}
+    if objective != "elbo" and alpha is not None:
+        w["alpha"] = float(alpha)
+    if objective in ("cmi", "cmi_club") and beta is not None:
+        w["beta"] = float(beta)
+    return w
+
+
+def run_config(base: Config, objective: str, seed: int, **weights: float) -> Config:
+    """The Config of one training run: `base` with this objective, its weights and seed."""
+    w = {"alpha": 0.0, "beta": 0.0, **weights}
+    return base.replace(
+        objective__name=objective,
+        objective__alpha=w["alpha"],
+        objective__beta=w["beta"],
+        train__seed=seed,
+    )
+
+
+def config_hash(cfg: Config) -> str:
+    """A short stable hash of a Config (names run folders; progress flags excluded)."""
+    d = cfg.to_dict()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("progress",)}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_dir_for(cfg: Config, root: str | Path | None = None) -> Path:
+    """``runs/<experiment>/<profile>/<objective>_a<alpha>_b<beta>_s<seed>_<hash>``."""
+    root = Path(root) if root is not None else ROOT / "runs"
+    o = cfg.objective
+    name = f"{o.name}_a{o.alpha:g}_b{o.beta:g}_s{cfg.train.seed}_{config_hash(cfg)}"
+    return root / cfg.experiment / cfg.profile / name
+
+
+def train(cfg: Config, bundle: DataBundle, run_root: str | Path | None = None):
+    """Build the model and objective named by `cfg` and fit them (resuming when possible).
+
+    Returns
+    -------
+    (model, objective, history) with the model in eval mode on its training device.
+    """
+    from paperlib.regularizers import build_objective
+    from paperlib.train import fit
+
+    runtime.seed_everything(cfg.train.seed)
+    loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
+    model = build_model(cfg.model, bundle.info)
+    objective = build_objective(cfg.objective, model)
+    history = fit(model, objective, loaders, cfg, run_dir=run_dir_for(cfg, run_root))
+    model.eval()
+    return model, objective, history
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation per experiment
+
+
+@dataclass
+class Classifiers:
+    """Classifiers trained once on real data, shared by every run of an experiment."""
+
+    speaker: Any = None
+    phone: Any = None
+    image: Any = None
+
+
+def fit_classifiers(cfg: Config, bundle: DataBundle) -> Classifiers:
+    """Speaker and phone classifiers (speech) or a class classifier (images) on real training data."""
+    loaders = make_loaders(cfg.data, bundle, seed=0)
+    if bundle.info["kind"] == "speech":
+        clf = Classifiers(speaker=evaluate.train_speaker_classifier(loaders["train"]))
+        if bundle.info.get("n_local_classes"):
+            clf.phone = evaluate.train_phone_classifier(loaders["train"])
+        return clf
+    if bundle.info["kind"] == "image":
+        return Classifiers(image=evaluate.train_image_classifier(loaders["train"]))
+    return Classifiers()
+
+
+def evaluate_run(
+    model, cfg: Config, bundle: DataBundle, classifiers: Classifiers, split: str = "test"
+) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
+    """Every metric of DESIGN section 4 that applies to this dataset, on `split`.
+
+    Returns
+    -------
+    (metrics, encodings) where encodings holds the encoded ``train`` and `split` sets.
+    """
+    seed = cfg.train.seed
+    loaders = make_loaders(cfg.data, bundle, seed=seed)
+    n = cfg.eval.max_items
+    torch.manual_seed(seed)  # the posterior samples drawn while encoding
+    gen = torch.Generator().manual_seed(seed)
+    enc = {
+        "train": evaluate.encode_dataset(model, loaders["train"], max_items=n, generator=gen),
+        split: evaluate.encode_dataset(model, loaders[split], max_items=n, generator=gen),
+    }
+    m: dict[str, float] = {}
+    m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
+    m.update(evaluate.rate_distortion(enc[split]))
+    m.update(evaluate.posthoc_mi(enc[split], steps=cfg.eval.posthoc_critic_steps, seed=seed))
+    kind = bundle.info["kind"]
+    if kind == "speech":
+        if "heldout" in loaders:
+            held = evaluate.encode_dataset(model, loaders["heldout"], max_items=n, generator=gen)
+            m["eer"] = evaluate.eer(held["z_mean"], held["y"], seed=seed)
+        dis = evaluate.disentanglement_matrix(enc["train"], enc[split], seed=seed)
+        m.update(dis)
+        m["nll_nats"] = evaluate.nll_nats(
+            model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
+        )
+        if classifiers.speaker is not None:
+            vc = evaluate.voice_conversion(
+                model,
+                loaders[split],
+                classifiers.speaker,
+                classifiers.phone,
+                n_pairs=min(n, 200),
+                seed=seed,
+            )
+            m.update(vc)
+    elif kind == "image":
+        m["nll_bits_per_dim"] = evaluate.nll_bits_per_dim(
+            model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
+        )
+        if classifiers.image is not None:
+            m["class_consistency"] = evaluate.class_consistency(
+                model,
+                loaders[split],
+                classifiers.image,
+                n_per_item=1,
+                generator=torch.Generator().manual_seed(seed),
+                max_items=min(n, 128),
+            )
+    return m, enc
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExperimentResult:
+    """Everything a notebook needs for its figures and metrics.json.
+
+    ``metrics[objective][metric]`` is a list with one value per seed; ``histories``,
+    ``encodings`` and ``models`` keep the first seed's run of each objective for figures.
+    """
+
+    cfg: Config
+    seeds: list[int]
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    encodings: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    bundle: DataBundle | None = None
+    classifiers: Classifiers | None = None
+    wall_seconds: float = 0.0
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{objective: {metric: {"mean", "std", "per_seed"}}}`` (the metrics.json body)."""
+        return {o: {k: io.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()}
+
+
+def run_experiment(
+    base: Config,
+    objectives: list[str],
+    seeds: list[int],
+    *,
+    alpha: float | None = None,
+    beta: float | None = None,
+    split: str = "test",
+    run_root: str | Path | None = None,
+    bundle: DataBundle | None = None,
+) -> ExperimentResult:
+    """Train and evaluate every objective for every seed.
+
+    Parameters
+    ----------
+    base : the experiment's Config (a preset, e.g. ``config.load("quick", "speech")``).
+    objectives : names from paperlib.regularizers (elbo, mi, cmi, cmi_club).
+    seeds : one training run per seed and objective.
+    alpha, beta : override the recorded weights (None: use selected_weights.json).
+    split : "test" for reported numbers; "val" for model selection (never tune on test).
+    run_root : where run folders (checkpoints) live; default ``runs/``.
+    bundle : a loaded dataset to reuse (default: ``load_data(base.data)``).
+    """
+    t0 = time.perf_counter()
+    bundle = bundle if bundle is not None else load_data(base.data)
+    classifiers = fit_classifiers(base, bundle)
+    res = ExperimentResult(cfg=base, seeds=list(seeds), bundle=bundle, classifiers=classifiers)
+    for objective in objectives:
+        w = weights_for(base.experiment, objective, alpha, beta)
+        res.weights[objective] = w
+        for i, seed in enumerate(seeds):
+            cfg = run_config(base, objective, seed, **w)
+            model, _, history = train(cfg, bundle, run_root)
+            metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
+            metrics["train_seconds"] = float(history.train_seconds)
+            for key, value in metrics.items():
+                res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
+            if i == 0:
+                res.histories[objective] = history.rows
+                res.encodings[objective] = enc
+                res.models[objective] = model
+    res.wall_seconds = time.perf_counter() - t0
+    return res
