@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_curve
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -34,7 +35,7 @@ from torch import Tensor
 # a mild prior that keeps probes comparable across feature sizes) and enough lbfgs iterations to
 # converge on a few thousand items.
 PROBE_C = 1.0
-PROBE_MAX_ITER = 2000
+PROBE_MAX_ITER = 500
 
 
 # ----------------------------------------------------------------------------------------------
@@ -507,13 +508,21 @@ def train_phone_classifier(
     seed: int = 0,
 ) -> FeatureClassifier:
     """Phone classifier on real frames (each with `context` neighbours each side), trained on at
-    most `max_frames` frames drawn at random (seeded) from the loader's utterances."""
+    most `max_frames` frames drawn at random (seeded) from the loader's utterances.
+
+    A shrinkage LDA (scikit-learn) on standardised features: linear, like the probes, and fast.
+    """
     data = _collect(loader, max_items, ("x", "y_local"))
     feats, y = _features(data["x"], "frame", context), data["y_local"].reshape(-1)
     if len(y) > max_frames:
         keep = np.random.default_rng(seed).choice(len(y), size=max_frames, replace=False)
         feats, y = feats[keep], y[keep]
-    return FeatureClassifier(pipeline=_fit(feats, y, seed), level="frame", context=context)
+    # Linear discriminant analysis (shrinkage LDA): a linear classifier fitted in closed form,
+    # ~100x faster than an iterative logistic regression on this many frames
+    pipeline = make_pipeline(
+        StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    ).fit(feats, y)
+    return FeatureClassifier(pipeline=pipeline, level="frame", context=context)
 
 
 def _convert(model, x_content: Tensor, x_speaker: Tensor) -> Tensor:
@@ -697,3 +706,47 @@ __all__ = [
     "voice_conversion",
     "voice_conversion_examples",
 ]
+
+
+def sample_grid(
+    model: torch.nn.Module,
+    loader: Iterable,
+    n_samples: int = 8,
+    n_prior_rows: int = 2,
+    seed: int = 0,
+    max_items: int | None = 1000,
+    device: torch.device | str | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Images for `paperlib.plots.fig_sample_grid`: one row per z, columns are samples.
+
+    One row per class: z is the posterior mean of the first test image of that class, shown in
+    the first column, followed by `n_samples` autoregressive samples ``model.sample(z)``. Then
+    `n_prior_rows` rows with z ~ p(z) (first column blank).
+
+    Returns
+    -------
+    (images (rows, 1 + n_samples, C, H, W) in [0, 1], row labels)
+    """
+    dev = _model_device(model, device)
+    data = _collect(loader, max_items, ("x", "y"))
+    x, y = torch.as_tensor(data["x"]), np.asarray(data["y"])
+    classes = np.unique(y)
+    first = torch.as_tensor([int(np.flatnonzero(y == c)[0]) for c in classes])
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            z_mean, _ = model.encode(x[first].to(dev))  # (K, Dz)
+            z_prior = torch.randn(n_prior_rows, z_mean.shape[1], generator=gen, device=dev)
+            z = torch.cat([z_mean, z_prior])  # (R, Dz)
+            # each z repeated n_samples times -> one batched sampling call
+            samples = model.sample(z.repeat_interleave(n_samples, 0), generator=gen)
+    finally:
+        model.train(was_training)
+    R = z.shape[0]
+    samples = samples.reshape(R, n_samples, *samples.shape[1:]).cpu().numpy()
+    sources = np.concatenate([x[first].numpy(), np.zeros((n_prior_rows, *x.shape[1:]))])
+    images = np.concatenate([sources[:, None], samples], axis=1)
+    labels = [f"class {c}" for c in classes] + [f"prior {i + 1}" for i in range(n_prior_rows)]
+    return images.astype(np.float32), labels

@@ -219,6 +219,16 @@ class ExperimentResult:
     classifiers: Classifiers | None = None
     wall_seconds: float = 0.0
 
+    def loader(self, split: str):
+        """A DataLoader over one split of the experiment's data (unshuffled for val/test)."""
+        return make_loaders(self.cfg.data, self.bundle, seed=self.seeds[0])[split]
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """``{objective: {metric: mean over seeds}}``."""
+        return {
+            o: {k: float(np.nanmean(v)) for k, v in ms.items()} for o, ms in self.metrics.items()
+        }
+
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{objective: {metric: {"mean", "std", "per_seed"}}}`` (the metrics.json body)."""
         return {o: {k: io.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()}
@@ -267,3 +277,137 @@ def run_experiment(
                 res.models[objective] = model
     res.wall_seconds = time.perf_counter() - t0
     return res
+
+
+# ----------------------------------------------------------------------------------------------
+# weight selection on the validation split (notebook 03)
+
+
+def sweep_grid(
+    objectives: list[str], alphas: list[float], betas: list[float]
+) -> list[tuple[str, float, float]]:
+    """(objective, alpha, beta) triples: elbo once, mi per alpha, cmi per (alpha, beta)."""
+    grid: list[tuple[str, float, float]] = []
+    for o in objectives:
+        if o == "elbo":
+            grid.append(("elbo", 0.0, 0.0))
+        elif o == "mi":
+            grid += [("mi", float(a), 0.0) for a in alphas]
+        else:
+            grid += [(o, float(a), float(b)) for a in alphas for b in betas]
+    return grid
+
+
+def sweep(
+    base: Config,
+    grid: list[tuple[str, float, float]],
+    seeds: list[int],
+    *,
+    split: str = "val",
+    run_root: str | Path | None = None,
+    bundle: DataBundle | None = None,
+) -> list[dict[str, Any]]:
+    """Train and evaluate every (objective, alpha, beta) of `grid` for every seed on `split`.
+
+    Returns one row per run: ``{"objective", "alpha", "beta", "seed", **metrics}``. Model
+    selection uses ``split="val"``; the test split is never looked at here.
+    """
+    bundle = bundle if bundle is not None else load_data(base.data)
+    classifiers = fit_classifiers(base, bundle)
+    rows = []
+    for objective, alpha, beta in grid:
+        for seed in seeds:
+            cfg = run_config(base, objective, seed, alpha=alpha, beta=beta)
+            model, _, history = train(cfg, bundle, run_root)
+            metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
+            metrics["train_seconds"] = float(history.train_seconds)
+            rows.append(
+                {
+                    "objective": objective,
+                    "alpha": alpha,
+                    "beta": beta,
+                    "seed": seed,
+                    "split": split,
+                    **metrics,
+                }
+            )
+    return rows
+
+
+def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> dict[str, Any]:
+    """Per objective, the (alpha, beta) with the best mean `criterion` over seeds.
+
+    Returns ``{objective: {"alpha", "beta", criterion}, "_evidence": {...}}``, the format of
+    ``selected_weights.json``; the evidence keeps every row, the criterion and the split.
+    """
+    best: dict[str, Any] = {}
+    groups: dict[tuple[str, float, float], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["objective"], r["alpha"], r["beta"]), []).append(r[criterion])
+    for (o, a, b), vals in groups.items():
+        score = float(np.mean(vals))
+        if o not in best or score > best[o][criterion]:
+            best[o] = {"alpha": a, "beta": b, criterion: score}
+    best["_evidence"] = {
+        "criterion": f"mean {criterion} over seeds on the '{rows[0]['split']}' split",
+        "rows": rows,
+        "git_commit": io.git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return best
+
+
+def record_selection(experiment: str, selection: dict[str, Any], path: str | Path | None = None):
+    """Store `selection` for `experiment` in selected_weights.json (what the presets use)."""
+    path = Path(path) if path is not None else SELECTED_WEIGHTS
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[experiment] = selection
+    io.write_json(path, data)
+    return path
+
+
+def _label(r: dict[str, Any]) -> str:
+    if r["objective"] == "elbo":
+        return "elbo"
+    if r["objective"] == "mi":
+        return f"a={r['alpha']:g}"
+    return f"a={r['alpha']:g}, b={r['beta']:g}"
+
+
+def points(rows: list[dict[str, Any]], x: str, y: str) -> dict[str, list[tuple[float, float, str]]]:
+    """``{objective: [(mean x, mean y, label)]}`` over seeds per grid point, for the plane plots."""
+    groups: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["objective"], r["alpha"], r["beta"]), []).append(r)
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for (o, _, _), rs in groups.items():
+        pt = (float(np.mean([r[x] for r in rs])), float(np.mean([r[y] for r in rs])), _label(rs[0]))
+        out.setdefault(o, []).append(pt)
+    return out
+
+
+def probe_vs_beta(
+    rows: list[dict[str, Any]], metric: str = "probe_acc"
+) -> dict[str, list[tuple[float, float, float]]]:
+    """``{"alpha=a": [(beta, mean, sd)]}``: `mi` rows give beta = 0 of their alpha's line."""
+    groups: dict[tuple[float, float], list[float]] = {}
+    for r in rows:
+        if r["objective"] in ("mi", "cmi"):
+            groups.setdefault((r["alpha"], r["beta"]), []).append(r[metric])
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for (a, b), vals in sorted(groups.items()):
+        series.setdefault(f"alpha = {a:g}", []).append(
+            (b, float(np.mean(vals)), float(np.std(vals)))
+        )
+    return series
+
+
+def rows_to_metrics(rows: list[dict[str, Any]], suffix: str = "") -> dict[str, dict[str, list]]:
+    """metrics.json body for a sweep: one entry per grid point, named ``cmi_a2_b4<suffix>``."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        name = f"{r['objective']}_a{r['alpha']:g}_b{r['beta']:g}{suffix}"
+        for k, v in r.items():
+            if k not in ("alpha", "beta", "seed") and isinstance(v, (int, float)):
+                out.setdefault(name, {}).setdefault(k, []).append(float(v))
+    return out

@@ -74,7 +74,7 @@ def _weight(hi: float) -> Param:
 
 def _weights_grid(hi: float) -> Param:
     def check(v: Any) -> str | None:
-        ok = (
+        ok = v is None or (
             isinstance(v, list)
             and v
             and all(
@@ -150,9 +150,22 @@ SPECS: dict[str, dict[str, Param]] = {
             lambda v: None if isinstance(v, list) and v and set(v) <= {"speech", "images"} else "",
             "a non-empty list from ['speech', 'images']",
         ),
-        "alphas": _weights_grid(20.0),
-        "betas": _weights_grid(100.0),
-        "steps": _opt_int(1),
+        "alphas": Param(
+            _weights_grid(20.0).check,
+            _weights_grid(20.0).accepted + ", or None for the profile's grid",
+            defaults={"smoke": [2.0], "quick": [1.0, 3.0], "paper": [0.5, 1.0, 2.0, 5.0]},
+        ),
+        "betas": Param(
+            _weights_grid(100.0).check,
+            _weights_grid(100.0).accepted + ", or None for the profile's grid",
+            defaults={"smoke": [4.0], "quick": [2.0, 8.0], "paper": [0.5, 1.0, 2.0, 4.0, 8.0]},
+        ),
+        # the quick sweep trains half as long as the experiments, to fit its time budget
+        "steps": Param(
+            _opt_int(1).check,
+            _opt_int(1).accepted,
+            defaults={"smoke": None, "quick": 300, "paper": None},
+        ),
     },
     "04_summary": {
         "profile": _choice(*PROFILES),

@@ -130,18 +130,25 @@ class Objective(nn.Module):
     # -- the model's loss ---------------------------------------------------------------------
 
     def elbo_terms(self, out: VAEOutput) -> dict[str, Tensor]:
-        """Batch means of log p(x|z,s), KL_z, KL_s and the ELBO, in nats."""
-        return {
+        """Batch means of log p(x|z,s), KL_z, KL_s and the ELBO, in nats.
+
+        ``elbo_train`` is what the objectives maximise: the ELBO with KL_s weighted by
+        ``kl_s_weight`` (gamma; 1 gives the ELBO itself, < 1 weakens the local prior).
+        """
+        t = {
             "log_px": out.log_px.mean(),
             "kl_z": out.kl_z.mean(),
             "kl_s": out.kl_s.mean(),
             "elbo": out.elbo.mean(),
         }
+        # ELBO_gamma = E log p(x|z,s) - KL_z - gamma * KL_s
+        t["elbo_train"] = t["log_px"] - t["kl_z"] - self.cfg.kl_s_weight * t["kl_s"]
+        return t
 
     def model_loss(self, out: VAEOutput, step: int) -> tuple[Tensor, dict[str, float]]:
         """(loss to minimise, logged terms as floats). Here: loss = -ELBO."""
         t = self.elbo_terms(out)
-        loss = -t["elbo"]
+        loss = -t["elbo_train"]
         return loss, _floats(t, loss=loss)
 
     # -- checkpointing: critic optimiser and generator ride along in state_dict ---------------
@@ -232,7 +239,7 @@ class MIObjective(Objective):
         t = self.elbo_terms(out)
         m = self.mi_xz_terms(out)
         # objective = ELBO + alpha * I_q(x;z)
-        objective = t["elbo"] + self.cfg.alpha * m["mi_xz"]
+        objective = t["elbo_train"] + self.cfg.alpha * m["mi_xz"]
         loss = -objective
         return loss, _floats(t, **m, loss=loss)
 
@@ -266,7 +273,7 @@ class CMIObjective(MIObjective):
             # I_q(z;s) ~ mean_i logit D(z_i, s_i): gradient into z and s, not into D
             mi_zs = critic.mi(out.z, out.s, self.generator)
         # objective = ELBO + alpha * I_q(x;z) - beta * I_q(z;s)
-        objective = t["elbo"] + self.cfg.alpha * m["mi_xz"] - beta * mi_zs
+        objective = t["elbo_train"] + self.cfg.alpha * m["mi_xz"] - beta * mi_zs
         loss = -objective
         return loss, _floats(t, **m, mi_zs=mi_zs, beta=torch.tensor(beta), loss=loss)
 

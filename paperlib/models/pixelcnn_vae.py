@@ -176,7 +176,7 @@ class PixelCNNVAE(SequentialVAE):
     @classmethod
     def from_config(cls, model_cfg, data_info: dict) -> PixelCNNVAE:
         """Build from a `ModelConfig` and a dataset's info (``x_shape`` = (C, H, W) wins over the
-        config's ``in_channels`` / ``image_size``, which are only recorded for checkpoints)."""
+        dataset, never from the model config)."""
         return cls(
             x_shape=tuple(data_info["x_shape"]),
             z_dim=model_cfg.z_dim,

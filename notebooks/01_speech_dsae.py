@@ -1,0 +1,149 @@
+# %% [markdown]
+# # 01 · State-space model: DSAE on speech
+#
+# The paper's speech experiment. A DSAE (Li & Mandt 2018) has a global latent z (one per
+# utterance) and local latents s_t (one per frame). We train it with three objectives and ask
+# what z holds:
+#
+# - `elbo`: the plain ELBO;
+# - `mi`: ELBO + alpha I(x;z), the usual remedy for an ignored z;
+# - `cmi`: ELBO + alpha I(x;z) - beta I(z;s), the paper's proposal (I(z;s) from an adversarial
+#   density-ratio critic).
+#
+# **Makes:** training curves, t-SNE of z by speaker, the metric table (speaker probe, EER, KL,
+# post-hoc I(x;z) and I(z;s)), disentanglement heatmaps (what z and s know about speaker and
+# phone), rate-distortion points, and a voice-conversion spectrogram grid with audio.
+# Writes `results/01_speech_dsae/` (PNG + PDF + metrics.json).
+#
+# **Time:** quick profile (synthetic corpus, 3 seeds) about 10 minutes on 2 CPU cores; smoke
+# profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
+
+# %%
+from IPython.display import Audio, display
+
+from paperlib import config, evaluate, experiment, io, notebooks, plots, summary
+from paperlib.data import features
+
+# %% tags=["parameters"]
+profile = "quick"
+seeds = None
+objectives = ["elbo", "mi", "cmi"]
+alpha = None
+beta = None
+dataset = "synthetic_speech"
+data_dir = "../data"
+steps = None
+out_dir = "../results/01_speech_dsae"
+
+# %%
+params = notebooks.check_params("01_speech_dsae", globals())
+cfg = config.load(profile, "speech", data__name=dataset, data__data_dir=data_dir)
+if steps is not None:
+    cfg = cfg.replace(train__steps=steps)
+cfg
+
+# %% [markdown]
+# ## Train every objective for every seed, then evaluate on the test split
+# Weights: `alpha`/`beta` of None use the values that the validation sweep (notebook 03) chose
+# and recorded in `paperlib/selected_weights.json`.
+
+# %%
+res = experiment.run_experiment(cfg, objectives, params["seeds"], alpha=alpha, beta=beta)
+res.weights
+
+# %%
+fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs"])
+summary.add_figure(
+    fig,
+    out_dir,
+    "training_curves",
+    "Training curves of the first seed: ELBO, KL(q(z|x)||p(z)) and the training "
+    "critic's I(z;s) estimate per objective.",
+)
+
+# %%
+fig = plots.fig_metric_table(
+    res.summary(), ["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"]
+)
+summary.add_figure(
+    fig,
+    out_dir,
+    "metrics",
+    "Test metrics, mean ± sd over seeds (dots: seeds): speaker probe on z, "
+    "verification EER on held-out speakers, rate and post-hoc MI estimates.",
+)
+
+# %%
+fig = plots.fig_tsne(
+    {o: (e["test"]["z_mean"], e["test"]["y"]) for o, e in res.encodings.items()},
+    max_points=cfg.eval.tsne_points,
+    label_name="speaker",
+)
+summary.add_figure(
+    fig,
+    out_dir,
+    "tsne_z",
+    "t-SNE of the posterior means of z on test utterances, coloured by speaker.",
+)
+
+# %%
+fig = plots.fig_disentanglement(res.means())
+summary.add_figure(
+    fig,
+    out_dir,
+    "disentanglement",
+    "Probe accuracy of z and of s for the speaker and for the phone at a frame: "
+    "ideally z knows the speaker only and s the phone only.",
+)
+
+# %%
+fig = plots.fig_rate_distortion(
+    {
+        o: [
+            (m["rate_nats"][i], m["distortion_nats"][i], f"seed {s}")
+            for i, s in enumerate(res.seeds)
+        ]
+        for o, m in res.metrics.items()
+    }
+)
+summary.add_figure(
+    fig,
+    out_dir,
+    "rate_distortion",
+    "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z,s) per objective and seed.",
+)
+
+# %% [markdown]
+# ## Voice conversion: swap z between utterances
+# Each row keeps the content (s) of one utterance and takes z from an utterance of another
+# speaker. Audio is rendered from the log-mel frames by Griffin-Lim.
+
+# %%
+vc = evaluate.voice_conversion_examples(
+    res.models[objectives[-1]], res.loader("test"), n_examples=3, seed=params["seeds"][0]
+)
+fig = plots.fig_voice_conversion(vc)
+summary.add_figure(
+    fig,
+    out_dir,
+    "voice_conversion",
+    f"Voice conversion with the `{objectives[-1]}` model: content source, speaker "
+    "source and the converted log-mel spectrogram.",
+)
+
+# %%
+info = res.bundle.info
+for name in ("content", "speaker", "converted"):
+    wave = features.features_to_audio(vc[name][0], info["feature"])
+    display(name, Audio(wave, rate=info["sample_rate"]))
+
+# %%
+io.write_metrics(
+    f"{out_dir}/metrics.json",
+    res.metrics,
+    cfg,
+    params=params,
+    weights=res.weights,
+    wall_seconds=res.wall_seconds,
+)
+res.summary()

@@ -1,0 +1,87 @@
+# %% [markdown]
+# # 03 · Information plane: sweeps of alpha and beta (validation split)
+#
+# The figure that tests the paper's information-theoretic argument directly. For each model we
+# train `elbo`, `mi` over a grid of alpha and `cmi` over a grid of (alpha, beta), evaluate on the
+# **validation** split, and plot
+#
+# - the information plane: post-hoc I(z;s) (x) against I(x;z) (y), estimated by critics trained
+#   after the fact (not the training critic). `mi` should move up and to the right (more
+#   information in z, some of it redundant with s); `cmi` up and to the left;
+# - rate-distortion points across the grid;
+# - probe accuracy of z against beta.
+#
+# It also selects, per objective, the weights with the best validation probe accuracy; that
+# selection (with every row as evidence) is written to `selected_weights.json` in the output
+# folder. The experiments' presets use the recorded copy in `paperlib/selected_weights.json`.
+#
+# **Time:** quick profile about 7 minutes on 2 CPU cores (one seed, a small grid, shorter
+# training); smoke seconds.
+
+# %%
+from paperlib import config, experiment, io, notebooks, plots, summary
+
+# %% tags=["parameters"]
+profile = "quick"
+seeds = None
+experiments = ["speech", "images"]
+alphas = None
+betas = None
+steps = None
+out_dir = "../results/03_information_plane"
+
+# %%
+params = notebooks.check_params("03_information_plane", globals())
+grid = experiment.sweep_grid(["elbo", "mi", "cmi"], params["alphas"], params["betas"])
+grid
+
+# %%
+rows = {}
+for name in experiments:
+    cfg = config.load(profile, name)
+    if params["steps"] is not None:
+        cfg = cfg.replace(train__steps=params["steps"])
+    rows[name] = experiment.sweep(cfg, grid, params["seeds"], split="val")
+
+# %%
+for name in experiments:
+    fig = plots.fig_information_plane(experiment.points(rows[name], "mi_zs_nats", "mi_xz_nats"))
+    summary.add_figure(
+        fig,
+        out_dir,
+        f"information_plane_{name}",
+        f"{name}: post-hoc I(z;s) against I(x;z) on the validation split for every "
+        "(objective, alpha, beta) of the grid; labels give the weights.",
+    )
+
+# %%
+for name in experiments:
+    fig = plots.fig_rate_distortion(experiment.points(rows[name], "rate_nats", "distortion_nats"))
+    summary.add_figure(
+        fig,
+        out_dir,
+        f"rate_distortion_{name}",
+        f"{name}: rate KL(q(z|x)||p(z)) against distortion across the grid (validation split).",
+    )
+
+# %%
+for name in experiments:
+    fig = plots.fig_probe_vs_beta(experiment.probe_vs_beta(rows[name]))
+    summary.add_figure(
+        fig,
+        out_dir,
+        f"probe_vs_beta_{name}",
+        f"{name}: validation probe accuracy of z against beta, one line per alpha "
+        "(beta = 0 is `mi`).",
+    )
+
+# %%
+selection = {name: experiment.select_weights(rows[name]) for name in experiments}
+io.write_json(f"{out_dir}/selected_weights.json", selection)
+{n: {o: w for o, w in s.items() if o != "_evidence"} for n, s in selection.items()}
+
+# %%
+metrics = {}
+for name in experiments:
+    metrics.update(experiment.rows_to_metrics(rows[name], suffix=f"_{name}"))
+io.write_metrics(f"{out_dir}/metrics.json", metrics, None, params=params, split="val")

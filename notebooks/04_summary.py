@@ -1,0 +1,27 @@
+# %% [markdown]
+# # 04 · Summary
+#
+# Reads every notebook's `metrics.json` and `figures.json` and writes `results/README.md`:
+# the paper-style tables (objective x metric, mean ± std over seeds, best per column in bold),
+# every figure with one sentence on what it shows, the profile, versions, git commit and the
+# total wall time. Runs in seconds; `run_all.sh` runs it last.
+
+# %%
+from pathlib import Path
+
+from IPython.display import Markdown
+
+from paperlib import notebooks, summary
+
+# %% tags=["parameters"]
+profile = "quick"
+results_dir = "../results"
+out_dir = "../results/04_summary"
+
+# %%
+params = notebooks.check_params("04_summary", globals())
+Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+# %%
+readme = summary.write_summary(results_dir)
+Markdown(readme.read_text())
