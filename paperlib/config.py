@@ -38,6 +38,24 @@ MODELS = ("dsae", "pixelcnn_vae", "toy")
 OBJECTIVES = ("elbo", "mi", "cmi", "cmi_club")
 
 
+def registered(kind: str) -> tuple[str, ...]:
+    """Names accepted for a component: the built-ins plus whatever a user registered.
+
+    ``kind`` is "dataset", "model" or "objective". The registries are imported lazily, so a
+    model, dataset or objective added with ``@REGISTRY.register("name")`` is accepted by the
+    config without editing this file.
+    """
+    import importlib
+
+    module, attr, builtin = {
+        "dataset": ("paperlib.data", "DATASETS", DATASETS),
+        "model": ("paperlib.models", "MODELS", MODELS),
+        "objective": ("paperlib.regularizers", "OBJECTIVES", OBJECTIVES),
+    }[kind]
+    registry = getattr(importlib.import_module(module), attr)
+    return tuple(dict.fromkeys([*builtin, *registry.names()]))
+
+
 def _spec(default: Any, *, choices=None, lo=None, hi=None, lo_open=False, doc: str = ""):
     """A dataclass field with validation metadata (accepted choices and numeric range)."""
     meta = {"choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open, "doc": doc}
@@ -88,10 +106,13 @@ class _Validated:
                     f"got {value!r} ({type(value).__name__})"
                 )
             meta = f.metadata
-            if meta.get("choices") is not None and value not in meta["choices"]:
+            choices = meta.get("choices")
+            if callable(choices):
+                choices = choices()
+            if choices is not None and value not in choices:
                 raise ValueError(
                     f"config key '{where}' = {value!r} is not accepted; "
-                    f"choose one of {list(meta['choices'])}"
+                    f"choose one of {list(choices)}"
                 )
             lo, hi = meta.get("lo"), meta.get("hi")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -121,7 +142,7 @@ def _block_name(cls: type) -> str:
 class DataConfig(_Validated):
     """Which dataset, its size and how it is batched (DESIGN section 3)."""
 
-    name: str = _spec("synthetic_speech", choices=DATASETS)
+    name: str = _spec("synthetic_speech", choices=lambda: registered("dataset"))
     data_dir: str = _spec("data", doc="folder with real datasets (paper profile)")
     cache_dir: str = _spec(".cache/paperlib", doc="where generated corpora are cached")
     batch_size: int = _spec(32, lo=1)
@@ -145,7 +166,7 @@ class DataConfig(_Validated):
 class ModelConfig(_Validated):
     """Model family and sizes (DESIGN section 1)."""
 
-    name: str = _spec("dsae", choices=MODELS)
+    name: str = _spec("dsae", choices=lambda: registered("model"))
     z_dim: int = _spec(16, lo=1)
     s_dim: int = _spec(16, lo=1)
     hidden: int = _spec(128, lo=1)
@@ -163,7 +184,7 @@ class ModelConfig(_Validated):
 class ObjectiveConfig(_Validated):
     """Objective and its estimators (DESIGN section 2)."""
 
-    name: str = _spec("elbo", choices=OBJECTIVES)
+    name: str = _spec("elbo", choices=lambda: registered("objective"))
     alpha: float = _spec(0.0, lo=0.0, hi=20.0, doc="weight of I_q(x;z)")
     beta: float = _spec(0.0, lo=0.0, hi=100.0, doc="weight of I_q(z;s)")
     mi_xz: str = _spec(

@@ -60,7 +60,8 @@ def weights_for(
     ``elbo`` always uses alpha = beta = 0, and ``mi`` beta = 0, whatever is passed.
     """
     recorded = selected_weights(experiment).get(objective, {})
-    w = {k: float(recorded.get(k, FALLBACK_WEIGHTS[objective][k])) for k in ("alpha", "beta")}
+    fallback = FALLBACK_WEIGHTS.get(objective, {"alpha": 0.0, "beta": 0.0})
+    w = {k: float(recorded.get(k, fallback[k])) for k in ("alpha", "beta")}
     if objective != "elbo" and alpha is not None:
         w["alpha"] = float(alpha)
     if objective in ("cmi", "cmi_club") and beta is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlib.config import DATASETS, OBJECTIVES, PROFILES
+from paperlib.config import DATASETS, PROFILES, registered
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -55,10 +55,15 @@ def _seeds() -> Param:
 
 def _objectives() -> Param:
     def check(v: Any) -> str | None:
-        ok = isinstance(v, list) and v and all(o in OBJECTIVES for o in v) and len(set(v)) == len(v)
+        known = registered("objective")
+        ok = isinstance(v, list) and v and all(o in known for o in v) and len(set(v)) == len(v)
         return None if ok else ""
 
-    return Param(check, f"a non-empty list of distinct names from {list(OBJECTIVES)}")
+    return Param(
+        check,
+        "a non-empty list of distinct registered objective names "
+        "(built in: elbo, mi, cmi, cmi_club)",
+    )
 
 
 def _weight(hi: float) -> Param:
@@ -112,7 +117,12 @@ SPECS: dict[str, dict[str, Param]] = {
         "seeds": Param(
             _seeds().check, _seeds().accepted, defaults={"smoke": [0], "quick": [0], "paper": [0]}
         ),
-        "steps": _opt_int(1),
+        # the walkthrough's budget is 3 minutes: fewer steps than the speech preset's 600
+        "steps": Param(
+            _opt_int(1).check,
+            _opt_int(1).accepted,
+            defaults={"smoke": None, "quick": 500, "paper": 500},
+        ),
         "beta": _weight(100.0),
     },
     "01_speech_dsae": {

@@ -1,0 +1,126 @@
+"""Every notebook runs under papermill in the smoke profile and writes its expected files;
+the summary step turns fixture metrics into the expected table."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from paperlib import io, summary
+from paperlib.notebooks import notebook_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXPECTED = {
+    "00_walkthrough": ["metrics.json"],
+    "01_speech_dsae": [
+        "metrics.json",
+        "tsne_z.png",
+        "tsne_z.pdf",
+        "disentanglement.png",
+        "voice_conversion.png",
+        "training_curves.png",
+        "metrics.png",
+        "rate_distortion.png",
+        "figures.json",
+    ],
+    "02_images_pixelcnn_vae": [
+        "metrics.json",
+        "tsne_z.png",
+        "samples_cmi.png",
+        "metrics.png",
+        "rate_distortion.png",
+        "figures.json",
+    ],
+    "03_information_plane": [
+        "metrics.json",
+        "selected_weights.json",
+        "information_plane_speech.png",
+        "information_plane_images.png",
+        "probe_vs_beta_speech.png",
+        "rate_distortion_images.png",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """Run every notebook once, smoke profile, two at a time, into a temporary results folder."""
+    out = tmp_path_factory.mktemp("results")
+    r = subprocess.run(
+        [str(ROOT / "run_all.sh"), "--profile", "smoke", "--jobs", "2", "--results", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", notebook_names())
+def test_notebook_runs_in_smoke_profile(smoke_results, name):
+    folder = smoke_results / name
+    assert (folder / "run.json").exists(), f"{name} did not finish"
+    assert (folder / f"{name}.ipynb").exists(), "the executed notebook is kept beside its results"
+    for f in EXPECTED.get(name, []):
+        assert (folder / f).exists(), f"{name} did not write {f}"
+    if (folder / "metrics.json").exists():
+        metrics = io.read_metrics(folder / "metrics.json")
+        assert metrics["_meta"]["profile"] == "smoke"
+        assert "git_commit" in metrics["_meta"] and "versions" in metrics["_meta"]
+
+
+@pytest.mark.slow
+def test_experiment_metrics_follow_the_contract(smoke_results):
+    for name in ("01_speech_dsae", "02_images_pixelcnn_vae"):
+        metrics = io.read_metrics(smoke_results / name / "metrics.json")
+        assert {"elbo", "mi", "cmi"} <= set(metrics)
+        for objective in ("elbo", "mi", "cmi"):
+            for key in (
+                "probe_acc",
+                "probe_acc_sample",
+                "kl_z_nats",
+                "mi_xz_nats",
+                "mi_zs_nats",
+                "train_seconds",
+            ):
+                assert key in metrics[objective], f"{name}: {objective} lacks {key}"
+    speech = io.read_metrics(smoke_results / "01_speech_dsae" / "metrics.json")
+    assert {"eer", "phone_probe_acc_z", "speaker_probe_acc_s", "nll_nats"} <= set(speech["cmi"])
+    images = io.read_metrics(smoke_results / "02_images_pixelcnn_vae" / "metrics.json")
+    assert {"class_consistency", "nll_bits_per_dim"} <= set(images["cmi"])
+
+
+@pytest.mark.slow
+def test_summary_readme_embeds_every_figure(smoke_results):
+    readme = (smoke_results / "README.md").read_text()
+    for folder in smoke_results.iterdir():
+        figures = folder / "figures.json"
+        if figures.exists():
+            for fig in json.loads(figures.read_text()):
+                assert f"{folder.name}/{fig}.png" in readme
+
+
+def test_summary_table_from_fixture_metrics(tmp_path):
+    nb = tmp_path / "01_speech_dsae"
+    io.write_metrics(
+        nb / "metrics.json",
+        {
+            "elbo": {"probe_acc": [0.5, 0.6], "eer": [0.3, 0.2], "kl_z_nats": [1.0, 1.0]},
+            "cmi": {"probe_acc": [0.8, 0.9], "eer": [0.1, 0.1], "kl_z_nats": [5.0, 6.0]},
+        },
+        params={"seeds": [0, 1]},
+    )
+    (nb / "run.json").write_text(json.dumps({"profile": "quick", "wall_seconds": 12.0}))
+    summary.add_figure(
+        __import__("matplotlib.pyplot").pyplot.figure(), nb, "fig_a", "What A shows."
+    )
+    text = summary.write_summary(tmp_path).read_text()
+    assert "| objective | probe acc. z (mean) | EER | KL(q(z|x)||p(z)) [nats] |" in text
+    assert "| elbo | 0.550 ± 0.071 | 0.250 ± 0.071 | 1.000 ± 0.000 |" in text
+    # best per column in bold where a direction exists; no bold for the rate
+    assert "| cmi | **0.850 ± 0.071** | **0.100 ± 0.000** | 5.500 ± 0.707 |" in text
+    assert "![fig_a](01_speech_dsae/fig_a.png)" in text and "*What A shows.*" in text
+    assert "total notebook wall time: 12 s" in text
