@@ -160,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="run only this notebook (repeatable); name or number, e.g. 01",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="notebooks run in parallel (default: 2, or 1 on a single core)",
+    )
     parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
     parser.add_argument("--results", default=str(ROOT / "results"), help="results folder")
     parser.add_argument(
