@@ -62,15 +62,14 @@ def git_commit(root: str | Path | None = None) -> str:
 def versions() -> dict[str, str]:
     """Versions of the packages that decide the numbers."""
     import platform
-
-    import sklearn
+    from importlib.metadata import version
 
     return {
         "paperlib": __version__,
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "numpy": str(np.__version__),
-        "scikit-learn": str(sklearn.__version__),
+        "scikit-learn": version("scikit-learn"),  # metadata: importing sklearn costs seconds
     }
 
 
