@@ -33,7 +33,12 @@ OBJECTIVE_COLORS: dict[str, tuple[float, float, float]] = {
     "cmi": _PALETTE[2],  # green
     "cmi_club": _PALETTE[3],  # red
 }
-OBJECTIVE_LABELS = {"elbo": "ELBO", "mi": "MI-VAE", "cmi": "CMI (ours)", "cmi_club": "CMI (CLUB)"}
+OBJECTIVE_LABELS = {
+    "elbo": "ELBO",
+    "mi": "MI-VAE",
+    "cmi": "CMI (proposed)",
+    "cmi_club": "CMI (CLUB)",
+}
 
 # Axis labels (with units) for the metric names of DESIGN section 6.
 METRIC_LABELS = {
@@ -602,10 +607,152 @@ def fig_probe_vs_beta(
     return fig
 
 
+# ----------------------------------------------------------------------------------------------
+# the idea in one picture (notebook 00)
+
+
+def _node(ax, xy, text, observed=False, r=0.32):
+    from matplotlib.patches import Circle
+
+    face = "0.85" if observed else "white"
+    ax.add_patch(Circle(xy, r, facecolor=face, edgecolor="k", lw=1.2, zorder=3))
+    ax.text(*xy, text, ha="center", va="center", fontsize="large", zorder=4)
+
+
+def _edge(ax, a, b, r=0.32):
+    from matplotlib.patches import FancyArrowPatch
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    u = (b - a) / np.linalg.norm(b - a)
+    ax.add_patch(
+        FancyArrowPatch(
+            tuple(a + r * u),
+            tuple(b - r * u),
+            arrowstyle="-|>",
+            mutation_scale=12,
+            lw=1.1,
+            color="k",
+            zorder=2,
+        )
+    )
+
+
+@_styled
+def fig_information_diagram(show_graph: bool = True) -> Figure:
+    """The paper's argument in one figure: the generative model and an information diagram.
+
+    (a) The sequential VAE's generative model: a global z (one per sequence) and local s_t
+    (a Markov chain) both generate each frame x_t.
+    (b) Information diagram (Yeung 1991) of H(x), H(z), H(s) under the encoder q, drawn with
+    I(z; s | x) = 0, i.e. z and s independent given x (the factorized posterior of the DSAE, or
+    s a function of x in the PixelCNN-VAE): the lens of z and s then lies inside H(x), and
+
+        I(x; z) = I(x; z | s) + I(z; s).
+
+    Maximising I(x; z) (``mi``) rewards both parts; subtracting I(z; s) (``cmi``, alpha = beta)
+    leaves I(x; z | s), the information about x that only z carries. Areas are schematic.
+
+    Parameters
+    ----------
+    show_graph : draw panel (a); False gives panel (b) alone.
+    """
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Circle
+
+    def tint(color, amount):  # opaque mix with white: overlaps stay the colour they name
+        return tuple(1 - amount * (1 - c) for c in to_rgb(color))
+
+    ncols = 2 if show_graph else 1
+    fig, axes = plt.subplots(
+        1,
+        ncols,
+        figsize=(4.2 * ncols + 1.8, 4.2),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.0, 1.5] if show_graph else [1.0]},
+    )
+    axes = list(axes.flat)
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.axis("off")
+    muted = dict(ha="left", va="center", fontsize="small", color="0.35")
+
+    if show_graph:  # s_t on top, frames x_t in the middle, z below: no edge crosses a node
+        ax = axes[0]
+        xs = [0.0, 1.25, 2.5]
+        z = (1.25, -1.45)
+        _node(ax, z, "$z$")
+        for t, xt in enumerate(xs, start=1):
+            _node(ax, (xt, 1.3), f"$s_{t}$")
+            _node(ax, (xt, 0.0), f"$x_{t}$", observed=True)
+            _edge(ax, (xt, 1.3), (xt, 0.0))
+            _edge(ax, z, (xt, 0.0))
+            if t > 1:
+                _edge(ax, (xs[t - 2], 1.3), (xt, 1.3))
+        for y in (1.3, 0.0):
+            ax.text(3.0, y, r"$\cdots$", ha="left", va="center", fontsize="large")
+        ax.text(-0.8, 1.85, "local, one per frame", **muted)
+        ax.text(-0.8, 0.55, "observed frames", **muted)
+        ax.text(-0.8, -1.45, "global,\none per\nsequence", **muted)
+        ax.set_xlim(-0.85, 3.4)
+        ax.set_ylim(-2.0, 2.1)
+        ax.set_title(r"(a) generative model: $x_t \sim p(x_t\,|\,z, s_t)$", fontsize="medium")
+
+    ax = axes[-1]
+    wanted, redundant = tint(objective_color("cmi"), 0.6), tint(objective_color("cmi_club"), 0.75)
+    cx, cz, cs = (0.0, -0.25), (-0.78, 0.62), (0.78, 0.62)
+    rx, rz, rs = 1.65, 1.0, 1.0
+    clip_x = Circle(cx, rx, transform=ax.transData)
+    clip_s = Circle(cs, rs, transform=ax.transData)
+    # I(x; s | z) and I(x; z): the parts of H(s) and H(z) inside H(x) ...
+    for c, r, face in ((cs, rs, "0.9"), (cz, rz, wanted)):
+        part = ax.add_patch(Circle(c, r, facecolor=face, lw=0, zorder=1))
+        part.set_clip_path(clip_x)
+    # ... and the lens of z and s, I(z; s), inside H(x) because I(z; s | x) = 0
+    lens = ax.add_patch(Circle(cz, rz, facecolor=redundant, lw=0, zorder=2))
+    lens.set_clip_path(clip_s)
+    for c, r in ((cx, rx), (cz, rz), (cs, rs)):
+        ax.add_patch(Circle(c, r, facecolor="none", edgecolor="0.15", lw=1.2, zorder=3))
+    ax.text(-1.5, -1.6, "$H(x)$", ha="center", va="center", fontsize="large")
+    ax.text(-1.5, 1.75, "$H(z)$", ha="center", va="center", fontsize="large")
+    ax.text(1.5, 1.75, "$H(s)$", ha="center", va="center", fontsize="large")
+    labels = (  # (text, point in the region, text position)
+        ("$I(x;z\\,|\\,s)$\nwanted in z:\nglobal, not in s", (-0.95, 0.3), (-4.1, 0.35)),
+        ("$I(z;s)$\nredundant:\nalso in s", (0.0, 0.75), (2.1, 1.25)),
+        ("$I(x;s\\,|\\,z)$\nlocal content", (0.95, 0.15), (2.1, -0.3)),
+    )
+    for text, xy, xytext in labels:
+        ax.annotate(
+            text,
+            xy=xy,
+            xytext=xytext,
+            ha="left",
+            va="center",
+            fontsize="small",
+            arrowprops=dict(arrowstyle="-", color="0.25", lw=0.8, shrinkA=2, shrinkB=0),
+        )
+    ax.text(
+        0.0,
+        -2.2,
+        "$I(x;z) = I(x;z\\,|\\,s) + I(z;s)$   when   $I(z;s\\,|\\,x) = 0$\n"
+        "mi:  $+\\,\\alpha\\, I(x;z)$ rewards both coloured parts\n"
+        "cmi:  $+\\,\\alpha\\, I(x;z) - \\beta\\, I(z;s)$ rewards $I(x;z\\,|\\,s)$ only ($\\alpha=\\beta$)",
+        ha="center",
+        va="top",
+        fontsize="small",
+        linespacing=1.6,
+    )
+    ax.set_xlim(-4.15, 3.5)
+    ax.set_ylim(-3.45, 2.1)
+    ax.set_title("(b) what z, s and x share under the encoder q", fontsize="medium")
+    return fig
+
+
 __all__ = [
     "METRIC_LABELS",
     "OBJECTIVE_COLORS",
     "fig_disentanglement",
+    "fig_information_diagram",
     "fig_information_plane",
     "fig_metric_table",
     "fig_probe_vs_beta",

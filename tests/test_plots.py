@@ -155,3 +155,14 @@ def test_objective_colours_fixed_and_style_is_scoped(plots):
     before = dict(mpl.rcParams)
     plots.fig_rate_distortion({"elbo": [(1.0, 2.0)]})
     assert dict(mpl.rcParams) == before
+
+
+def test_information_diagram_labels_the_identity(plots, tmp_path):
+    fig = plots.fig_information_diagram()
+    assert len(fig.axes) == 2
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    for region in ("I(x;z\\,|\\,s)", "I(z;s)", "I(x;s\\,|\\,z)", "H(x)", "H(z)", "H(s)"):
+        assert region in texts
+    assert "I(z;s\\,|\\,x) = 0" in texts  # the condition of the identity is stated
+    _check_and_save(plots, fig, tmp_path, "information_diagram")
+    assert len(plots.fig_information_diagram(show_graph=False).axes) == 1
