@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     # Parallel notebooks share the cores: more threads than cores makes torch's small kernels
     # spin and slows everything down many times over. A user's own setting is kept.
     threads = str(max(1, (os.cpu_count() or 1) // min(args.jobs, max(len(names), 1))))
+    # torch lets MKL_NUM_THREADS override OMP_NUM_THREADS: both take the user's OMP setting.
+    threads = os.environ.get("OMP_NUM_THREADS", threads)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
     results = Path(args.results)
