@@ -48,7 +48,8 @@ def git_commit(root: str | Path | None = None) -> str:
         if not sha:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # results/ is written by the runs themselves: it does not make the code dirty
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             cwd=root,
             capture_output=True,
             text=True,

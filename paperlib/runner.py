@@ -228,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
             if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
     if not failed and SUMMARY in todo:
+        (results / "run_all.json").write_text(
+            json.dumps(
+                {
+                    "profile": args.profile,
+                    "jobs": args.jobs,
+                    "notebooks": first,
+                    "seconds_before_summary": round(time.perf_counter() - t0, 1),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         try:
             one(SUMMARY)
         except NotebookFailed as err:

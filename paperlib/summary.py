@@ -87,6 +87,15 @@ def metric_table(metrics: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_all_time(results_dir: Path) -> str:
+    """``; run_all.sh's wall time before the summary: ...`` when run_all.sh recorded it."""
+    path = results_dir / "run_all.json"
+    if not path.exists():
+        return ""
+    seconds = json.loads(path.read_text()).get("seconds_before_summary", 0.0)
+    return f"; run_all.sh (notebooks in parallel) before this summary: {seconds:.0f} s"
+
+
 def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -> Path:
     """Write ``results/README.md`` from every ``results/NN_name/metrics.json`` and figures.json."""
     results_dir = Path(results_dir)
@@ -105,7 +114,8 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
         metrics_path = nb_dir / "metrics.json"
         if metrics_path.exists():
             metrics = io.read_metrics(metrics_path)
-            meta_seen = metrics.get("_meta", meta_seen)
+            if "profile" in metrics.get("_meta", {}):
+                meta_seen = metrics["_meta"]
             seeds = metrics.get("_meta", {}).get("params", {}).get("seeds")
             parts.append(metric_table(metrics, f"Test metrics, mean ± std over seeds {seeds}"))
             notes = metrics.get("_meta", {}).get("notes")
@@ -124,7 +134,8 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
         f"- profile: `{meta_seen.get('profile', 'unknown')}`",
         f"- git commit: `{meta_seen.get('git_commit', 'unknown')}`",
         f"- versions: {json.dumps(meta_seen.get('versions', {}))}",
-        f"- total notebook wall time: {total_wall:.0f} s ({total_wall / 60:.1f} min)",
+        f"- sum of the notebooks' wall times: {total_wall:.0f} s ({total_wall / 60:.1f} min)"
+        + _run_all_time(results_dir),
         f"- written: {time.strftime('%Y-%m-%d %H:%M %Z')}\n",
         "Bold marks the best objective per column where a direction is meaningful (higher",
         "probe accuracy and consistency; lower EER, NLL, I(z;s) and redundant-information probes).\n",

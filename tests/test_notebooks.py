@@ -123,4 +123,4 @@ def test_summary_table_from_fixture_metrics(tmp_path):
     # best per column in bold where a direction exists; no bold for the rate
     assert "| cmi | **0.850 ± 0.071** | **0.100 ± 0.000** | 5.500 ± 0.707 |" in text
     assert "![fig_a](01_speech_dsae/fig_a.png)" in text and "*What A shows.*" in text
-    assert "total notebook wall time: 12 s" in text
+    assert "sum of the notebooks' wall times: 12 s" in text
