@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in as_completed(futures):
             if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
-    if not failed and SUMMARY in todo:
+    if not failed and SUMMARY in todo and first:
         (results / "run_all.json").write_text(
             json.dumps(
                 {
