@@ -227,19 +227,20 @@ def main(argv: list[str] | None = None) -> int:
         for f in as_completed(futures):
             if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
-    if not failed and SUMMARY in todo and first:
-        (results / "run_all.json").write_text(
-            json.dumps(
-                {
-                    "profile": args.profile,
-                    "jobs": args.jobs,
-                    "notebooks": first,
-                    "seconds_before_summary": round(time.perf_counter() - t0, 1),
-                },
-                indent=2,
+    if not failed and SUMMARY in todo:
+        if first:  # the summary reports how long this run's notebooks took
+            (results / "run_all.json").write_text(
+                json.dumps(
+                    {
+                        "profile": args.profile,
+                        "jobs": args.jobs,
+                        "notebooks": first,
+                        "seconds_before_summary": round(time.perf_counter() - t0, 1),
+                    },
+                    indent=2,
+                )
+                + "\n"
             )
-            + "\n"
-        )
         try:
             one(SUMMARY)
         except NotebookFailed as err:
