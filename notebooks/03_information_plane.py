@@ -84,4 +84,6 @@ io.write_json(f"{out_dir}/selected_weights.json", selection)
 metrics = {}
 for name in experiments:
     metrics.update(experiment.rows_to_metrics(rows[name], suffix=f"_{name}"))
-io.write_metrics(f"{out_dir}/metrics.json", metrics, None, params=params, split="val")
+io.write_metrics(
+    f"{out_dir}/metrics.json", metrics, None, profile=profile, params=params, split="val"
+)
