@@ -488,12 +488,15 @@ def fig_sample_grid(
 # information and trade-offs
 
 
-def _trajectory(ax, obj: str, pts: Sequence[Sequence[Any]], annotate: bool) -> None:
+def _trajectory(
+    ax, obj: str, pts: Sequence[Sequence[Any]], annotate: bool, connect: bool = False
+) -> None:
+    """Points of one objective; joined by a line only when they form a path (``connect``)."""
     arr = np.array([[float(p[0]), float(p[1])] for p in pts])
     ax.plot(
         arr[:, 0],
         arr[:, 1],
-        "-o",
+        "-o" if connect else "o",
         color=objective_color(obj),
         label=objective_label(obj),
         markersize=4,
@@ -536,17 +539,19 @@ def fig_information_plane(
     points: Mapping[str, Sequence[Sequence[Any]]],
     bound_nats: float | None = None,
     annotate: bool = True,
+    connect: bool = False,
 ) -> Figure:
     """Information plane: I_q(z; s) (x) against I_q(x; z) (y) per objective.
 
     ``points``: objective -> list of (mi_zs_nats, mi_xz_nats[, label]), e.g. over training or
     over beta. The goal of ``cmi`` is the upper left: much about x in z, little shared with s.
-    ``bound_nats`` draws the log N ceiling of the minibatch I(x; z) estimate.
+    ``bound_nats`` draws the log N ceiling of the minibatch I(x; z) estimate. ``connect`` joins
+    the points in order (a trajectory over training); grid points stay unjoined.
     """
     fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
     for obj, pts in points.items():
         if len(pts):
-            _trajectory(ax, obj, pts, annotate)
+            _trajectory(ax, obj, pts, annotate, connect)
     if bound_nats is not None:
         ax.axhline(bound_nats, color="0.5", ls="--", lw=1, label="log N (estimator bound)")
     ax.set_xlabel("I(z; s) [nats]")

@@ -52,7 +52,8 @@ class History:
     ----------
     rows : one dict per logged step: ``{"step": int, term: float, ...}``.
     final : the terms of the last step (floats).
-    train_seconds : wall time of the optimisation steps run by this call.
+    train_seconds : wall time of the optimisation steps, summed over a run and its resumes
+        (checkpoints carry the time spent before them).
     steps : the number of completed steps.
     checkpoint : path of the last checkpoint written (None without a run_dir).
     """
@@ -174,7 +175,7 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
 
-    start, last_ckpt = 0, None
+    start, last_ckpt, prior_seconds = 0, None, 0.0
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
     if ckpt_dir is not None and resume:
         path, payload, skipped = latest_valid_checkpoint(ckpt_dir)
@@ -192,6 +193,7 @@ def fit(
             objective.load_state_dict(payload["objective"])
             set_rng_state(payload["rng"])
             start, last_ckpt = int(payload["step"]), path
+            prior_seconds = float(payload.get("train_seconds", 0.0))
     history = History(steps=start, checkpoint=last_ckpt)
     writer = None
     if run_dir is not None:
@@ -210,6 +212,7 @@ def fit(
             optimizer=optimizer.state_dict(),
             objective=objective.state_dict(),
             data_position={"epoch": epoch, "batch": k, "seed": tc.seed},
+            train_seconds=prior_seconds + time.perf_counter() - t0,
         )
         _prune(ckpt_dir, KEEP_CHECKPOINTS)
         return path
@@ -254,7 +257,7 @@ def fit(
             bar.update(1)
     finally:
         bar.close()
-        history.train_seconds = time.perf_counter() - t0
+        history.train_seconds = prior_seconds + time.perf_counter() - t0
     history.final = dict(terms)
     history.checkpoint = last_ckpt
     return history

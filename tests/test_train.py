@@ -106,3 +106,11 @@ def test_history_and_progress_terms(tmp_path):
     assert hist.checkpoint is not None and hist.checkpoint.name == "step_0000010.pt"
     assert (tmp_path / "history.csv").exists()
     assert hist.train_seconds > 0
+
+
+def test_training_time_survives_a_resume(tmp_path):
+    """A finished run that is resumed reports the time it trained, not the ~0 s of the no-op call."""
+    first = _run(tmp_path)[2]
+    again = _run(tmp_path)[2]
+    assert first.train_seconds > 0
+    assert again.train_seconds == pytest.approx(first.train_seconds, rel=0.5)
