@@ -4,8 +4,10 @@
 - A notebook executes into a staging folder; only when it succeeds does its folder replace
   ``results/NN_name/``. A failure names the notebook and the failing cell's error, exits non-zero,
   and leaves every earlier result untouched.
-- Notebooks whose outputs are newer than their inputs (their source and paperlib) and that ran
-  in the same profile are skipped unless ``--force``.
+- A notebook that this checkout already ran in the same profile on exactly the current inputs
+  (a content hash of its source, paperlib and the recorded weights) is skipped unless
+  ``--force``. The stamp lives in the git-ignored ``results/_logs/``, so a fresh clone
+  regenerates every result even when results are committed.
 - ``--jobs N`` runs independent notebooks in parallel; the summary runs last.
 - One log file per notebook in ``results/_logs/``; the total wall time is printed.
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -33,21 +36,31 @@ class NotebookFailed(RuntimeError):
     """A notebook raised in one of its cells."""
 
 
-def _inputs_mtime(name: str) -> float:
-    files = [NOTEBOOK_DIR / f"{name}.py", *Path(ROOT, "paperlib").rglob("*.py")]
-    return max(f.stat().st_mtime for f in files if f.exists())
+def inputs_hash(name: str, profile: str) -> str:
+    """sha256 of what a notebook's results depend on: its source, paperlib and the profile."""
+    h = hashlib.sha256(profile.encode())
+    files = [NOTEBOOK_DIR / f"{name}.py", *sorted(Path(ROOT, "paperlib").rglob("*.py"))]
+    files.append(Path(ROOT, "paperlib", "selected_weights.json"))
+    for f in files:
+        if f.exists():
+            h.update(f.relative_to(ROOT).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(results: Path, name: str) -> Path:
+    # in the git-ignored _logs/ folder: a fresh clone with committed results still reruns
+    return results / "_logs" / f"{name}.inputs"
 
 
 def is_up_to_date(name: str, results: Path, profile: str) -> bool:
-    """True when results/<name>/run.json is from this profile and newer than every input."""
-    stamp = results / name / "run.json"
-    if not stamp.exists():
-        return False
-    try:
-        info = json.loads(stamp.read_text())
-    except json.JSONDecodeError:
-        return False
-    return info.get("profile") == profile and stamp.stat().st_mtime > _inputs_mtime(name)
+    """True when this checkout already ran `name` in `profile` on exactly the current inputs."""
+    stamp = _stamp(results, name)
+    return (
+        (results / name / "run.json").exists()
+        and stamp.exists()
+        and stamp.read_text().strip() == inputs_hash(name, profile)
+    )
 
 
 def _resolve_names(only: list[str] | None) -> list[str]:
@@ -135,6 +148,7 @@ def run_notebook(
         + "\n"
     )
     _swap_into_place(staging, results / name)
+    _stamp(results, name).write_text(inputs_hash(name, profile) + "\n")
     return seconds
 
 

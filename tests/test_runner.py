@@ -27,6 +27,10 @@ def test_run_all_smoke_writes_the_figure_then_skips(tmp_path):
     assert list(out.glob("*.png")) and list(out.glob("*.pdf"))
     again = _run_all("--profile", "smoke", "--only", "00", results=tmp_path)
     assert again.returncode == 0 and "skip  00_walkthrough" in again.stdout
+    # a fresh clone has committed results but no stamp: it regenerates them
+    (tmp_path / "_logs" / "00_walkthrough.inputs").unlink()
+    fresh = _run_all("--profile", "smoke", "--only", "00", results=tmp_path)
+    assert fresh.returncode == 0 and "done  00_walkthrough" in fresh.stdout
 
 
 @pytest.mark.parametrize(
