@@ -118,26 +118,33 @@ def test_objective_state_dict_holds_critic_optimizer():
     assert torch.equal(obj.generator.get_state(), obj2.generator.get_state())
 
 
-def test_cmi_keeps_rate_and_does_not_raise_posthoc_mi_zs():
-    """cmi vs mi on the toy model, post-hoc I(z; pooled s) from a fresh critic.
+def test_cmi_lowers_posthoc_mi_zs_and_keeps_the_rate():
+    """cmi vs mi on the toy model, post-hoc I(z; pooled s) from a freshly trained critic.
 
-    On the toy data the factorized local path pays a KL per step, and under `mi` it already
-    leaves the global factor to z (post-hoc I(z;s) ~ 0); so this checks that the beta term
-    costs no rate and does not raise I(z;s), not the size of a reduction.
+    The regime matters (DESIGN section 1): with the full KL on s the toy's local path leaves
+    the global factor to z and I(z;s) is ~0 under both objectives. A weak local prior
+    (KL_s weight 0.02) lets s carry z's information under `mi` (~1.3 nats here); the
+    adversarial term with a per-step critic (5 critic steps per model step) then removes about
+    half of it while the rate KL(q(z|x)||p(z)) stays where `mi` put it.
     """
     res = {}
     for name in ("mi", "cmi"):
         cfg, loaders, model, obj = _setup(
             objective__name=name,
             objective__alpha=1.0,
-            objective__beta=10.0,
+            objective__beta=30.0,
+            objective__kl_s_weight=0.02,
+            objective__critic_pairs="step",
+            objective__n_critic=5,
+            objective__critic_lr=3e-3,
             model__s_dim=4,
-            train__steps=150,
+            train__steps=300,
         )
         hist = fit(model, obj, loaders, cfg)
         with torch.no_grad():
             out = model.eval()(loaders["val"].dataset.tensors["x"])
         mi_zs = estimate_mi(out.z_mean, out.s.mean(1), steps=300, batch_size=128, hidden=32)
         res[name] = (hist.final["kl_z"], mi_zs)
-    assert res["cmi"][1] <= res["mi"][1] + 0.05, res
-    assert res["cmi"][0] >= 0.7 * res["mi"][0], res
+    assert res["mi"][1] > 0.5, res  # the regime: s holds global information under mi
+    assert res["cmi"][1] < res["mi"][1] - 0.3, res
+    assert res["cmi"][0] >= 0.8 * res["mi"][0], res
