@@ -152,7 +152,7 @@ table.rename(columns=plots.METRIC_LABELS).round(3)
 
 # %%
 fig = plots.fig_tsne(
-    {o: (e["test"]["z_mean"], e["test"]["y"]) for o, e in res.encodings.items()},
+    res.embeddings("test"),
     max_points=cfg.eval.tsne_points,
     label_name="speaker",
 )

@@ -75,7 +75,7 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_tsne(
-    {o: (e["test"]["z_mean"], e["test"]["y"]) for o, e in res.encodings.items()},
+    res.embeddings("test"),
     max_points=cfg.eval.tsne_points,
     label_name="speaker",
 )
@@ -97,15 +97,7 @@ summary.add_figure(
 )
 
 # %%
-fig = plots.fig_rate_distortion(
-    {
-        o: [
-            (m["rate_nats"][i], m["distortion_nats"][i], f"seed {s}")
-            for i, s in enumerate(res.seeds)
-        ]
-        for o, m in res.metrics.items()
-    }
-)
+fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 summary.add_figure(
     fig,
     out_dir,

@@ -224,6 +224,17 @@ class ExperimentResult:
         """A DataLoader over one split of the experiment's data (unshuffled for val/test)."""
         return make_loaders(self.cfg.data, self.bundle, seed=self.seeds[0])[split]
 
+    def embeddings(self, split: str = "test") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{objective: (posterior means of z, labels)}`` of the first seed, for t-SNE plots."""
+        return {o: (e[split]["z_mean"], e[split]["y"]) for o, e in self.encodings.items()}
+
+    def seed_points(self, x: str, y: str) -> dict[str, list[tuple[float, float, str]]]:
+        """``{objective: [(x, y, "seed k")]}``, one point per seed (e.g. rate vs distortion)."""
+        return {
+            o: [(m[x][i], m[y][i], f"seed {s}") for i, s in enumerate(self.seeds)]
+            for o, m in self.metrics.items()
+        }
+
     def means(self) -> dict[str, dict[str, float]]:
         """``{objective: {metric: mean over seeds}}``."""
         return {
