@@ -31,7 +31,6 @@ from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
 
-ROOT = Path(__file__).resolve().parent.parent
 SELECTED_WEIGHTS = Path(__file__).resolve().parent / "selected_weights.json"
 
 # Used only when selected_weights.json has no entry for an (experiment, objective): a documented
@@ -89,7 +88,7 @@ def config_hash(cfg: Config) -> str:
 
 def run_dir_for(cfg: Config, root: str | Path | None = None) -> Path:
     """``runs/<experiment>/<profile>/<objective>_a<alpha>_b<beta>_s<seed>_<hash>``."""
-    root = Path(root) if root is not None else ROOT / "runs"
+    root = Path(root) if root is not None else runtime.work_dir() / "runs"
     o = cfg.objective
     name = f"{o.name}_a{o.alpha:g}_b{o.beta:g}_s{cfg.train.seed}_{config_hash(cfg)}"
     return root / cfg.experiment / cfg.profile / name

@@ -1,9 +1,10 @@
-"""Seeding and device choice."""
+"""Seeding, device choice and the working folder."""
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,3 +49,30 @@ def get_device(choice: str = "auto") -> torch.device:
             )
         return torch.device("cuda")
     raise ValueError(f"device {choice!r} is not accepted; choose one of ['auto', 'cpu', 'cuda']")
+
+
+#: environment variable naming the working folder (runs/ and the data cache); a shared
+#: filesystem path lets cluster jobs and the notebooks see the same run folders
+WORKDIR_ENV = "PAPERLIB_WORKDIR"
+
+
+def work_dir() -> Path:
+    """Where training runs (``runs/``) and the data cache (``.cache/``) live.
+
+    ``$PAPERLIB_WORKDIR`` when set; else the source checkout's root when paperlib is imported
+    from one (a ``pyproject.toml`` beside the package); else the current directory (a wheel
+    install, as on Colab, must not write into site-packages).
+    """
+    env = os.environ.get(WORKDIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").exists():
+        return checkout
+    return Path.cwd()
+
+
+def in_work_dir(path: str | Path) -> Path:
+    """`path` itself when absolute, else `path` inside `work_dir()`."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else work_dir() / path

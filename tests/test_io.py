@@ -135,3 +135,14 @@ def test_device_choice():
     assert runtime.get_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         runtime.get_device("tpu")
+
+
+def test_work_dir_follows_the_environment_variable(tmp_path, monkeypatch):
+    from paperlib.experiment import run_dir_for
+
+    monkeypatch.setenv(runtime.WORKDIR_ENV, str(tmp_path))
+    assert runtime.work_dir() == tmp_path.resolve()
+    assert runtime.in_work_dir(".cache/x") == tmp_path.resolve() / ".cache/x"
+    assert str(runtime.in_work_dir("/abs/x")) == "/abs/x"
+    cfg = config.load("smoke", "toy")
+    assert run_dir_for(cfg).is_relative_to(tmp_path.resolve() / "runs")

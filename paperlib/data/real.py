@@ -64,6 +64,7 @@ from paperlib.data.features import (
 from paperlib.data.images import binarize, image_bundle, stratified_splits
 from paperlib.data.speech import load_arrays, save_arrays
 from paperlib.io import atomic_path
+from paperlib.runtime import in_work_dir
 
 # Bump when the real-speech feature pipeline changes (cache key).
 REAL_VERSION = 1
@@ -588,7 +589,7 @@ def _cached_features(name: str, data_cfg, files: list[Path], build) -> tuple[dic
         "utts_per_speaker": data_cfg.utts_per_speaker,
     }
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(data_cfg.cache_dir) / f"{name}-{digest}.npz"
+    path = in_work_dir(data_cfg.cache_dir) / f"{name}-{digest}.npz"
     arrays = load_arrays(path, params)
     if arrays is not None:
         return arrays, "cache"

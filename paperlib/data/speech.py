@@ -61,6 +61,7 @@ from paperlib.data.features import (
     normalize,
 )
 from paperlib.io import atomic_path
+from paperlib.runtime import in_work_dir
 
 # Bump when the synthesiser changes so that old caches are not reused.
 VERSION = 1
@@ -618,7 +619,7 @@ def cache_path(data_cfg) -> Path:
     """``cache_dir/synthetic_speech-<sha256 of the generating parameters, 16 hex>.npz``."""
     key = json.dumps(_generating_params(data_cfg), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(data_cfg.cache_dir) / f"synthetic_speech-{digest}.npz"
+    return in_work_dir(data_cfg.cache_dir) / f"synthetic_speech-{digest}.npz"
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
