@@ -214,7 +214,9 @@ class TrainConfig(_Validated):
     checkpoint_every: int = _spec(200, lo=0, doc="steps between checkpoints; 0 disables")
     log_every: int = _spec(20, lo=1)
     progress: bool = _spec(True)
-    num_threads: int = _spec(0, lo=0, doc="torch CPU threads; 0 keeps torch's default")
+    num_threads: int = _spec(
+        0, lo=0, doc="torch CPU threads; 0: $OMP_NUM_THREADS, else the cores other runs left"
+    )
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,113 @@ def in_work_dir(path: str | Path) -> Path:
     """`path` itself when absolute, else `path` inside `work_dir()`."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else work_dir() / path
+
+
+# ----------------------------------------------------------------------------------------------
+# CPU threads: paperlib processes on one machine never oversubscribe the cores.
+#
+# Two processes that each run torch with every core slow each other down many times over
+# (OpenMP threads spin while they wait). Every `fit` claims its threads in a small registry of
+# files, one per live process, in the temporary folder; a run that starts while others hold the
+# cores takes what is left (at least one thread) and says so in one line, with the fix.
+
+_CLAIMS = Path(os.environ.get("TMPDIR", "/tmp")) / f"paperlib-threads-{os.getuid()}"
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def other_claims() -> dict[int, int]:
+    """Threads claimed by other live paperlib processes: ``{pid: threads}``.
+
+    Files of processes that have ended are removed on the way.
+    """
+    claims: dict[int, int] = {}
+    if not _CLAIMS.is_dir():
+        return claims
+    for f in _CLAIMS.glob("*.threads"):
+        try:
+            pid, threads = int(f.stem), int(f.read_text().strip() or 0)
+        except (ValueError, OSError):
+            continue
+        if pid == os.getpid():
+            continue
+        if _alive(pid):
+            claims[pid] = threads
+        else:
+            f.unlink(missing_ok=True)
+    return claims
+
+
+class ThreadClaim:
+    """Context manager: set torch's CPU threads for a training run and register the claim.
+
+    Parameters
+    ----------
+    requested : threads asked for; 0 chooses: ``$OMP_NUM_THREADS`` when the user set it, else
+        the cores left by other live paperlib runs (at least 1).
+
+    Attributes
+    ----------
+    threads : what this process runs with.
+    warning : the one-line warning issued (None when the cores were not oversubscribed).
+    """
+
+    def __init__(self, requested: int = 0):
+        self.requested = requested
+        self.threads = 0
+        self.warning: str | None = None
+        self._file = _CLAIMS / f"{os.getpid()}.threads"
+
+    def __enter__(self) -> ThreadClaim:
+        import warnings
+
+        cores, others = cpu_cores(), other_claims()
+        taken = sum(others.values())
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        if self.requested > 0:
+            self.threads = self.requested
+        elif env.isdigit() and int(env) > 0:
+            self.threads = int(env)
+        else:
+            self.threads = max(1, cores - taken)
+        if others and taken + self.threads > cores:
+            pids = ", ".join(str(p) for p in sorted(others))
+            self.warning = (
+                f"paperlib: {len(others)} other run(s) (pid {pids}) hold {taken} thread(s) of "
+                f"{cores} cores; this run uses {self.threads}, so the cores are oversubscribed "
+                "and both slow down: give each run OMP_NUM_THREADS=1 (or cores/runs), or use "
+                "./run_all.sh --jobs 1."
+            )
+        elif others and self.requested == 0 and not env and self.threads < cores:
+            self.warning = (
+                f"paperlib: {len(others)} other run(s) (pid {', '.join(map(str, sorted(others)))})"
+                f" hold {taken} of {cores} cores; this run takes the {self.threads} left."
+            )
+        if self.warning:
+            warnings.warn(self.warning, RuntimeWarning, stacklevel=2)
+        torch.set_num_threads(self.threads)
+        try:
+            _CLAIMS.mkdir(parents=True, exist_ok=True)
+            self._file.write_text(f"{self.threads}\n")
+        except OSError:  # a read-only temporary folder only loses the bookkeeping
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.unlink(missing_ok=True)

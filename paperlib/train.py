@@ -37,7 +37,7 @@ from paperlib.io import (
     save_checkpoint,
     set_rng_state,
 )
-from paperlib.runtime import get_device, seed_everything
+from paperlib.runtime import ThreadClaim, get_device, seed_everything
 
 KEEP_CHECKPOINTS = 2
 #: terms shown in the progress bar (when present)
@@ -163,8 +163,12 @@ def fit(
         checkpoint is written after it, so the last good one stays the newest.
     """
     tc = cfg.train
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
+    with ThreadClaim(tc.num_threads):
+        return _fit(model, objective, loaders, cfg, run_dir, resume=resume, callbacks=callbacks)
+
+
+def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> History:
+    tc = cfg.train
     seed_everything(tc.seed)
     device = get_device(tc.device)
     model.to(device)

@@ -264,3 +264,23 @@ def test_built_from_presets():
     assert model(torch.zeros(2, 1, 8, 8)).s.shape == (2, 64, 8)
     quick = build_model(load("quick", "images").model, {**info, "x_shape": (1, 28, 28)})
     assert tuple(quick.receptive_field) == (5, 5, 5, 60)
+
+
+def test_channels_last_layout_computes_what_the_contiguous_layout_does():
+    """The speed layout (channels-last maps) changes rounding only: same loss and gradients."""
+    import copy
+
+    torch.manual_seed(0)
+    fast = PixelCNNVAE((1, 10, 10), z_dim=3, s_dim=4, hidden=8, n_layers=3)
+    plain = copy.deepcopy(fast).to(memory_format=torch.contiguous_format)
+    plain._stack_input = lambda x: torch.cat([2.0 * x - 1.0, torch.ones_like(x[:, :1])], dim=1)
+    x = (torch.rand(4, 1, 10, 10) > 0.5).float()
+    z = torch.randn(4, 3)
+    a, b = fast(x, z=z), plain(x, z=z)
+    assert a.s.is_contiguous()
+    torch.testing.assert_close(a.log_px, b.log_px, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(a.s, b.s, rtol=1e-5, atol=1e-5)
+    a.log_px.sum().backward()
+    b.log_px.sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
