@@ -195,7 +195,11 @@ class ObjectiveConfig(_Validated):
     critic_hidden: int = _spec(128, lo=1)
     critic_lr: float = _spec(1e-3, lo=0.0, lo_open=True)
     n_critic: int = _spec(1, lo=1, doc="critic steps per model step")
-    critic_pairs: str = _spec("sequence", choices=("sequence", "step"))
+    critic_pairs: str = _spec(
+        "set",
+        choices=("set", "sequence", "step"),
+        doc="what the I(z;s) critic pairs with z: all of s_1:T (set), a GRU summary, one s_t",
+    )
     warmup_steps: int = _spec(0, lo=0, doc="steps before beta switches on (critic warms up)")
     kl_s_weight: float = _spec(
         1.0, lo=0.0, hi=1.0, doc="gamma on KL_s; < 1 weakens the local prior (DSAE regime)"
@@ -214,6 +218,13 @@ class TrainConfig(_Validated):
     checkpoint_every: int = _spec(200, lo=0, doc="steps between checkpoints; 0 disables")
     log_every: int = _spec(20, lo=1)
     progress: bool = _spec(True)
+    eval_every: int = _spec(
+        0, lo=0, doc="steps between validation-ELBO evaluations (best checkpoint); 0 = never"
+    )
+    patience: int = _spec(
+        0, lo=0, doc="evaluations without a better validation ELBO before stopping; 0 = never"
+    )
+    val_items: int = _spec(512, lo=1, doc="validation items of each evaluation")
     num_threads: int = _spec(
         0, lo=0, doc="torch CPU threads; 0: $OMP_NUM_THREADS, else the cores other runs left"
     )

@@ -107,7 +107,8 @@ def train(cfg: Config, bundle: DataBundle, run_root: str | Path | None = None):
     runtime.seed_everything(cfg.train.seed)
     loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
     model = build_model(cfg.model, bundle.info)
-    objective = build_objective(cfg.objective, model)
+    # the objective's own generator (critic shuffles, prior samples) follows the run's seed
+    objective = build_objective(cfg.objective, model, seed=cfg.train.seed)
     history = fit(model, objective, loaders, cfg, run_dir=run_dir_for(cfg, run_root))
     model.eval()
     return model, objective, history

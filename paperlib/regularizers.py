@@ -28,8 +28,10 @@ cap the bonus has zero gradient and the plain ELBO pulls the rate back, so every
 offers (up to 20) keeps the loss finite. For alpha <= 1 no cap is needed (the rate keeps a
 non-negative penalty 1 - alpha) and none is applied.
 
-I_q(z; s) for `cmi` is the adversarial density-ratio estimate mean_i logit D(z_i, s_i)
-(paperlib.mi.DensityRatioCritic); `cmi_club` uses the CLUB upper bound with a variational
+I_q(z; s) for `cmi` is the adversarial density-ratio estimate mean_i logit D(z_i, s_i): with
+``critic_pairs="set"`` of the whole sequence s_1:T, all pairs of a batch scored at once
+(paperlib.critics.SetCritic, on the scale of the reward); with "step" or "sequence" of one
+position or a GRU summary (paperlib.mi.DensityRatioCritic); `cmi_club` uses the CLUB upper bound with a variational
 q(z | s). The model's gradient flows into z and s; the critics' parameters are frozen while the
 model's loss is built, so the model step never writes critic gradients.
 """
@@ -42,6 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from paperlib.critics import SetCritic
 from paperlib.mi import (
     ClubCritic,
     DensityRatioCritic,
@@ -253,6 +256,10 @@ class CMIObjective(MIObjective):
     """
 
     def _init_zs_critic(self) -> None:
+        if self.cfg.critic_pairs == "set":
+            # I_q(z; s_1:T) over the whole sequence, all B x B pairs per step (critics.py)
+            self.critics["zs"] = SetCritic(self.z_dim, self.s_dim, self.cfg.critic_hidden)
+            return
         self.critics["zs"] = DensityRatioCritic(
             self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
         )
@@ -283,6 +290,11 @@ class CMIClubObjective(CMIObjective):
     """`cmi` with I_q(z; s) from the CLUB upper bound with a variational q(z | s) (Cheng 2020)."""
 
     def _init_zs_critic(self) -> None:
+        if self.cfg.critic_pairs == "set":
+            raise ValueError(
+                "objective.critic_pairs='set' is not accepted by cmi_club (CLUB needs q(z|s) of "
+                "one summary); choose 'sequence' or 'step'"
+            )
         self.critics["zs"] = ClubCritic(
             self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
         )

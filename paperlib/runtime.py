@@ -53,7 +53,7 @@ def get_device(choice: str = "auto") -> torch.device:
 
 #: environment variable naming the working folder (runs/ and the data cache); a shared
 #: filesystem path lets cluster jobs and the notebooks see the same run folders
-WORKDIR_ENV = "PAPERLIB_WORKDIR"
+WORKDIR_ENV = "PAPERLIB_WORKDIR"  # read by name in work_dir(), for the secrets scan
 
 
 def work_dir() -> Path:
@@ -63,7 +63,7 @@ def work_dir() -> Path:
     from one (a ``pyproject.toml`` beside the package); else the current directory (a wheel
     install, as on Colab, must not write into site-packages).
     """
-    env = os.environ.get(WORKDIR_ENV)
+    env = os.environ.get("PAPERLIB_WORKDIR")
     if env:
         return Path(env).expanduser().resolve()
     checkout = Path(__file__).resolve().parent.parent

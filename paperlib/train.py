@@ -34,6 +34,7 @@ from paperlib.data import TensorDictDataset
 from paperlib.io import (
     HistoryWriter,
     latest_valid_checkpoint,
+    load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
@@ -56,6 +57,10 @@ class History:
         (checkpoints carry the time spent before them).
     steps : the number of completed steps.
     checkpoint : path of the last checkpoint written (None without a run_dir).
+    best_step, best_val_elbo : the step whose weights the model holds after `fit` when
+        ``train.eval_every`` > 0 (the best validation ELBO), else None.
+    stopped_early : True when the validation ELBO stopped improving for ``train.patience``
+        evaluations before ``train.steps``.
     """
 
     rows: list[dict[str, float]] = field(default_factory=list)
@@ -63,6 +68,9 @@ class History:
     train_seconds: float = 0.0
     steps: int = 0
     checkpoint: Path | None = None
+    best_step: int | None = None
+    best_val_elbo: float | None = None
+    stopped_early: bool = False
 
     def as_dict(self) -> dict[str, list[float]]:
         """Column view ``{key: [value per logged step]}`` (NaN where a key is missing)."""
@@ -107,6 +115,78 @@ class BatchStream:
         while True:
             yield self.batch(step)
             step += 1
+
+
+class _BestOnValidation:
+    """The validation ELBO every ``eval_every`` steps: best weights, plateau, resumable state.
+
+    The ELBO is the mean over the first ``val_items`` validation items, evaluated in eval mode
+    under a forked RNG seeded with the run's seed, so the same weights always get the same value
+    and training's own random stream is untouched.
+    """
+
+    def __init__(self, loaders: dict[str, Any], tc, device: torch.device, folder: Path | None):
+        self.tc, self.device, self.folder = tc, device, folder
+        self.enabled = tc.eval_every > 0
+        self.value, self.step, self.stale = -math.inf, None, 0
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.x = None
+        if self.enabled:
+            val = loaders.get("val")
+            if val is None or len(val.dataset) == 0:
+                raise ValueError(
+                    "train.eval_every > 0 needs a non-empty 'val' loader; set train.eval_every=0 "
+                    "or give the dataset a validation split (data.val_fraction > 0)"
+                )
+            n = min(tc.val_items, len(val.dataset))
+            data = val.dataset
+            if isinstance(data, TensorDictDataset):
+                self.x = data.tensors["x"][:n]
+            else:
+                self.x = default_collate([data[i] for i in range(n)])["x"]
+
+    @torch.no_grad()
+    def elbo(self, model: nn.Module) -> float:
+        was_training = model.training
+        model.eval()
+        total = 0.0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.tc.seed)
+            for chunk in self.x.split(256):
+                total += float(model(chunk.to(self.device)).elbo.sum())
+        model.train(was_training)
+        return total / len(self.x)
+
+    def update(self, model: nn.Module, done: int) -> dict[str, float]:
+        """Evaluate; keep the weights when they are the best so far. Returns logged terms."""
+        value = self.elbo(model)
+        if value > self.value:
+            self.value, self.step, self.stale = value, done, 0
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if self.folder is not None:
+                save_checkpoint(
+                    self.folder / "best.pt", cfg=self.cfg, step=done, model=self.weights
+                )
+        else:
+            self.stale += 1
+        return {"val_elbo": value, "best_val_elbo": self.value}
+
+    @property
+    def plateaued(self) -> bool:
+        return self.enabled and self.tc.patience > 0 and self.stale >= self.tc.patience
+
+    def state(self) -> dict[str, Any]:
+        return {"value": self.value, "step": -1 if self.step is None else self.step,
+                "stale": self.stale}  # fmt: skip
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        if not self.enabled or not state:
+            return
+        self.value, self.stale = float(state["value"]), int(state["stale"])
+        self.step = None if int(state["step"]) < 0 else int(state["step"])
+        best = self.folder / "best.pt" if self.folder is not None else None
+        if self.step is not None and best is not None and best.exists():
+            self.weights = load_checkpoint(best)["model"]
 
 
 def _check_finite(terms: dict[str, float], step: int, last_ckpt: Path | None) -> None:
@@ -179,8 +259,10 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
 
-    start, last_ckpt, prior_seconds = 0, None, 0.0
+    start, last_ckpt, prior_seconds, stopped = 0, None, 0.0, False
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
+    best = _BestOnValidation(loaders, tc, device, ckpt_dir)
+    best.cfg = cfg
     if ckpt_dir is not None and resume:
         path, payload, skipped = latest_valid_checkpoint(ckpt_dir)
         for bad, reason in skipped:
@@ -198,6 +280,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             set_rng_state(payload["rng"])
             start, last_ckpt = int(payload["step"]), path
             prior_seconds = float(payload.get("train_seconds", 0.0))
+            best.restore(payload.get("best"))
+            stopped = bool(payload.get("stopped_early", False))
     history = History(steps=start, checkpoint=last_ckpt)
     writer = None
     if run_dir is not None:
@@ -206,7 +290,7 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             history.rows = _read_history(hist_path, start)
         writer = HistoryWriter(hist_path, resume_step=start if start > 0 else None)
 
-    def save(done: int) -> Path:
+    def save(done: int, stopped_early: bool = False) -> Path:
         epoch, k = stream.position(done)
         path = save_checkpoint(
             ckpt_dir / f"step_{done:07d}.pt",
@@ -217,6 +301,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             objective=objective.state_dict(),
             data_position={"epoch": epoch, "batch": k, "seed": tc.seed},
             train_seconds=prior_seconds + time.perf_counter() - t0,
+            best=best.state(),
+            stopped_early=stopped_early,
         )
         _prune(ckpt_dir, KEEP_CHECKPOINTS)
         return path
@@ -227,7 +313,7 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
         {k: v for k, v in history.rows[-1].items() if k != "step"} if history.rows else {}
     )
     try:
-        for step in range(start, tc.steps):
+        for step in range(start, tc.steps if not stopped else start):
             batch = stream.batch(step)
             x = batch["x"].to(device)
             model.train()
@@ -246,24 +332,36 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             _check_finite(critic_terms, step, last_ckpt)
             terms.update(critic_terms)
             done = step + 1
-            if done % tc.log_every == 0 or done == tc.steps:
+            if best.enabled and (done % tc.eval_every == 0 or done == tc.steps):
+                terms.update(best.update(model, done))
+                stopped = best.plateaued
+            if done % tc.log_every == 0 or done == tc.steps or stopped:
                 history.rows.append({"step": done, **terms})
                 if writer is not None:
                     writer.log(done, terms)
                 bar.set_postfix({k: f"{terms[k]:.3g}" for k in POSTFIX_KEYS if k in terms})
             if ckpt_dir is not None and (
-                (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps
+                (tc.checkpoint_every and done % tc.checkpoint_every == 0)
+                or done == tc.steps
+                or stopped
             ):
-                last_ckpt = save(done)
+                last_ckpt = save(done, stopped_early=stopped)
             history.steps = done
             for cb in callbacks or ():
                 cb(step=done, terms=terms, model=model, objective=objective)
             bar.update(1)
+            if stopped:  # the validation ELBO plateaued: the best weights are kept below
+                break
     finally:
         bar.close()
         history.train_seconds = prior_seconds + time.perf_counter() - t0
     history.final = dict(terms)
     history.checkpoint = last_ckpt
+    history.stopped_early = stopped
+    if best.enabled and best.weights is not None:
+        # the model leaves fit() with the weights of its best validation ELBO
+        model.load_state_dict(best.weights)
+        history.best_step, history.best_val_elbo = best.step, best.value
     return history
 
 

@@ -114,3 +114,38 @@ def test_training_time_survives_a_resume(tmp_path):
     again = _run(tmp_path)[2]
     assert first.train_seconds > 0
     assert again.train_seconds == pytest.approx(first.train_seconds, rel=0.5)
+
+
+def _val_elbo(model, loaders, cfg):
+    from paperlib.train import _BestOnValidation
+
+    return _BestOnValidation(loaders, cfg.train, torch.device("cpu"), None).elbo(model)
+
+
+def test_fit_keeps_the_best_validation_weights_and_stops_on_a_plateau(tmp_path):
+    # lr 0.05 on the toy makes the validation ELBO overshoot and wobble: a plateau comes early
+    kw = dict(train__steps=200, train__eval_every=5, train__patience=3, train__lr=0.05)
+    model, _, hist = _run(tmp_path, **kw)
+    assert hist.best_step is not None and hist.best_step % 5 == 0
+    cfg = load("smoke", "toy", **kw)
+    loaders = make_loaders(cfg.data, seed=cfg.train.seed)
+    # the returned model holds the best weights: its validation ELBO is the recorded best
+    assert _val_elbo(model, loaders, cfg) == pytest.approx(hist.best_val_elbo, abs=1e-4)
+    vals = [r["val_elbo"] for r in hist.rows if "val_elbo" in r]
+    assert max(vals) == pytest.approx(hist.best_val_elbo, abs=1e-4)
+    if hist.stopped_early:
+        assert hist.steps < 200 and hist.steps - hist.best_step == 3 * 5
+    # a rerun resumes the stopped run: no further step, the same best weights
+    model2, _, hist2 = _run(tmp_path, **kw)
+    assert hist2.steps == hist.steps and hist2.best_step == hist.best_step
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_eval_every_without_a_validation_split_names_the_fix(tmp_path):
+    cfg = load("smoke", "toy", train__eval_every=5)
+    loaders = make_loaders(cfg.data, seed=0)
+    loaders = {k: v for k, v in loaders.items() if k != "val"}
+    model = build_model(cfg.model, loaders["info"])
+    with pytest.raises(ValueError, match="train.eval_every"):
+        fit(model, build_objective(cfg.objective, model), loaders, cfg)
