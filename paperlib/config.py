@@ -178,6 +178,11 @@ class ModelConfig(_Validated):
     output: str = _spec("bernoulli", choices=("bernoulli", "softmax256", "logistic_mix"))
     n_mixtures: int = _spec(5, lo=1)
     enc_channels: int = _spec(32, lo=1)
+    z_to_head: str = _spec(
+        "spatial",
+        choices=("spatial", "broadcast"),
+        doc="how z reaches the PixelCNN head: a z-only spatial map, or one broadcast vector",
+    )
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,23 @@ def test_s_is_z_free():
     assert (grad_p != 0).any()
 
 
+def test_z_reaches_the_head_position_aware():
+    """The spatial z map says different things at different pixels; broadcast cannot."""
+    torch.manual_seed(0)
+    z = torch.randn(2, 3)
+    spatial = PixelCNNVAE((1, 8, 8), z_dim=3, s_dim=4, hidden=6, n_layers=2)
+    m = spatial.z_map(z)  # (B, hidden, H, W)
+    assert m.shape == (2, 6, 8, 8)
+    assert m.flatten(2).std(dim=2).min() > 1e-3  # varies over pixels for every channel
+    # and how it varies depends on z: the map is not a fixed positional bias plus a vector
+    d = spatial.z_map(z + torch.randn(2, 3)) - m
+    assert d.flatten(2).std(dim=2).min() > 1e-4
+    flat = PixelCNNVAE((1, 8, 8), z_dim=3, s_dim=4, hidden=6, n_layers=2, z_to_head="broadcast")
+    assert flat.z_map(z).shape == (2, 6, 1, 1)
+    with pytest.raises(ValueError, match="z_to_head"):
+        PixelCNNVAE((1, 8, 8), z_dim=3, s_dim=4, hidden=6, n_layers=2, z_to_head="film")
+
+
 # --- (c) shapes and finite losses per output head ----------------------------------------------
 
 

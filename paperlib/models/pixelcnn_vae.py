@@ -9,7 +9,8 @@ has two parts, so that the local features are a named tensor:
 (a) a z-FREE gated masked-convolution context stack (van den Oord et al. 2016; shifted
     convolutions as in Salimans et al. 2017, PixelCNN++), projected by a 1x1 convolution to
     ``s_dim`` channels: s_t at every pixel, raster order t = i * W + j;
-(b) 1x1 layers that combine s_t with a projection of z (broadcast over pixels) into the
+(b) 1x1 layers that combine s_t with a map of z (a z-only spatial map, or one vector broadcast
+    over pixels; ``z_to_head``) into the
     parameters of p(x_t | s_t, z): Bernoulli logits (binarized images), a 256-way softmax per
     channel, or a discretized logistic mixture (Salimans et al. 2017) for 8-bit images.
 
@@ -48,6 +49,7 @@ from paperlib.models.base import (
 from paperlib.models.layers import CachedStackState, GatedPixelCNNStack, ReceptiveField
 
 OUTPUTS = ("bernoulli", "softmax256", "logistic_mix")
+Z_TO_HEAD = ("spatial", "broadcast")
 _LOG_SCALE_MIN = -7.0  # lower clamp of the logistic log-scales (PixelCNN++)
 
 
@@ -122,6 +124,9 @@ class PixelCNNVAE(SequentialVAE):
     output : "bernoulli" | "softmax256" | "logistic_mix" (see module docstring).
     n_mixtures : mixture components of "logistic_mix".
     enc_channels : channels of the first encoder convolution (the second has twice as many).
+    z_to_head : "spatial" (z -> a coarse (hidden, H/4, W/4) map, bilinear up to (H, W), ELU, a
+        3x3 convolution: what z says can differ per pixel) or "broadcast" (one projection of z
+        added at every pixel). Either way z never enters s, so s stays z-free and causal.
 
     Notes
     -----
@@ -143,6 +148,7 @@ class PixelCNNVAE(SequentialVAE):
         output: str = "bernoulli",
         n_mixtures: int = 5,
         enc_channels: int = 32,
+        z_to_head: str = "spatial",
     ):
         super().__init__()
         if output not in OUTPUTS:
@@ -167,15 +173,25 @@ class PixelCNNVAE(SequentialVAE):
         # (a) z-free context stack; its input is [2x - 1, ones] (the ones mark the border)
         self.stack = GatedPixelCNNStack(C + 1, hidden, n_layers, kernel_size)
         self.s_proj = nn.Conv2d(hidden, s_dim, 1)
-        # (b) 1x1 head on (s_t, z)
+        # (b) 1x1 head on (s_t, z). z reaches pixel (i, j) through a z-only spatial map: a
+        # broadcast vector would leave the head unable to tell where it is wherever the stack's
+        # receptive field sees no border, so z could not steer strokes there.
         self.head_s = nn.Conv2d(s_dim, hidden, 1)
-        self.head_z = nn.Linear(z_dim, hidden)
+        if z_to_head not in Z_TO_HEAD:
+            raise ValueError(
+                f"z_to_head {z_to_head!r} is not accepted; choose one of {list(Z_TO_HEAD)}"
+            )
+        self.z_to_head = z_to_head
+        self._z_grid = (math.ceil(H / 4), math.ceil(W / 4)) if z_to_head == "spatial" else (1, 1)
+        self.head_z = nn.Linear(z_dim, hidden * self._z_grid[0] * self._z_grid[1])
+        self.head_z_conv = (
+            nn.Conv2d(hidden, hidden, 3, padding=1) if z_to_head == "spatial" else None
+        )
         self.head_mid = nn.Conv2d(hidden, hidden, 1)
         self.head_out = nn.Conv2d(hidden, self.n_params, 1)
         # channels-last feature maps: oneDNN's convolutions with 8-64 channels run ~1.2x
         # faster on CPU (benchmarks/speed_vs_base.py); the values are the same up to rounding
-        for part in (self.stack, self.s_proj, self.head_s, self.head_mid, self.head_out):
-            part.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, model_cfg, data_info: dict) -> PixelCNNVAE:
@@ -191,6 +207,7 @@ class PixelCNNVAE(SequentialVAE):
             output=model_cfg.output,
             n_mixtures=model_cfg.n_mixtures,
             enc_channels=model_cfg.enc_channels,
+            z_to_head=model_cfg.z_to_head,
         )
 
     # --- sizes -----------------------------------------------------------------------------------
@@ -238,10 +255,21 @@ class PixelCNNVAE(SequentialVAE):
         """Parameters of p(x_t | s_t, z): (B, Ds, H, W), (B, Dz) -> (B, P, H, W)."""
         return self._head(self.head_s(s_map), z)
 
+    def z_map(self, z: Tensor) -> Tensor:
+        """What z adds to the head at each pixel: (B, Dz) -> (B, hidden, H, W) (or (B, hidden,
+        1, 1) for "broadcast"). A function of z alone, so no pixel of x enters through it."""
+        B, (gh, gw) = z.shape[0], self._z_grid
+        m = self.head_z(z).view(B, self.hidden, gh, gw)
+        if self.head_z_conv is None:
+            return m
+        _, H, W = self.x_shape
+        m = F.interpolate(m, size=(H, W), mode="bilinear", align_corners=False)
+        return self.head_z_conv(F.elu(m)).contiguous(memory_format=torch.channels_last)
+
     def _head(self, s_hidden: Tensor, z: Tensor) -> Tensor:
         """The head after its s projection: (B, hidden, H, W), (B, Dz) -> (B, P, H, W)."""
-        # a = elu(W_s s_t + W_z z), z broadcast over pixels
-        a = F.elu(s_hidden + self.head_z(z)[:, :, None, None])
+        # a_ij = elu(W_s s_ij + Z(z)_ij)
+        a = F.elu(s_hidden + self.z_map(z))
         return self.head_out(F.elu(self.head_mid(a)))
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
@@ -379,7 +407,9 @@ class PixelCNNVAE(SequentialVAE):
         ones = z.new_ones(B, 1)
         # s_t and the head as matrices on one pixel; z's projection is computed once
         s_w, s_b = self.s_proj.weight[:, :, 0, 0].t(), self.s_proj.bias
-        hs_w, zh = self.head_s.weight[:, :, 0, 0].t(), self.head_s.bias + self.head_z(z)
+        # Z(z) at every pixel, (H, W, B, hidden) (broadcast: one (B, hidden) for all pixels)
+        zh = (self.head_s.bias[:, None, None] + self.z_map(z)).permute(2, 3, 0, 1)
+        hs_w = self.head_s.weight[:, :, 0, 0].t()
         hm_w, hm_b = self.head_mid.weight[:, :, 0, 0].t(), self.head_mid.bias
         ho_w, ho_b = self.head_out.weight[:, :, 0, 0].t(), self.head_out.bias
         for i in range(H):
@@ -387,7 +417,8 @@ class PixelCNNVAE(SequentialVAE):
             for j in range(W):
                 s = torch.addmm(s_b, state.pixel(j), s_w)  # (B, Ds)
                 # a = elu(W_s s_t + W_z z)
-                a = F.elu(torch.addmm(zh, s, hs_w))  # (B, hidden)
+                zh_ij = zh[i, j] if self.head_z_conv is not None else zh[0, 0]  # (B, hidden)
+                a = F.elu(torch.addmm(zh_ij, s, hs_w))
                 params = torch.addmm(ho_b, F.elu(torch.addmm(hm_b, a, hm_w)), ho_w)  # (B, P)
                 xt = self._sample_pixel(params, u[:, :, i, j])  # (B, C)
                 x[:, :, i, j] = xt
