@@ -9,9 +9,12 @@ Training runs are resumable: each (objective, weights, seed, config) has a run f
 ``runs/`` holding its checkpoints, so a notebook killed mid-way picks up where it stopped, and
 a finished run is not trained again.
 
-Weights. ``alpha`` and ``beta`` default to the values that the validation sweep of notebook 03
-chose for this experiment and that ``selected_weights.json`` records with its evidence (DESIGN
-section 2, "Fair comparison"). Passing numbers overrides them.
+Weights. ``alpha`` and ``beta`` come from the validation sweep of notebook 03, handed over
+explicitly: 03 writes ``results/03_information_plane/selected_weights.json`` with its
+provenance (profile, steps, seeds, a hash of the experiment's base config, commit), and 01/02
+read it with `load_selection`, which refuses a file made for another profile, step count or
+configuration (DESIGN section 2, "Fair comparison"). Passing numbers overrides it. Nothing that
+a run produces is written back into the package.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
 
-SELECTED_WEIGHTS = Path(__file__).resolve().parent / "selected_weights.json"
+#: the name of notebook 03's selection file (in its results folder)
+SELECTION_FILE = "selected_weights.json"
 
-# Used only when selected_weights.json has no entry for an (experiment, objective): a documented
-# starting point, not a tuned value. alpha > 1 actively raises I(x;z) through the bounded
-# minibatch estimate (DESIGN section 2).
+# Used only when no selection is given for an (experiment, objective): a documented starting
+# point, not a tuned value. alpha > 1 actively raises I(x;z) through the bounded minibatch
+# estimate (DESIGN section 2).
 FALLBACK_WEIGHTS: dict[str, dict[str, float]] = {
     "elbo": {"alpha": 0.0, "beta": 0.0},
     "mi": {"alpha": 2.0, "beta": 0.0},
@@ -44,28 +48,104 @@ FALLBACK_WEIGHTS: dict[str, dict[str, float]] = {
 }
 
 
-def selected_weights(experiment: str) -> dict[str, Any]:
-    """The weights recorded for `experiment` (``{objective: {"alpha", "beta"}, "_evidence"}``)."""
-    if not SELECTED_WEIGHTS.exists():
-        return {}
-    return json.loads(SELECTED_WEIGHTS.read_text()).get(experiment, {})
-
-
 def weights_for(
-    experiment: str, objective: str, alpha: float | None = None, beta: float | None = None
+    experiment: str,
+    objective: str,
+    alpha: float | None = None,
+    beta: float | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """alpha and beta for one objective: explicit values, else recorded, else the fallback.
+    """alpha and beta for one objective: explicit values, else `selection`, else the fallback.
 
-    ``elbo`` always uses alpha = beta = 0, and ``mi`` beta = 0, whatever is passed.
+    ``selection`` is ``{objective: {"alpha", "beta"}}`` from `load_selection`. ``elbo`` always
+    uses alpha = beta = 0, and ``mi`` beta = 0, whatever is passed.
     """
-    recorded = selected_weights(experiment).get(objective, {})
+    recorded = (selection or {}).get(objective, {})
     fallback = FALLBACK_WEIGHTS.get(objective, {"alpha": 0.0, "beta": 0.0})
     w = {k: float(recorded.get(k, fallback[k])) for k in ("alpha", "beta")}
     if objective != "elbo" and alpha is not None:
         w["alpha"] = float(alpha)
     if objective in ("cmi", "cmi_club") and beta is not None:
         w["beta"] = float(beta)
+    if objective == "elbo":
+        w = {"alpha": 0.0, "beta": 0.0}
+    elif objective == "mi":
+        w["beta"] = 0.0
     return w
+
+
+def base_hash(cfg: Config) -> str:
+    """A hash of what a weight selection depends on: `cfg` without the objective's name,
+    weights and the training seed (those vary inside a sweep)."""
+    neutral = cfg.replace(
+        objective__name="elbo", objective__alpha=0.0, objective__beta=0.0, train__seed=0
+    )
+    return config_hash(neutral)
+
+
+def write_selection(
+    path: str | Path,
+    selections: dict[str, dict[str, Any]],
+    configs: dict[str, Config],
+    seeds: list[int],
+) -> Path:
+    """Notebook 03: write the chosen weights of every experiment with their provenance."""
+    profiles = {c.profile for c in configs.values()}
+    if len(profiles) != 1:
+        raise ValueError(f"write_selection: configs of several profiles {sorted(profiles)}")
+    payload = {
+        "profile": profiles.pop(),
+        "split": "val",
+        "seeds": list(seeds),
+        "git_commit": io.git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "experiments": {
+            name: {
+                "steps": configs[name].train.steps,
+                "base_hash": base_hash(configs[name]),
+                "weights": {o: w for o, w in sel.items() if not o.startswith("_")},
+                "evidence": sel.get("_evidence", {}),
+            }
+            for name, sel in selections.items()
+        },
+    }
+    io.write_json(path, payload)
+    return Path(path)
+
+
+def load_selection(path: str | Path, cfg: Config) -> dict[str, dict[str, float]]:
+    """Notebooks 01/02: the weights notebook 03 chose for ``cfg.experiment``, checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        When `path` does not exist (run notebook 03 first, or pass alpha and beta).
+    ValueError
+        When the file was made for another profile, experiment, step count or base config.
+    """
+    path = Path(path)
+    fix = f"run `./run_all.sh --profile {cfg.profile} --only 03` first, or pass alpha and beta"
+    if not path.exists():
+        raise FileNotFoundError(f"no weight selection at {path}: {fix}")
+    data = json.loads(path.read_text())
+    entry = data.get("experiments", {}).get(cfg.experiment)
+    problems = []
+    if data.get("profile") != cfg.profile:
+        problems.append(f"profile {data.get('profile')!r} (this run: {cfg.profile!r})")
+    if entry is None:
+        problems.append(f"no entry for experiment {cfg.experiment!r}")
+    else:
+        if entry["steps"] != cfg.train.steps:
+            problems.append(f"{entry['steps']} training steps (this run: {cfg.train.steps})")
+        if entry["base_hash"] != base_hash(cfg):
+            problems.append(
+                f"base config {entry['base_hash']} (this run: {base_hash(cfg)}; data, model, "
+                "objective or training settings differ)"
+            )
+    if problems:
+        raise ValueError(f"the weight selection {path} was made for " + "; ".join(problems) +
+                         f"; {fix}")  # fmt: skip
+    return {o: {k: float(v[k]) for k in ("alpha", "beta")} for o, v in entry["weights"].items()}
 
 
 def run_config(base: Config, objective: str, seed: int, **weights: float) -> Config:
@@ -256,6 +336,7 @@ def run_experiment(
     split: str = "test",
     run_root: str | Path | None = None,
     bundle: DataBundle | None = None,
+    selection: dict[str, dict[str, float]] | None = None,
 ) -> ExperimentResult:
     """Train and evaluate every objective for every seed.
 
@@ -264,7 +345,9 @@ def run_experiment(
     base : the experiment's Config (a preset, e.g. ``config.load("quick", "speech")``).
     objectives : names from paperlib.regularizers (elbo, mi, cmi, cmi_club).
     seeds : one training run per seed and objective.
-    alpha, beta : override the recorded weights (None: use selected_weights.json).
+    alpha, beta : override the selected weights.
+    selection : ``{objective: {"alpha", "beta"}}`` from `load_selection` (notebook 03's choice);
+        None uses `FALLBACK_WEIGHTS` for what alpha and beta do not give.
     split : "test" for reported numbers; "val" for model selection (never tune on test).
     run_root : where run folders (checkpoints) live; default ``runs/``.
     bundle : a loaded dataset to reuse (default: ``load_data(base.data)``).
@@ -274,7 +357,7 @@ def run_experiment(
     classifiers = fit_classifiers(base, bundle)
     res = ExperimentResult(cfg=base, seeds=list(seeds), bundle=bundle, classifiers=classifiers)
     for objective in objectives:
-        w = weights_for(base.experiment, objective, alpha, beta)
+        w = weights_for(base.experiment, objective, alpha, beta, selection)
         res.weights[objective] = w
         for i, seed in enumerate(seeds):
             cfg = run_config(base, objective, seed, **w)
@@ -349,8 +432,8 @@ def sweep(
 def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> dict[str, Any]:
     """Per objective, the (alpha, beta) with the best mean `criterion` over seeds.
 
-    Returns ``{objective: {"alpha", "beta", criterion}, "_evidence": {...}}``, the format of
-    ``selected_weights.json``; the evidence keeps every row, the criterion and the split.
+    Returns ``{objective: {"alpha", "beta", criterion}, "_evidence": {...}}`` (`write_selection`
+    stores it); the evidence keeps every row, the criterion and the split.
     """
     best: dict[str, Any] = {}
     groups: dict[tuple[str, float, float], list[float]] = {}
@@ -367,15 +450,6 @@ def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return best
-
-
-def record_selection(experiment: str, selection: dict[str, Any], path: str | Path | None = None):
-    """Store `selection` for `experiment` in selected_weights.json (what the presets use)."""
-    path = Path(path) if path is not None else SELECTED_WEIGHTS
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[experiment] = selection
-    io.write_json(path, data)
-    return path
 
 
 def _label(r: dict[str, Any]) -> str:

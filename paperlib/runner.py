@@ -30,6 +30,9 @@ from paperlib.notebooks import NOTEBOOK_DIR, SPECS, ParameterError, notebook_nam
 
 ROOT = NOTEBOOK_DIR.parent
 SUMMARY = "04_summary"
+#: notebooks that read notebook 03's weight selection, so run after it
+SELECTION = "03_information_plane"
+NEEDS_SELECTION = ("01_speech_dsae", "02_images_pixelcnn_vae")
 
 
 class NotebookFailed(RuntimeError):
@@ -40,7 +43,8 @@ def inputs_hash(name: str, profile: str) -> str:
     """sha256 of what a notebook's results depend on: its source, paperlib and the profile."""
     h = hashlib.sha256(profile.encode())
     files = [NOTEBOOK_DIR / f"{name}.py", *sorted(Path(ROOT, "paperlib").rglob("*.py"))]
-    files.append(Path(ROOT, "paperlib", "selected_weights.json"))
+    if name in NEEDS_SELECTION:  # the weights notebook 03 chose are an input of 01 and 02
+        files.append(Path(ROOT, "results", "03_information_plane", "selected_weights.json"))
     for f in files:
         if f.exists():
             h.update(f.relative_to(ROOT).as_posix().encode())
@@ -236,11 +240,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"done  {name} in {seconds:.0f} s -> {results / name}", flush=True)
 
+    # 01 and 02 read the weights that 03 selects: when 03 runs too, they wait for it
+    after = [n for n in first if n in NEEDS_SELECTION and SELECTION in first]
+    ready = sorted((n for n in first if n not in after), key=lambda n: n != SELECTION)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(one, n): n for n in first}
-        for f in as_completed(futures):
+        futures = {pool.submit(one, n): n for n in ready}
+        while futures:
+            f = next(as_completed(futures))
+            name = futures.pop(f)
             if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
+            elif name == SELECTION:
+                futures.update({pool.submit(one, n): n for n in after})
     if not failed and SUMMARY in todo:
         if first:  # the summary reports how long this run's notebooks took
             (results / "run_all.json").write_text(

@@ -97,6 +97,14 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _load_average() -> float:
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -154,13 +162,16 @@ class ThreadClaim:
 
         cores, others = cpu_cores(), other_claims()
         taken = sum(others.values())
+        # processes outside this registry (an older paperlib, any other program) show up in the
+        # load average only; this process itself counts for about one
+        busy = max(taken, round(_load_average() - 1.0))
         env = os.environ.get("OMP_NUM_THREADS", "")
         if self.requested > 0:
             self.threads = self.requested
         elif env.isdigit() and int(env) > 0:
             self.threads = int(env)
         else:
-            self.threads = max(1, cores - taken)
+            self.threads = max(1, cores - busy)
         if others and taken + self.threads > cores:
             pids = ", ".join(str(p) for p in sorted(others))
             self.warning = (
@@ -169,11 +180,14 @@ class ThreadClaim:
                 "and both slow down: give each run OMP_NUM_THREADS=1 (or cores/runs), or use "
                 "./run_all.sh --jobs 1."
             )
-        elif others and self.requested == 0 and not env and self.threads < cores:
-            self.warning = (
-                f"paperlib: {len(others)} other run(s) (pid {', '.join(map(str, sorted(others)))})"
-                f" hold {taken} of {cores} cores; this run takes the {self.threads} left."
+        elif self.requested == 0 and not env and self.threads < cores:
+            held = (
+                f"{len(others)} other paperlib run(s) (pid {', '.join(map(str, sorted(others)))})"
+                f" hold {taken} of {cores} cores"
+                if taken >= busy
+                else f"the machine is busy (load average {_load_average():.1f} on {cores} cores)"
             )
+            self.warning = f"paperlib: {held}; this run takes the {self.threads} left."
         if self.warning:
             warnings.warn(self.warning, RuntimeWarning, stacklevel=2)
         torch.set_num_threads(self.threads)

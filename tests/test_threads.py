@@ -14,6 +14,7 @@ def claims(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "_CLAIMS", tmp_path)
     monkeypatch.setattr(runtime, "cpu_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_load_average", lambda: 1.0)  # only this process runs
     before = torch.get_num_threads()
     yield tmp_path
     torch.set_num_threads(before)
@@ -67,3 +68,10 @@ def test_omp_num_threads_is_honoured(claims, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     with runtime.ThreadClaim() as claim:
         assert claim.threads == 1
+
+
+def test_load_from_outside_the_registry_also_leaves_room(claims, monkeypatch):
+    monkeypatch.setattr(runtime, "_load_average", lambda: 2.6)  # another program on a core
+    with pytest.warns(RuntimeWarning, match="load average 2.6"):
+        with runtime.ThreadClaim() as claim:
+            assert claim.threads == 1
