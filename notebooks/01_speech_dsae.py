@@ -33,6 +33,7 @@ beta = None
 dataset = "synthetic_speech"
 data_dir = "../data"
 steps = None
+results_dir = "../results"
 out_dir = "../results/01_speech_dsae"
 
 # %%
@@ -45,10 +46,18 @@ cfg
 # %% [markdown]
 # ## Train every objective for every seed, then evaluate on the test split
 # Weights: `alpha`/`beta` of None use the values that the validation sweep (notebook 03) chose
-# and recorded in `paperlib/selected_weights.json`.
+# for this profile at this step count; `load_selection` refuses a stale or foreign selection.
+# The seeds (100-102 in the quick profile) are disjoint from the sweep's.
 
 # %%
-res = experiment.run_experiment(cfg, objectives, params["seeds"], alpha=alpha, beta=beta)
+selection = None
+if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
+    selection = experiment.load_selection(
+        f"{results_dir}/03_information_plane/selected_weights.json", cfg
+    )
+res = experiment.run_experiment(
+    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
+)
 res.weights
 
 # %%

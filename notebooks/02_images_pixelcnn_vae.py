@@ -26,6 +26,7 @@ beta = None
 dataset = "mnist5k"
 data_dir = "../data"
 steps = None
+results_dir = "../results"
 out_dir = "../results/02_images_pixelcnn_vae"
 
 # %%
@@ -39,7 +40,14 @@ cfg
 # ## Train every objective for every seed, then evaluate on the test split
 
 # %%
-res = experiment.run_experiment(cfg, objectives, params["seeds"], alpha=alpha, beta=beta)
+selection = None
+if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
+    selection = experiment.load_selection(
+        f"{results_dir}/03_information_plane/selected_weights.json", cfg
+    )
+res = experiment.run_experiment(
+    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
+)
 res.weights
 
 # %%

@@ -11,12 +11,13 @@
 # - rate-distortion points across the grid;
 # - probe accuracy of z against beta.
 #
-# It also selects, per objective, the weights with the best validation probe accuracy; that
-# selection (with every row as evidence) is written to `selected_weights.json` in the output
-# folder. The experiments' presets use the recorded copy in `paperlib/selected_weights.json`.
+# It also selects, per objective, the weights with the best mean validation probe accuracy over
+# two seeds, trained for as many steps as the experiments. The selection, with every row as
+# evidence and its provenance (profile, steps, seeds, a hash of the base config, commit), goes to
+# `selected_weights.json` in the output folder; notebooks 01 and 02 read it from there and
+# refuse it when it does not match their configuration. `run_all.sh` runs this notebook first.
 #
-# **Time:** quick profile about 7 minutes on 2 CPU cores (one seed, a small grid, shorter
-# training); smoke seconds.
+# **Time:** quick profile about 12 minutes on 2 CPU cores; smoke seconds.
 
 # %%
 from paperlib import config, experiment, io, notebooks, plots, summary
@@ -36,12 +37,12 @@ grid = experiment.sweep_grid(["elbo", "mi", "cmi"], params["alphas"], params["be
 grid
 
 # %%
-rows = {}
+rows, cfgs = {}, {}
 for name in experiments:
-    cfg = config.load(profile, name)
+    cfgs[name] = config.load(profile, name)
     if params["steps"] is not None:
-        cfg = cfg.replace(train__steps=params["steps"])
-    rows[name] = experiment.sweep(cfg, grid, params["seeds"], split="val")
+        cfgs[name] = cfgs[name].replace(train__steps=params["steps"])
+    rows[name] = experiment.sweep(cfgs[name], grid, params["seeds"], split="val")
 
 # %%
 for name in experiments:
@@ -77,7 +78,7 @@ for name in experiments:
 
 # %%
 selection = {name: experiment.select_weights(rows[name]) for name in experiments}
-io.write_json(f"{out_dir}/selected_weights.json", selection)
+experiment.write_selection(f"{out_dir}/selected_weights.json", selection, cfgs, params["seeds"])
 {n: {o: w for o, w in s.items() if o != "_evidence"} for n, s in selection.items()}
 
 # %%
