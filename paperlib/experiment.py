@@ -326,6 +326,31 @@ class ExperimentResult:
         return {o: {k: io.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()}
 
 
+#: a training critic whose balanced accuracy stays below this is a broken instrument (chance is
+#: 0.5): its runs are flagged in the tables instead of being compared silently
+CRITIC_CHANCE_MARGIN = 0.55
+
+
+def training_metrics(history) -> dict[str, float]:
+    """What a run's training says about itself, as metrics.
+
+    ``train_seconds``; ``train_steps`` and ``best_step`` (the weights kept: the best validation
+    ELBO when it was tracked); ``critic_acc_zs_final`` and ``mi_zs_train_final``, the training
+    critic's balanced accuracy and I(z;s) estimate averaged over the last 20 % of logged steps
+    (cmi only); ``critic_at_chance`` = 1.0 when that accuracy is below `CRITIC_CHANCE_MARGIN`.
+    """
+    m = {"train_seconds": float(history.train_seconds), "train_steps": float(history.steps)}
+    if history.best_step is not None:
+        m["best_step"] = float(history.best_step)
+    rows = [r for r in history.rows if "critic_acc_zs" in r]
+    if rows:
+        tail = rows[-max(1, len(rows) // 5) :]
+        m["critic_acc_zs_final"] = float(np.mean([r["critic_acc_zs"] for r in tail]))
+        m["mi_zs_train_final"] = float(np.mean([r.get("mi_zs", np.nan) for r in tail]))
+        m["critic_at_chance"] = float(m["critic_acc_zs_final"] < CRITIC_CHANCE_MARGIN)
+    return m
+
+
 def run_experiment(
     base: Config,
     objectives: list[str],
@@ -363,7 +388,7 @@ def run_experiment(
             cfg = run_config(base, objective, seed, **w)
             model, _, history = train(cfg, bundle, run_root)
             metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
-            metrics["train_seconds"] = float(history.train_seconds)
+            metrics.update(training_metrics(history))
             for key, value in metrics.items():
                 res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
             if i == 0:
@@ -415,7 +440,7 @@ def sweep(
             cfg = run_config(base, objective, seed, alpha=alpha, beta=beta)
             model, _, history = train(cfg, bundle, run_root)
             metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
-            metrics["train_seconds"] = float(history.train_seconds)
+            metrics.update(training_metrics(history))
             rows.append(
                 {
                     "objective": objective,

@@ -1,0 +1,68 @@
+"""Weights chosen on validation data reach notebooks 01/02 explicitly, and only when they match."""
+
+import json
+
+import pytest
+
+from paperlib import config, experiment
+from paperlib.train import History
+
+
+def _write(tmp_path, cfg, **edits):
+    sel = {"mi": {"alpha": 3.0, "beta": 0.0}, "cmi": {"alpha": 3.0, "beta": 8.0}, "_evidence": {}}
+    path = experiment.write_selection(
+        tmp_path / "selected_weights.json", {cfg.experiment: sel}, {cfg.experiment: cfg}, [0, 1]
+    )
+    if edits:
+        data = json.loads(path.read_text())
+        data.update(edits)
+        path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_matching_selection_is_used_and_overridden_by_explicit_weights(tmp_path):
+    cfg = config.load("quick", "images")
+    sel = experiment.load_selection(_write(tmp_path, cfg), cfg)
+    assert sel["cmi"] == {"alpha": 3.0, "beta": 8.0}
+    # the objective name, weights and seed are what a sweep varies: they do not break the match
+    run = experiment.run_config(cfg, "cmi", 7, alpha=1.0, beta=1.0)
+    assert experiment.load_selection(tmp_path / "selected_weights.json", run) == sel
+    assert experiment.weights_for("images", "cmi", selection=sel) == {"alpha": 3.0, "beta": 8.0}
+    assert experiment.weights_for("images", "cmi", beta=2.0, selection=sel)["beta"] == 2.0
+    assert experiment.weights_for("images", "mi", beta=5.0, selection=sel)["beta"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(train__steps=123), "training steps"),
+        (dict(data__batch_size=64), "base config"),
+        (dict(profile="smoke"), "profile"),
+    ],
+)
+def test_a_stale_or_foreign_selection_is_refused_with_the_fix(tmp_path, change, message):
+    cfg = config.load("quick", "images")
+    path = _write(tmp_path, cfg)
+    other = cfg.replace(**change)
+    with pytest.raises(ValueError, match=message) as err:
+        experiment.load_selection(path, other)
+    assert "--only 03" in str(err.value)
+
+
+def test_a_missing_selection_names_the_file_and_the_fix(tmp_path):
+    cfg = config.load("quick", "speech")
+    with pytest.raises(FileNotFoundError, match="--only 03"):
+        experiment.load_selection(tmp_path / "nope.json", cfg)
+    with pytest.raises(ValueError, match="no entry for experiment 'speech'"):
+        experiment.load_selection(_write(tmp_path, config.load("quick", "images")), cfg)
+
+
+def test_training_metrics_flag_a_critic_at_chance():
+    rows = [{"step": s, "critic_acc_zs": 0.5, "mi_zs": 0.01} for s in range(10, 110, 10)]
+    h = History(rows=rows, train_seconds=3.0, steps=100, best_step=80)
+    m = experiment.training_metrics(h)
+    assert m["critic_at_chance"] == 1.0 and m["best_step"] == 80.0
+    rows[-2:] = [{"step": 90, "critic_acc_zs": 0.8, "mi_zs": 1.0}] * 2
+    m = experiment.training_metrics(History(rows=rows, steps=100))
+    assert m["critic_acc_zs_final"] == pytest.approx(0.8) and m["critic_at_chance"] == 0.0
+    assert "critic_acc_zs_final" not in experiment.training_metrics(History(rows=[{"step": 1}]))
