@@ -19,7 +19,7 @@
 # training); smoke seconds.
 
 # %%
-from paperlib import config, experiment, io, notebooks, plots, summary
+from paperlib import experiment, io, notebooks, plan, plots, summary
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -32,15 +32,14 @@ out_dir = "../results/03_information_plane"
 
 # %%
 params = notebooks.check_params("03_information_plane", globals())
-grid = experiment.sweep_grid(["elbo", "mi", "cmi"], params["alphas"], params["betas"])
+# elbo once, mi per alpha, cmi per (alpha, beta)
+grid = plan.sweep_grid(params)
 grid
 
 # %%
 rows = {}
 for name in experiments:
-    cfg = config.load(profile, name)
-    if params["steps"] is not None:
-        cfg = cfg.replace(train__steps=params["steps"])
+    cfg = plan.base_config("03_information_plane", params, name)  # preset, `steps` applied
     rows[name] = experiment.sweep(cfg, grid, params["seeds"], split="val")
 
 # %%
