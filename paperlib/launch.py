@@ -447,8 +447,15 @@ def _log_folder(active) -> str:
 
 
 def _one_line(err: BaseException) -> str:
+    """The informative line of a job's error: the exception of a failed job (the last line of
+    its traceback), or submitit's "has not produced any output" for a killed one."""
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+    if not lines:
+        return type(err).__name__
+    line = lines[0] if "has not produced any output" in " ".join(lines[:2]) else lines[-1]
+    if line.startswith("Job ") and len(lines) > 1 and lines[1].startswith("has not produced"):
+        line = f"{line} {lines[1]}"
+    return f"{type(err).__name__}: {line}"
 
 
 def _short(run: plan.Run) -> str:
@@ -575,10 +582,10 @@ def _parser() -> argparse.ArgumentParser:
         ("log-dir", str, "submitit logs (default <work dir>/runs/_jobs)"),
     ):
         c.add_argument(f"--{name}", type=kind, default=None, help=text)
-    r = p.add_argument_group("options of ./run_all.sh, accepted here and used by the notebooks")
-    r.add_argument("--jobs", type=int, help=argparse.SUPPRESS)
-    r.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
-    r.add_argument("--results", help=argparse.SUPPRESS)
+    # ./run_all.sh passes its own options here too; they concern the notebooks, not the jobs
+    p.add_argument("--jobs", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--results", help=argparse.SUPPRESS)
     return p
 
 
