@@ -237,7 +237,7 @@ def _job_context(work_dir: str, cwd: str, threads: int | None) -> Iterator[None]
     """
     import torch
 
-    old_env, old_cwd = os.environ.get(runtime.WORKDIR_ENV), os.getcwd()
+    old_env, old_cwd = dict(os.environ), os.getcwd()
     old_threads = torch.get_num_threads()
     os.environ[runtime.WORKDIR_ENV] = work_dir
     os.chdir(cwd)
@@ -248,10 +248,10 @@ def _job_context(work_dir: str, cwd: str, threads: int | None) -> Iterator[None]
     finally:
         os.chdir(old_cwd)
         torch.set_num_threads(old_threads)
-        if old_env is None:
-            os.environ.pop(runtime.WORKDIR_ENV, None)
+        if runtime.WORKDIR_ENV in old_env:
+            os.environ[runtime.WORKDIR_ENV] = old_env[runtime.WORKDIR_ENV]
         else:
-            os.environ[runtime.WORKDIR_ENV] = old_env
+            del os.environ[runtime.WORKDIR_ENV]
 
 
 def _write_job_record(run_dir: Path, start: int) -> None:
