@@ -425,37 +425,56 @@ def _execute(executor, runs, root, threads, parallelism, poll_s, log):
             active = [(r, executor.submit(job_of(r))) for r in pending]
         pending = []
         log(f"submitted {len(active)} jobs as one array; logs in {_log_folder(active)}")
-    while pending or active:
-        while pending and len(active) < parallelism:
-            run = pending.pop(0)
-            active.append((run, executor.submit(job_of(run))))
-            log(f"start  {_short(run)} (job {active[-1][1].job_id})")
-        finished = [(r, j) for r, j in active if j.done()]
-        if not finished:
-            time.sleep(poll_s)
-            continue
-        for run, job in finished:
-            active.remove((run, job))
-            try:
-                yield run, job, job.result()
-            except Exception as err:  # noqa: BLE001 - every failure is reported and retried
-                yield run, job, err
+    try:
+        while pending or active:
+            while pending and len(active) < parallelism:
+                run = pending.pop(0)
+                active.append((run, executor.submit(job_of(run))))
+                log(f"start  {_short(run)} (job {active[-1][1].job_id})")
+            finished = [(r, j) for r, j in active if j.done()]
+            if not finished:
+                time.sleep(poll_s)
+                continue
+            for run, job in finished:
+                active.remove((run, job))
+                try:
+                    yield run, job, job.result()
+                except Exception as err:  # every failure is reported (and retried once)
+                    yield run, job, err
+    except KeyboardInterrupt:
+        if parallelism is not None:  # local processes: stop them; their checkpoints remain
+            for _, job in active:
+                job.cancel(check=False)
+            log(f"interrupted: stopped {len(active)} local job(s)")
+        else:
+            arrays = sorted({str(j.job_id).split("_")[0] for _, j in active})
+            log(
+                f"interrupted: {len(active)} job(s) are still queued or running; "
+                f"cancel them before launching again: scancel {' '.join(arrays)}"
+            )
+        raise
 
 
 def _log_folder(active) -> str:
     return str(Path(active[0][1].paths.stderr).parent.parent) if active else "-"
 
 
+_RULE = "-" * 22  # submitit frames a failed job's traceback with this line
+
+
 def _one_line(err: BaseException) -> str:
-    """The informative line of a job's error: the exception of a failed job (the last line of
-    its traceback), or submitit's "has not produced any output" for a killed one."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    """The informative line of a job's error: the exception that ended a failed job (the last
+    line of the traceback that submitit frames), or "has not produced any output" for a job
+    that was killed."""
+    text = str(err).strip()
+    if _RULE in text:  # FailedJobError: "...with trace:\n----\n<traceback>\n----\nlogs..."
+        text = text.split(_RULE)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return type(err).__name__
-    line = lines[0] if "has not produced any output" in " ".join(lines[:2]) else lines[-1]
-    if line.startswith("Job ") and len(lines) > 1 and lines[1].startswith("has not produced"):
-        line = f"{line} {lines[1]}"
-    return f"{type(err).__name__}: {line}"
+    if len(lines) > 1 and lines[1].startswith("has not produced any output"):
+        return f"{type(err).__name__}: {lines[0]} {lines[1]}"  # UncompletedJobError
+    return f"{type(err).__name__}: {lines[-1]}"
 
 
 def _short(run: plan.Run) -> str:
@@ -635,14 +654,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    report = train_runs(
-        runs,
-        executor,
-        run_root=run_root,
-        threads=settings.threads,
-        parallelism=settings.array_parallelism if args.launcher == "local" else None,
-        poll_s=30.0 if args.launcher == "slurm" else 1.0,
-    )
+    try:
+        report = train_runs(
+            runs,
+            executor,
+            run_root=run_root,
+            threads=settings.threads,
+            parallelism=settings.array_parallelism if args.launcher == "local" else None,
+            poll_s=30.0 if args.launcher == "slurm" else 1.0,
+        )
+    except KeyboardInterrupt:
+        return 130
     minutes = (time.perf_counter() - t0) / 60
     print(
         f"launch: {len(report.done)} trained, {len(report.skipped)} already complete, "

@@ -84,11 +84,8 @@ def notebook_params(
     (``notebooks.check_params``). An unknown or invalid override raises
     ``notebooks.ParameterError`` naming it.
     """
-    overrides = dict(overrides or {})
-    notebooks.validate(notebook, {"profile": profile, **overrides})
-    return notebooks.check_params(
-        notebook, {**parameters_cell(notebook), "profile": profile, **overrides}
-    )
+    values = {**parameters_cell(notebook), "profile": profile, **(overrides or {})}
+    return notebooks.check_params(notebook, values)
 
 
 def base_config(notebook: str, params: Mapping[str, Any], name: str | None = None) -> Config:

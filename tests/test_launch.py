@@ -5,6 +5,7 @@ job, as on a cluster node). Everything writes into a temporary working folder
 ($PAPERLIB_WORKDIR), never into the checkout's runs/.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import jupytext
@@ -102,6 +104,27 @@ def test_cluster_settings_from_yaml(tmp_path):
     assert local.threads == max(1, (os.cpu_count() or 1) // 2) and local.time_min == 240
 
 
+def test_slurm_job_script_carries_the_settings(tmp_path, monkeypatch):
+    _submitit()
+    monkeypatch.setattr(launch.shutil, "which", lambda name: f"/usr/bin/{name}")  # no SLURM here
+    s = launch.ClusterSettings.from_yaml(ROOT / "cluster.yaml.example")
+    s = s.updated({"partition": "a100", "log_dir": str(tmp_path)}, "flags").resolved("slurm")
+    executor = launch.make_executor("slurm", s, name="paperlib-paper")
+    script = executor._executor._make_submission_file_text("python -m job", "uid")
+    for line in (
+        "--partition=a100",  # the flag overrides the file's "gpu"
+        "--gpus-per-node=1",
+        "--time=240",
+        "--account=my_project",
+        "--signal=USR2@90",  # submitit's preemption signal: TrainJob.checkpoint requeues
+        "--job-name=paperlib-paper",
+        "module load cuda",
+    ):
+        assert line in script, line
+    assert executor._executor.parameters["array_parallelism"] == 32
+    assert executor._executor.max_num_timeout == 10
+
+
 def test_missing_submitit_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
     with pytest.raises(ImportError, match=r'pip install "paperlib\[cluster\]"'):
@@ -163,6 +186,46 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
 
     again = launch.train_runs(runs, submitit.DebugExecutor(workdir / "jobs"), log=lines.append)
     assert len(again.skipped) == len(runs) and not again.done
+
+
+class _FailingExecutor:
+    """Jobs that fail at once, as a job whose dataset is missing does (no subprocess needed)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.submitted = folder, []
+
+    @contextlib.contextmanager
+    def batch(self):
+        yield
+
+    def submit(self, fn):
+        self.submitted.append(fn)
+        k = len(self.submitted)
+        rule = "-" * 22  # the format of submitit's FailedJobError
+        err = RuntimeError(
+            f"Job (task=0) failed during processing with trace:\n{rule}\n"
+            f"Traceback (most recent call last):\n  ...\nValueError: no TIMIT here\n{rule}\n"
+            f"You can check full logs ... or at paths:\n  - {self.folder}/77_{k}_log.err"
+        )
+        return types.SimpleNamespace(
+            job_id=f"77_{k}",
+            paths=types.SimpleNamespace(stderr=self.folder / f"77_{k}_log.err"),
+            done=lambda: True,
+            result=lambda: (_ for _ in ()).throw(err),
+        )
+
+
+def test_a_failing_run_is_reported_with_its_log_and_resubmitted_once(tmp_path):
+    cfg = config.load("smoke", "toy")
+    run = plan.Run(cfg, experiment.run_dir_for(cfg, tmp_path), ("test",))
+    executor, lines = _FailingExecutor(tmp_path), []
+    report = launch.train_runs([run], executor, run_root=tmp_path, log=lines.append)
+    assert len(executor.submitted) == 2, "submitted, then resubmitted once, not more"
+    assert [f.job_id for f in report.resubmitted] == ["77_1"]
+    assert [f.job_id for f in report.failed] == ["77_2"] and not report.done
+    assert report.failed[0].error == "RuntimeError: ValueError: no TIMIT here"
+    text = "\n".join(lines)
+    assert f"log: {tmp_path / '77_1_log.err'}" in text and "resubmitting 1 failed run" in text
 
 
 # ----------------------------------------------------------------------------------------------
