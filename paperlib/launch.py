@@ -467,8 +467,8 @@ def _one_line(err: BaseException) -> str:
     line of the traceback that submitit frames), or "has not produced any output" for a job
     that was killed."""
     text = str(err).strip()
-    if _RULE in text:  # FailedJobError: "...with trace:\n----\n<traceback>\n----\nlogs..."
-        text = text.split(_RULE)[1]
+    if "failed during processing with trace:" in text:  # FailedJobError
+        text = text.split(f"\n{_RULE}\n")[1]  # "...trace:\n----\n<traceback>\n----\nlogs"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return type(err).__name__
