@@ -77,7 +77,7 @@ class ClusterSettings:
     time_min: int | None = None  # per job (sbatch --time); default 240
     array_parallelism: int | None = None  # jobs running at once; slurm 32, local: see resolved
     max_timeouts: int | None = None  # requeues after reaching time_min; default 10
-    threads: int | None = None  # torch CPU threads per job; default: cpus_per_task / share
+    threads: int | None = None  # torch CPU threads per job; slurm: cpus_per_task; local: share
     log_dir: str | None = None  # default: <work dir>/runs/_jobs
     setup: list[str] = field(default_factory=list)  # shell lines run before each job
     slurm_additional: dict[str, Any] = field(default_factory=dict)  # extra sbatch options
@@ -120,6 +120,8 @@ class ClusterSettings:
             s.gpus_per_job = 1 if s.gpus_per_job is None else s.gpus_per_job
             s.cpus_per_task = s.cpus_per_task or 4
             s.array_parallelism = s.array_parallelism or 32
+            # torch would otherwise start one thread per core of the whole node
+            s.threads = s.threads or s.cpus_per_task
         else:
             if s.gpus_per_job is None:
                 import torch
