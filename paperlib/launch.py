@@ -423,7 +423,10 @@ def _execute(executor, runs, root, threads, parallelism, poll_s, log):
     pending = list(runs)
     active: list[tuple[plan.Run, Any]] = []
     if parallelism is None:  # one job array
-        with executor.batch():
+        from submitit.helpers import clean_env
+
+        # a launcher that runs inside a SLURM job must not pass that job's SLURM_* variables on
+        with clean_env(), executor.batch():
             active = [(r, executor.submit(job_of(r))) for r in pending]
         pending = []
         log(f"submitted {len(active)} jobs as one array; logs in {_log_folder(active)}")

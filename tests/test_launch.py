@@ -216,6 +216,7 @@ class _FailingExecutor:
 
 
 def test_a_failing_run_is_reported_with_its_log_and_resubmitted_once(tmp_path):
+    _submitit()  # the launcher submits arrays inside submitit's clean_env()
     cfg = config.load("smoke", "toy")
     run = plan.Run(cfg, experiment.run_dir_for(cfg, tmp_path), ("test",))
     executor, lines = _FailingExecutor(tmp_path), []
