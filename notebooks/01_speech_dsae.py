@@ -21,7 +21,7 @@
 # %%
 from IPython.display import Audio, display
 
-from paperlib import config, evaluate, experiment, io, notebooks, plots, summary
+from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
 from paperlib.data import features
 
 # %% tags=["parameters"]
@@ -30,17 +30,17 @@ seeds = None
 objectives = ["elbo", "mi", "cmi"]
 alpha = None
 beta = None
-dataset = "synthetic_speech"
-data_dir = "../data"
+dataset = None
+data_dir = None
 steps = None
 results_dir = "../results"
 out_dir = "../results/01_speech_dsae"
 
 # %%
 params = notebooks.check_params("01_speech_dsae", globals())
-cfg = config.load(profile, "speech", data__name=dataset, data__data_dir=data_dir)
-if steps is not None:
-    cfg = cfg.replace(train__steps=steps)
+# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
+# same runs for the cluster launcher (python -m paperlib.launch)
+cfg = plan.base_config("01_speech_dsae", params)
 cfg
 
 # %% [markdown]

@@ -15,7 +15,7 @@
 # profile seconds. Runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%
-from paperlib import config, evaluate, experiment, io, notebooks, plots, summary
+from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -23,17 +23,17 @@ seeds = None
 objectives = ["elbo", "mi", "cmi"]
 alpha = None
 beta = None
-dataset = "mnist5k"
-data_dir = "../data"
+dataset = None
+data_dir = None
 steps = None
 results_dir = "../results"
 out_dir = "../results/02_images_pixelcnn_vae"
 
 # %%
 params = notebooks.check_params("02_images_pixelcnn_vae", globals())
-cfg = config.load(profile, "images", data__name=dataset, data__data_dir=data_dir)
-if steps is not None:
-    cfg = cfg.replace(train__steps=steps)
+# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
+# same runs for the cluster launcher (python -m paperlib.launch)
+cfg = plan.base_config("02_images_pixelcnn_vae", params)
 cfg
 
 # %% [markdown]

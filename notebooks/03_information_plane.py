@@ -20,7 +20,7 @@
 # **Time:** quick profile about 12 minutes on 2 CPU cores; smoke seconds.
 
 # %%
-from paperlib import config, experiment, io, notebooks, plots, summary
+from paperlib import experiment, io, notebooks, plan, plots, summary
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -33,15 +33,14 @@ out_dir = "../results/03_information_plane"
 
 # %%
 params = notebooks.check_params("03_information_plane", globals())
-grid = experiment.sweep_grid(["elbo", "mi", "cmi"], params["alphas"], params["betas"])
+# elbo once, mi per alpha, cmi per (alpha, beta)
+grid = plan.sweep_grid(params)
 grid
 
 # %%
 rows, cfgs = {}, {}
 for name in experiments:
-    cfgs[name] = config.load(profile, name)
-    if params["steps"] is not None:
-        cfgs[name] = cfgs[name].replace(train__steps=params["steps"])
+    cfgs[name] = plan.base_config("03_information_plane", params, name)  # preset + `steps`
     rows[name] = experiment.sweep(cfgs[name], grid, params["seeds"], split="val")
 
 # %%

@@ -78,7 +78,12 @@ def base_hash(cfg: Config) -> str:
     """A hash of what a weight selection depends on: `cfg` without the objective's name,
     weights and the training seed (those vary inside a sweep)."""
     neutral = cfg.replace(
-        objective__name="elbo", objective__alpha=0.0, objective__beta=0.0, train__seed=0
+        objective__name="elbo",
+        objective__alpha=0.0,
+        objective__beta=0.0,
+        train__seed=0,
+        data__data_dir="",  # where the files are found is not what was selected on
+        data__cache_dir="",
     )
     return config_hash(neutral)
 
@@ -157,6 +162,32 @@ def run_config(base: Config, objective: str, seed: int, **weights: float) -> Con
         objective__beta=w["beta"],
         train__seed=seed,
     )
+
+
+def objective_grid(
+    experiment: str,
+    objectives: list[str],
+    alpha: float | None = None,
+    beta: float | None = None,
+    selection: dict[str, dict[str, float]] | None = None,
+) -> list[tuple[str, float, float]]:
+    """(objective, alpha, beta) per objective, with the weights of `weights_for`."""
+    out = []
+    for o in objectives:
+        w = weights_for(experiment, o, alpha, beta, selection)
+        out.append((o, w["alpha"], w["beta"]))
+    return out
+
+
+def grid_configs(
+    base: Config, grid: list[tuple[str, float, float]], seeds: list[int]
+) -> list[Config]:
+    """The Config of every training run of `grid` x `seeds`, objective-major.
+
+    `run_experiment` and `sweep` train exactly these, in this order; ``paperlib.plan`` lists
+    them for the launcher, so the two cannot drift apart.
+    """
+    return [run_config(base, o, s, alpha=a, beta=b) for o, a, b in grid for s in seeds]
 
 
 def config_hash(cfg: Config) -> str:
@@ -381,20 +412,19 @@ def run_experiment(
     bundle = bundle if bundle is not None else load_data(base.data)
     classifiers = fit_classifiers(base, bundle)
     res = ExperimentResult(cfg=base, seeds=list(seeds), bundle=bundle, classifiers=classifiers)
-    for objective in objectives:
-        w = weights_for(base.experiment, objective, alpha, beta, selection)
-        res.weights[objective] = w
-        for i, seed in enumerate(seeds):
-            cfg = run_config(base, objective, seed, **w)
-            model, _, history = train(cfg, bundle, run_root)
-            metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
-            metrics.update(training_metrics(history))
-            for key, value in metrics.items():
-                res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
-            if i == 0:
-                res.histories[objective] = history.rows
-                res.encodings[objective] = enc
-                res.models[objective] = model
+    grid = objective_grid(base.experiment, objectives, alpha, beta, selection)
+    res.weights = {o: {"alpha": a, "beta": b} for o, a, b in grid}
+    for i, cfg in enumerate(grid_configs(base, grid, list(seeds))):
+        objective = cfg.objective.name
+        model, _, history = train(cfg, bundle, run_root)
+        metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
+        metrics.update(training_metrics(history))
+        for key, value in metrics.items():
+            res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
+        if i % len(seeds) == 0:  # the first seed of this objective
+            res.histories[objective] = history.rows
+            res.encodings[objective] = enc
+            res.models[objective] = model
     res.wall_seconds = time.perf_counter() - t0
     return res
 
@@ -435,22 +465,21 @@ def sweep(
     bundle = bundle if bundle is not None else load_data(base.data)
     classifiers = fit_classifiers(base, bundle)
     rows = []
-    for objective, alpha, beta in grid:
-        for seed in seeds:
-            cfg = run_config(base, objective, seed, alpha=alpha, beta=beta)
-            model, _, history = train(cfg, bundle, run_root)
-            metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
-            metrics.update(training_metrics(history))
-            rows.append(
-                {
-                    "objective": objective,
-                    "alpha": alpha,
-                    "beta": beta,
-                    "seed": seed,
-                    "split": split,
-                    **metrics,
-                }
-            )
+    for cfg in grid_configs(base, grid, list(seeds)):
+        o = cfg.objective
+        model, _, history = train(cfg, bundle, run_root)
+        metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
+        metrics.update(training_metrics(history))
+        rows.append(
+            {
+                "objective": o.name,
+                "alpha": o.alpha,
+                "beta": o.beta,
+                "seed": cfg.train.seed,
+                "split": split,
+                **metrics,
+            }
+        )
     return rows
 
 

@@ -101,6 +101,13 @@ def _weights_grid(hi: float) -> Param:
     return Param(check, f"a non-empty list of numbers in [0, {hi}]")
 
 
+def _optional(param: Param) -> Param:
+    """`param`, or None for the profile's preset (its dataset, its data folder)."""
+    return Param(
+        lambda v: None if v is None else param.check(v), f"None (the preset's) or {param.accepted}"
+    )
+
+
 def _string() -> Param:
     return Param(lambda v: None if isinstance(v, str) else "", "a string (a folder path)")
 
@@ -141,8 +148,8 @@ SPECS: dict[str, dict[str, Param]] = {
         "objectives": _objectives(),
         "alpha": _weight(20.0),
         "beta": _weight(100.0),
-        "dataset": _choice("synthetic_speech", "timit", "librispeech"),
-        "data_dir": _string(),
+        "dataset": _optional(_choice("synthetic_speech", "timit", "librispeech")),
+        "data_dir": _optional(_string()),
         "steps": _opt_int(1),
     },
     "02_images_pixelcnn_vae": {
@@ -152,14 +159,16 @@ SPECS: dict[str, dict[str, Param]] = {
         "objectives": _objectives(),
         "alpha": _weight(20.0),
         "beta": _weight(100.0),
-        "dataset": _choice(
-            *[
-                d
-                for d in DATASETS
-                if d in ("mnist5k", "digits8x8", "mnist", "fashion_mnist", "cifar10")
-            ]
+        "dataset": _optional(
+            _choice(
+                *[
+                    d
+                    for d in DATASETS
+                    if d in ("mnist5k", "digits8x8", "mnist", "fashion_mnist", "cifar10")
+                ]
+            )
         ),
-        "data_dir": _string(),
+        "data_dir": _optional(_string()),
         "steps": _opt_int(1),
     },
     "03_information_plane": {

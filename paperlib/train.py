@@ -41,6 +41,9 @@ from paperlib.io import (
 from paperlib.runtime import ThreadClaim, get_device, seed_everything
 
 KEEP_CHECKPOINTS = 2
+#: file that `fit` leaves in ``checkpoints/`` when the validation ELBO plateaued before
+#: ``train.steps``: the run is complete (``paperlib.plan`` reads it without loading anything)
+STOPPED_MARKER = "stopped_early"
 #: terms shown in the progress bar (when present)
 POSTFIX_KEYS = ("loss", "elbo", "kl_z", "mi_xz", "mi_zs")
 
@@ -346,6 +349,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
                 or stopped
             ):
                 last_ckpt = save(done, stopped_early=stopped)
+                if stopped:
+                    (ckpt_dir / STOPPED_MARKER).write_text(f"{done}\n")
             history.steps = done
             for cb in callbacks or ():
                 cb(step=done, terms=terms, model=model, objective=objective)

@@ -281,7 +281,7 @@ def _official_bundle(
 
 
 def _idx_images(data_cfg, name: str) -> DataBundle:
-    folder = Path(data_cfg.data_dir) / name
+    folder = in_work_dir(data_cfg.data_dir) / name
     arr = load_idx_dataset(name, folder)
     # binarize at half intensity (127.5 / 255), (N, 1, 28, 28)
     x_tr = binarize(arr["train_images"], 255.0)[:, None]
@@ -339,7 +339,7 @@ def _read_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @DATASETS.register("cifar10")
 def cifar10(data_cfg) -> DataBundle:
     """CIFAR-10 (50k + 10k) from ``data_dir/cifar10``; 8-bit scaled to [0, 1]; (3, 32, 32)."""
-    folder = Path(data_cfg.data_dir) / "cifar10"
+    folder = in_work_dir(data_cfg.data_dir) / "cifar10"
     bin_dir, py_dir = folder / "cifar-10-batches-bin", folder / "cifar-10-batches-py"
     detail = ""
     if not bin_dir.is_dir() and not py_dir.is_dir():
@@ -577,7 +577,7 @@ def _cached_features(name: str, data_cfg, files: list[Path], build) -> tuple[dic
     params = {
         "dataset": name,
         "version": REAL_VERSION,
-        "root": str(Path(data_cfg.data_dir).resolve()),
+        "root": str(in_work_dir(data_cfg.data_dir).resolve()),
         "files": _file_signature(files),
         "seed": data_cfg.seed,
         "n_frames": data_cfg.n_frames,
@@ -602,7 +602,7 @@ def _cached_features(name: str, data_cfg, files: list[Path], build) -> tuple[dic
 def timit(data_cfg) -> DataBundle:
     """TIMIT: TRAIN speakers as classes (utterance splits), core-test speakers held out."""
     t0 = time.perf_counter()
-    folder = Path(data_cfg.data_dir) / "timit"
+    folder = in_work_dir(data_cfg.data_dir) / "timit"
     root = _timit_root(folder)
     if root is None:
         raise missing_error("timit", folder, "no TRAIN folder found")
@@ -647,7 +647,7 @@ def timit(data_cfg) -> DataBundle:
 def librispeech(data_cfg) -> DataBundle:
     """LibriSpeech: speaker labels only; ``n_heldout_speakers`` speakers held out (seeded)."""
     t0 = time.perf_counter()
-    folder = Path(data_cfg.data_dir) / "librispeech"
+    folder = in_work_dir(data_cfg.data_dir) / "librispeech"
     if not folder.is_dir():
         raise missing_error("librispeech", folder)
     base = _ci_child(folder, "LibriSpeech") or folder

@@ -1,0 +1,295 @@
+"""What each notebook trains, computed in one place: ``plan.configs(notebook, profile, params)``.
+
+The experiment notebooks build their base Config with `base_config` (and notebook 03 its grid with
+`sweep_grid`), then train through ``experiment.run_experiment`` or ``experiment.sweep``, which
+expand a base Config into runs with ``experiment.grid_configs``. `configs` composes the same
+functions, starting from the notebook's own ``parameters`` cell, so the list that the cluster
+launcher (``paperlib.launch``) trains is the list that the notebooks would train::
+
+    plan.configs("01_speech_dsae", "paper", {"dataset": "timit", "data_dir": "/data"})
+    # -> [Config(objective=elbo, seed=0, ...), ..., Config(objective=cmi, seed=4, ...)]
+
+After the launcher has trained them, each notebook finds every run folder complete
+(``runs/<experiment>/<profile>/<objective>_a<alpha>_b<beta>_s<seed>_<hash>``) and only evaluates.
+
+A notebook is *planned* when `PLANNERS` has an entry for it. A new training notebook adds one
+function ``params -> [(base Config, grid, seeds)]`` here and calls `base_config` itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paperlib import config, experiment, notebooks, runtime, train
+from paperlib.config import Config
+
+#: the objectives that notebook 03 sweeps (elbo once, mi per alpha, cmi per (alpha, beta))
+SWEEP_OBJECTIVES = ("elbo", "mi", "cmi")
+
+#: the experiment (config preset) that each single-experiment notebook trains
+_EXPERIMENT_OF = {"01_speech_dsae": "speech", "02_images_pixelcnn_vae": "images"}
+
+Grid = list[tuple[str, float, float]]
+
+
+def parameters_cell(notebook: str) -> dict[str, Any]:
+    """The literal assignments of the ``parameters`` cell of ``notebooks/<notebook>.py``.
+
+    Raises
+    ------
+    ValueError
+        When the notebook's source is missing, has no cell tagged ``parameters``, or that cell
+        holds something other than ``name = literal`` lines (the line is named).
+    """
+    import jupytext
+
+    path = notebooks.NOTEBOOK_DIR / f"{notebook}.py"
+    if not path.exists():
+        raise ValueError(
+            f"notebook source {path} not found; accepted notebooks: {notebooks.notebook_names()}"
+        )
+    cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    values: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        ok = (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        )
+        try:
+            value = ast.literal_eval(node.value) if ok else None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{path}: the parameters cell must hold 'name = literal' lines only; "
+                f"got {ast.unparse(node)!r}"
+            )
+        values[node.targets[0].id] = value
+    return values
+
+
+def notebook_params(
+    notebook: str, profile: str = "quick", overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The parameters a notebook runs with: its parameters cell, `profile` and `overrides`.
+
+    ``None`` values are resolved to the profile's defaults exactly as inside the notebook
+    (``notebooks.check_params``). An unknown or invalid override raises
+    ``notebooks.ParameterError`` naming it.
+    """
+    values = {**parameters_cell(notebook), "profile": profile, **(overrides or {})}
+    return notebooks.check_params(notebook, values)
+
+
+def base_config(notebook: str, params: Mapping[str, Any], name: str | None = None) -> Config:
+    """The base Config that `notebook` trains from, given its resolved `params`.
+
+    Parameters
+    ----------
+    notebook : a planned notebook (a key of `PLANNERS`).
+    params : from ``notebooks.check_params`` (inside the notebook) or `notebook_params`.
+    name : the experiment ("speech", "images") for notebooks that train several (03).
+    """
+    profile = params["profile"]
+    if notebook in _EXPERIMENT_OF:
+        data = {"data__name": params["dataset"], "data__data_dir": params["data_dir"]}
+        cfg = config.load(
+            profile, _EXPERIMENT_OF[notebook], **{k: v for k, v in data.items() if v is not None}
+        )
+    elif notebook == "03_information_plane":
+        if name is None:
+            raise ValueError("03_information_plane: base_config needs the experiment name")
+        cfg = config.load(profile, name)
+    else:
+        raise ValueError(f"notebook {notebook!r} has no training plan; planned: {sorted(PLANNERS)}")
+    if params.get("steps") is not None:
+        cfg = cfg.replace(train__steps=params["steps"])
+    return cfg
+
+
+def sweep_grid(params: Mapping[str, Any]) -> Grid:
+    """Notebook 03's grid: (objective, alpha, beta) for `SWEEP_OBJECTIVES` over its weights."""
+    return experiment.sweep_grid(list(SWEEP_OBJECTIVES), params["alphas"], params["betas"])
+
+
+class SelectionPending(FileNotFoundError):
+    """A notebook's weights come from notebook 03's selection, which does not exist yet."""
+
+
+def selection_path(params: Mapping[str, Any]) -> Path:
+    """Where notebooks 01/02 read notebook 03's selection (``results_dir`` is relative to the
+    notebooks' folder, where the runner starts their kernels)."""
+    results = Path(params["results_dir"])
+    if not results.is_absolute():
+        results = notebooks.NOTEBOOK_DIR / results
+    return results / "03_information_plane" / experiment.SELECTION_FILE
+
+
+def _plan_experiment(notebook: str) -> Callable[[Mapping[str, Any]], list[tuple]]:
+    # 01 and 02: experiment.run_experiment(cfg, objectives, seeds, alpha, beta, selection) with
+    # the selection that notebook 03 wrote, unless both weights are given
+    def plan(
+        p: Mapping[str, Any], pending_ok: bool = False
+    ) -> list[tuple[Config, Grid, list[int]]]:
+        base = base_config(notebook, p)
+        selection = None
+        if p["alpha"] is None or p["beta"] is None:
+            path = selection_path(p)
+            try:
+                selection = experiment.load_selection(path, base)
+            except (FileNotFoundError, ValueError) as err:
+                if not pending_ok:
+                    raise SelectionPending(
+                        f"{notebook} takes its weights from notebook 03's selection, which is "
+                        f"not usable yet ({err}); train and run 03 first (`python -m "
+                        "paperlib.launch --only 03`, then `./run_all.sh --only 03`), then launch "
+                        "again; or pass -p alpha and -p beta"
+                    ) from None
+        grid = experiment.objective_grid(
+            base.experiment, p["objectives"], p["alpha"], p["beta"], selection
+        )
+        return [(base, grid, p["seeds"])]
+
+    return plan
+
+
+def _plan_sweep(
+    p: Mapping[str, Any], pending_ok: bool = False
+) -> list[tuple[Config, Grid, list[int]]]:
+    # 03: experiment.sweep(base_config(..., name), sweep_grid(params), seeds) per experiment
+    grid = sweep_grid(p)
+    return [(base_config("03_information_plane", p, n), grid, p["seeds"]) for n in p["experiments"]]
+
+
+#: notebook -> function of its resolved parameters giving [(base Config, grid, seeds)]
+PLANNERS: dict[str, Callable[[Mapping[str, Any]], list[tuple[Config, Grid, list[int]]]]] = {
+    "01_speech_dsae": _plan_experiment("01_speech_dsae"),
+    "02_images_pixelcnn_vae": _plan_experiment("02_images_pixelcnn_vae"),
+    "03_information_plane": _plan_sweep,
+}
+
+
+def configs(
+    notebook: str,
+    profile: str = "quick",
+    params: Mapping[str, Any] | None = None,
+    pending_ok: bool = False,
+    results_dir: str | Path | None = None,
+) -> list[Config]:
+    """Every Config that `notebook` trains in `profile` with parameter overrides `params`.
+
+    ``pending_ok=True`` plans 01/02 with the fallback weights while notebook 03's selection is
+    missing (for counts and estimates; the run folders will differ once it exists).
+    ``results_dir`` is the results folder the runner will use (``run_all.sh --results``); it
+    reaches the notebooks that take one, as the runner passes it.
+
+    Raises
+    ------
+    ValueError
+        For a notebook without a plan (the message lists the planned ones), or an invalid
+        parameter (``notebooks.ParameterError``, naming it).
+    SelectionPending
+        For 01/02 before notebook 03 wrote its selection (unless `pending_ok`).
+    """
+    if notebook not in PLANNERS:
+        raise ValueError(f"notebook {notebook!r} has no training plan; planned: {sorted(PLANNERS)}")
+    params = dict(params or {})
+    if results_dir is not None and "results_dir" in notebooks.SPECS[notebook]:
+        params["results_dir"] = str(results_dir)
+    resolved = notebook_params(notebook, profile, params)
+    return [
+        cfg
+        for base, grid, seeds in PLANNERS[notebook](resolved, pending_ok=pending_ok)
+        for cfg in experiment.grid_configs(base, grid, seeds)
+    ]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the plan: its Config, its run folder and who trains it."""
+
+    cfg: Config
+    run_dir: Path
+    notebooks: tuple[str, ...]
+    #: planned with fallback weights while notebook 03's selection is missing (dry runs only)
+    pending: bool = False
+
+    @property
+    def steps_done(self) -> int:
+        """Steps of the newest checkpoint in the run folder (0 when none)."""
+        return checkpoint_step(self.run_dir)
+
+    @property
+    def complete(self) -> bool:
+        """All steps done, or stopped early on a validation plateau (``fit`` leaves a marker)."""
+        if (self.run_dir / "checkpoints" / train.STOPPED_MARKER).exists():
+            return True
+        return self.steps_done >= self.cfg.train.steps
+
+
+def checkpoint_step(run_dir: str | Path) -> int:
+    """The step of the newest ``checkpoints/step_XXXXXXX.pt`` in `run_dir` (0 when none).
+
+    Read from the file names: ``paperlib.train.fit`` writes checkpoints atomically, so a file
+    that exists is complete.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    steps = [int(p.stem[5:]) for p in folder.glob("step_*.pt") if p.stem[5:].isdigit()]
+    return max(steps, default=0)
+
+
+def runs(
+    profile: str,
+    notebook_list: list[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    run_root: str | Path | None = None,
+    pending: list[str] | None = None,
+    results_dir: str | Path | None = None,
+) -> list[Run]:
+    """The runs of several notebooks, in order, each run folder once.
+
+    A notebook whose weights wait for notebook 03's selection is left out and named, with the
+    reason, in `pending` when a list is given; otherwise its runs are planned with the fallback
+    weights and marked ``pending`` (for a dry run's counts).
+
+    Parameters
+    ----------
+    profile : "smoke", "quick" or "paper".
+    notebook_list : planned notebooks (default: every planned notebook).
+    params : parameter overrides given to every notebook (as ``./run_all.sh -p``).
+    run_root : where run folders live (default ``runtime.work_dir() / "runs"``).
+    """
+    names = notebook_list if notebook_list is not None else planned_notebooks()
+    root = Path(run_root) if run_root is not None else runtime.work_dir() / "runs"
+    by_dir: dict[Path, Run] = {}
+    for nb in names:
+        waiting = False
+        try:
+            cfgs = configs(nb, profile, params, results_dir=results_dir)
+        except SelectionPending as err:
+            if pending is not None:
+                pending.append(str(err))
+                continue
+            cfgs = configs(nb, profile, params, pending_ok=True, results_dir=results_dir)
+            waiting = True
+        for cfg in cfgs:
+            d = experiment.run_dir_for(cfg, root)
+            if d in by_dir:
+                r = by_dir[d]
+                if nb not in r.notebooks:
+                    by_dir[d] = Run(r.cfg, d, (*r.notebooks, nb), r.pending)
+            else:
+                by_dir[d] = Run(cfg, d, (nb,), waiting)
+    return list(by_dir.values())
+
+
+def planned_notebooks() -> list[str]:
+    """The notebooks with a training plan whose source exists, in order."""
+    return [n for n in notebooks.notebook_names() if n in PLANNERS]
