@@ -326,3 +326,47 @@ def test_describe_regime_says_whether_cmi_has_something_to_remove():
     assert ev.describe_regime(nothing).endswith("cmi has nothing to remove")
     with pytest.raises(ValueError, match="mi_zs_nats"):
         ev.describe_regime({"probe_acc": 0.5})
+
+
+# ----------------------------------------------------------------------- floors per experiment
+@pytest.mark.parametrize("experiment_name", ["speech", "images"])
+def test_floors_keys_and_values(experiment_name):
+    from paperlib import config, experiment
+    from paperlib.data import load_data, make_loaders
+
+    cfg = config.load("smoke", experiment_name)
+    bundle = load_data(cfg.data)
+    clf = experiment.fit_classifiers(cfg, bundle)
+    fl = experiment.floors(cfg, bundle, clf)
+    assert all("@" in k and k.split("@")[1] in experiment.REFERENCES for k in fl)
+    loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
+    n = cfg.eval.max_items
+    train = ev._collect(loaders["train"], n, ("y",))
+    test = ev._collect(loaders["test"], n, ("x", "y"))
+    # chance: the most frequent training label, scored on the test labels
+    assert fl["probe_acc@chance"] == pytest.approx(ev._chance_accuracy(train["y"], test["y"]))
+    if experiment_name == "images":
+        assert fl["class_consistency@ceiling"] == fl["probe_acc@raw_input"]
+        assert fl["probe_acc@raw_input"] == pytest.approx(clf.image.score(test["x"], test["y"]))
+    else:
+        assert fl["eer@chance"] == 0.5 and 0.0 <= fl["eer@random_init"] <= 1.0
+        assert fl["probe_acc@raw_input"] == pytest.approx(clf.speaker.score(test["x"], test["y"]))
+    # random init is rebuilt from the seed: the same floors again
+    assert experiment.floors(cfg, bundle, clf) == fl
+    assert 0.0 <= fl["probe_acc@random_init"] <= 1.0
+
+
+def test_experiment_result_paired_differences():
+    from paperlib import config
+    from paperlib.experiment import ExperimentResult
+
+    res = ExperimentResult(cfg=config.load("smoke", "speech"), seeds=[3, 4, 5])
+    res.metrics = {
+        "elbo": {"probe_acc": [0.40, 0.42, 0.41]},
+        "mi": {"probe_acc": [0.50, 0.55, 0.52]},
+        "cmi": {"probe_acc": [0.52, 0.56, 0.55]},
+    }
+    out = res.paired()
+    assert out["cmi - mi"]["probe_acc"]["mean"] == pytest.approx(0.02)
+    assert out["cmi - elbo"]["probe_acc"]["n"] == 3
+    assert out["cmi - mi"]["probe_acc"]["low"] < 0.02 < out["cmi - mi"]["probe_acc"]["high"]
