@@ -18,7 +18,7 @@ Typical use::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,6 +215,7 @@ def eer(
     labels: np.ndarray,
     max_pairs: int | None = 2_000_000,
     seed: int = 0,
+    center: bool = True,
 ) -> float:
     """Speaker-verification equal error rate from all-pairs cosine similarity.
 
@@ -223,12 +224,22 @@ def eer(
     the EER is where the two curves cross, linearly interpolated between neighbouring points.
     0 = perfect verification, 0.5 = chance.
 
+    Centring (the default) subtracts the mean embedding of the evaluated set first. Cosine
+    similarity measures angles from the origin: when every embedding shares a common offset
+    (a posterior mean that kept its initial bias, the average log-mel level), all vectors point
+    roughly the same way, every pair scores near 1, and the angle between two speakers depends
+    on where they sit relative to the offset more than on how far apart they are (in the test,
+    an offset comparable to the speakers' spread doubles the EER). Scoring the deviations from
+    the mean, as i-vector / x-vector back-ends do before cosine or PLDA scoring, removes the
+    offset without looking at any label, and makes the EER invariant to it.
+
     Parameters
     ----------
     embeddings : (N, D) one vector per utterance (e.g. posterior means of z).
     labels : (N,) speaker per utterance.
     max_pairs : above this many pairs a uniform random subset of pairs is scored (None: all).
     seed : seed of that subset.
+    center : subtract the mean embedding of the set before the cosine scores.
     """
     emb = np.asarray(embeddings, dtype=np.float64)
     labels = np.asarray(labels)
@@ -237,6 +248,9 @@ def eer(
             f"eer: embeddings must be (N, D) with N = len(labels), got {emb.shape} and "
             f"{labels.shape}"
         )
+    if center:
+        # e_i <- e_i - 1/N sum_j e_j
+        emb = emb - emb.mean(axis=0, keepdims=True)
     # cos(e_i, e_j) = <e_i, e_j> / (|e_i| |e_j|)
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     i, j = np.triu_indices(len(emb), k=1)
@@ -360,12 +374,17 @@ def posthoc_mi(
       freshly trained critic (not the one used in training), on z samples paired with the
       item's pooled s (or s at a random frame with ``s_key="s_frames"``). ``options`` go to
       `estimate_mi` (e.g. ``batch_size``, ``hidden``, ``val_fraction``: it evaluates on held-out
-      rows, so very small sets need ``val_fraction=0``).
+      rows, so very small sets need ``val_fraction=0``). The rank (copula) transform of the
+      inputs is on unless ``rank_transform=False`` is passed (see `paperlib.mi.rank_gauss`).
+
+    For the reported I(z; s), with an interval and on every training encoding, use
+    `posthoc_mi_zs`.
     """
     from paperlib.mi import estimate_mi  # lazy: a sibling module
 
     if s_key not in enc:
         raise ValueError(f"posthoc_mi: s_key {s_key!r} not in the encoded set {sorted(enc)}")
+    options.setdefault("rank_transform", True)
     mi_zs = estimate_mi(
         torch.as_tensor(enc["z_sample"], dtype=torch.float32),
         torch.as_tensor(enc[s_key], dtype=torch.float32),
@@ -379,6 +398,118 @@ def posthoc_mi(
         "mi_xz_bound_nats": math.log(len(enc["z_sample"])),
         "mi_zs_nats": float(mi_zs),
     }
+
+
+# Post-hoc I(z; s) on all training encodings: 2-fold cross-fitting, each critic at most 200
+# Adam steps on batches of 512 rows with hidden width 64. On ~2000 rows of (16 + 16) or
+# (16 + 32) dims this is a few seconds on one CPU thread, and checkpoint selection on held-out
+# rows stops it earlier when it stops improving.
+POSTHOC_ZS = dict(folds=2, steps=200, batch_size=512, hidden=64)
+
+
+def posthoc_mi_zs(
+    enc: dict[str, np.ndarray],
+    seed: int = 0,
+    s_key: str = "s_pooled",
+    level: float = 0.95,
+    max_rows: int | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Sequence-level I_q(z; s) of an encoded set with a bootstrap interval, in nats.
+
+    ``paperlib.mi.estimate_mi_interval`` on (z_sample, enc[s_key]): a density-ratio critic,
+    rank-transformed inputs (`paperlib.mi.rank_gauss`), K-fold cross-fitting so that every row
+    is held out once, and a percentile bootstrap over the held-out per-row log-ratios. Meant for
+    the whole training split's encodings (thousands of rows), not a small test set.
+
+    Parameters
+    ----------
+    enc : output of `encode_dataset` (needs ``z_sample`` and `s_key`).
+    seed : seeds the folds, the critic and the bootstrap.
+    s_key : ``"s_pooled"`` (s averaged over the sequence: sequence-level) or ``"s_frames"``.
+    level : confidence level of the interval.
+    max_rows : use at most this many rows (the first ones; None: all).
+    **options : override `POSTHOC_ZS` (folds, steps, batch_size, hidden) or pass other
+        `estimate_mi` options.
+
+    Returns
+    -------
+    ``mi_zs_nats``, ``mi_zs_nats_low``, ``mi_zs_nats_high``, ``mi_zs_rows``.
+    """
+    from paperlib.mi import estimate_mi_interval  # lazy: a sibling module
+
+    for key in ("z_sample", s_key):
+        if key not in enc:
+            raise ValueError(f"posthoc_mi_zs: {key!r} is not in the encoded set {sorted(enc)}")
+    z, s = enc["z_sample"], enc[s_key]
+    if max_rows is not None:
+        z, s = z[:max_rows], s[:max_rows]
+    kwargs = {**POSTHOC_ZS, "rank_transform": True, **options}
+    out = estimate_mi_interval(
+        torch.as_tensor(z, dtype=torch.float32),
+        torch.as_tensor(s, dtype=torch.float32),
+        "density_ratio",
+        level=level,
+        seed=seed,
+        **kwargs,
+    )
+    return {
+        "mi_zs_nats": out["nats"],
+        "mi_zs_nats_low": out["low"],
+        "mi_zs_nats_high": out["high"],
+        "mi_zs_rows": out["n_rows"],
+    }
+
+
+def describe_regime(metrics: Mapping[str, float], objective: str = "mi") -> str:
+    """One plain sentence on whether z and s share information under `objective`.
+
+    The adversarial term of `cmi` can only remove information that z and s share, so this is
+    the question to ask of the `mi` model before comparing cmi with it (issue 13, "The regime").
+    z and s are said to share information when the lower end of the post-hoc interval of
+    I(z; s) (`posthoc_mi_zs`) lies above 0; without an interval, when the estimate does.
+
+    Parameters
+    ----------
+    metrics : one run's metrics or ``ExperimentResult.means()[objective]``: needs
+        ``mi_zs_nats`` and uses, when present, ``mi_zs_nats_low`` / ``mi_zs_nats_high``,
+        ``speaker_probe_acc_s`` with ``speaker_chance`` (speaker from s), and
+        ``phone_probe_acc_z`` with ``phone_chance`` (phone from z).
+    objective : its name, for the sentence.
+
+    Returns
+    -------
+    e.g. "under mi, z and s share 0.41 [0.30, 0.52] nats; s predicts the speaker at 0.11
+    (chance 0.016): cmi has something to remove".
+    """
+    if "mi_zs_nats" not in metrics:
+        raise ValueError(
+            f"describe_regime: metrics need 'mi_zs_nats' (from posthoc_mi_zs), got {sorted(metrics)}"
+        )
+    mi = float(metrics["mi_zs_nats"])
+    low, high = metrics.get("mi_zs_nats_low"), metrics.get("mi_zs_nats_high")
+    if low is not None and high is not None:
+        amount = f"{mi:.2f} [{float(low):.2f}, {float(high):.2f}] nats"
+        shares = float(low) > 0.0
+    else:
+        amount = f"{mi:.2f} nats (no interval)"
+        shares = mi > 0.0
+    clauses = []
+    if "speaker_probe_acc_s" in metrics and "speaker_chance" in metrics:
+        clauses.append(
+            f"s predicts the speaker at {metrics['speaker_probe_acc_s']:.2f} "
+            f"(chance {metrics['speaker_chance']:.3f})"
+        )
+    if "phone_probe_acc_z" in metrics and "phone_chance" in metrics:
+        clauses.append(
+            f"z predicts the phone at {metrics['phone_probe_acc_z']:.2f} "
+            f"(chance {metrics['phone_chance']:.3f})"
+        )
+    head = f"under {objective}, z and s " + (
+        f"share {amount}" if shares else f"share nothing measurable: {amount}"
+    )
+    verdict = "cmi has something to remove" if shares else "cmi has nothing to remove"
+    return "; ".join([head, *clauses]) + f": {verdict}"
 
 
 def rate_distortion(enc: dict[str, np.ndarray]) -> dict[str, float]:
@@ -656,6 +787,8 @@ def class_consistency(
     generator: torch.Generator | None = None,
     max_items: int | None = 500,
     device: torch.device | str | None = None,
+    z_source: str = "own",
+    seed: int = 0,
 ) -> float:
     """Accuracy of `classifier` on samples generated from test images' z, w.r.t. their labels.
 
@@ -663,11 +796,21 @@ def class_consistency(
     ``model.sample(z, generator=generator)`` (the generator must live on the model's device);
     the score is the fraction of samples classified as y. A decoder that ignores z scores at
     chance; one that keeps the class in z scores near the classifier's own accuracy.
+
+    ``z_source="shuffled"`` gives the floor: each item's samples come from the z of another
+    item of the same batch (a random cyclic derangement, seeded by `seed`) but are scored
+    against the item's own label, so z can only match by the other item's class agreeing.
+    The ceiling is the classifier's accuracy on the real images (``classifier.score``).
     """
     if not hasattr(model, "sample"):
         raise TypeError(f"{type(model).__name__} has no sample(z, generator=...)")
     if n_per_item < 1:
         raise ValueError(f"class_consistency: n_per_item must be >= 1, got {n_per_item!r}")
+    if z_source not in ("own", "shuffled"):
+        raise ValueError(
+            f"class_consistency: z_source {z_source!r} is not accepted; use 'own' or 'shuffled'"
+        )
+    perm_gen = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
     dev = _model_device(model, device)
@@ -675,6 +818,12 @@ def class_consistency(
     try:
         for batch in _iter_items(loader, max_items):
             z_mean, _ = model.encode(batch["x"].to(dev))  # (B, Dz)
+            if z_source == "shuffled" and len(z_mean) > 1:
+                # item p_k takes the z of item p_(k+1): a derangement, nobody keeps its own z
+                p = torch.randperm(len(z_mean), generator=perm_gen)
+                src = torch.empty_like(p)
+                src[p] = p.roll(-1)
+                z_mean = z_mean[src.to(z_mean.device)]
             y = _np(batch["y"])
             for _ in range(n_per_item):
                 samples = model.sample(z_mean, generator=generator)  # (B, C, H, W)
@@ -690,6 +839,7 @@ def class_consistency(
 __all__ = [
     "FeatureClassifier",
     "class_consistency",
+    "describe_regime",
     "disentanglement_matrix",
     "encode_dataset",
     "eer",
@@ -698,6 +848,7 @@ __all__ = [
     "nll_bits_per_dim",
     "nll_nats",
     "posthoc_mi",
+    "posthoc_mi_zs",
     "probe_metrics",
     "rate_distortion",
     "train_image_classifier",

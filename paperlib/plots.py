@@ -271,21 +271,40 @@ def fig_metric_table(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
     metric_names: Sequence[str] | None = None,
     title: str | None = None,
+    floors: Mapping[str, float] | None = None,
 ) -> Figure:
     """Bar chart: one panel per metric, one bar per objective (mean +- sd, seeds as dots).
+
+    Floors and ceilings (``"<metric>@<reference>"`` keys of `floors`, e.g. from
+    ``paperlib.experiment.floors``; default ``metrics["_meta"]["floors"]``, plus per-run keys
+    such as ``class_consistency@shuffled_z`` averaged over objectives) are drawn as labelled
+    horizontal lines in the metric's panel. An objective with a seed whose training critic
+    stayed at chance (``critic_acc_zs_final`` < 0.55, `paperlib.summary.critic_flags`) gets a
+    dagger on its tick label, and the figure a footnote.
 
     Parameters
     ----------
     metrics : metrics.json layout, objective -> metric -> {"mean", "std"[, "per_seed"]}
         (keys starting with "_", e.g. "_meta", are skipped).
-    metric_names : which metrics, in order (default: all metrics of the first objective).
+    metric_names : which metrics, in order (default: all metrics of the first objective that
+        are not themselves floors).
+    title : optional figure title.
+    floors : the reference values (see above).
     """
+    from paperlib.summary import FLAG, REFERENCE_ROWS, _floors_of, critic_flags
+
     objectives = [o for o in metrics if not o.startswith("_")]
     if not objectives:
         raise ValueError("fig_metric_table: metrics holds no objective")
-    names = list(metric_names) if metric_names else list(metrics[objectives[0]])
+    names = (
+        list(metric_names) if metric_names else [k for k in metrics[objectives[0]] if "@" not in k]
+    )
+    refs = _floors_of(dict(metrics), dict(floors) if floors is not None else None)
+    flags = critic_flags(dict(metrics))
+    ref_styles = dict(zip([r for r, _ in REFERENCE_ROWS], [":", "--", "-.", (0, (1, 3)), "-"]))
     fig, axes = _grid(len(names), max_cols=4, panel=(2.6, 2.6))
     x = np.arange(len(objectives))
+    ticks = [objective_label(o) + (f" {FLAG}" if o in flags else "") for o in objectives]
     for ax, name in zip(axes, names):
         for k, obj in enumerate(objectives):
             entry = metrics[obj].get(name)
@@ -297,10 +316,87 @@ def fig_metric_table(
             if len(seeds) > 1:
                 jitter = np.linspace(-0.15, 0.15, len(seeds))
                 ax.scatter(k + jitter, seeds, s=8, color="k", zorder=3, linewidths=0)
-        ax.set_xticks(x, [objective_label(o) for o in objectives], rotation=30, ha="right")
+        for ref, label in REFERENCE_ROWS:
+            value = refs.get(f"{name}@{ref}")
+            if value is None or not math.isfinite(value):
+                continue
+            ax.axhline(value, color="0.35", lw=0.9, ls=ref_styles[ref], zorder=4, gid=ref)
+            ax.annotate(
+                label,
+                (1.0, value),
+                xycoords=("axes fraction", "data"),
+                xytext=(-2, 1),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize="x-small",
+                color="0.25",
+            )
+        ax.set_xticks(x, ticks, rotation=30, ha="right")
         panel_title, unit = _title_and_unit(name)
         ax.set_ylabel(unit)
         ax.set_title(panel_title)
+    if flags:
+        fig.text(
+            0.01,
+            0.0,
+            f"{FLAG} training critic at chance (accuracy < 0.55) in some seed: "
+            "its I(z;s) penalty was close to inert",
+            fontsize="small",
+            va="bottom",
+        )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@_styled
+def fig_paired_differences(
+    paired: Mapping[str, Mapping[str, Mapping[str, float]]],
+    metric_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Paired per-seed differences with their intervals: one panel per metric.
+
+    Parameters
+    ----------
+    paired : ``{"cmi - mi": {metric: {"mean", "low", "high", "n"}}}``, e.g.
+        ``ExperimentResult.paired()`` or ``paperlib.stats.paired_table``.
+    metric_names : metrics to show, in order (default: every metric of any pair).
+    title : optional figure title.
+
+    Each panel shows one point per pair at its mean difference with the interval as a
+    horizontal bar, and a vertical line at 0: an interval crossing it shows no difference.
+    """
+    pairs = [p for p in paired if paired[p]]
+    if not pairs:
+        raise ValueError("fig_paired_differences: paired holds no difference")
+    names = (
+        list(metric_names)
+        if metric_names
+        else list(dict.fromkeys(m for p in pairs for m in paired[p]))
+    )
+    fig, axes = _grid(len(names), max_cols=4, panel=(2.6, 1.0 + 0.35 * len(pairs)))
+    for ax, name in zip(axes, names):
+        for k, pair in enumerate(pairs):
+            d = paired[pair].get(name)
+            if d is None:
+                continue
+            first = pair.split(" - ")[0]
+            ax.errorbar(
+                d["mean"],
+                k,
+                xerr=[[d["mean"] - d["low"]], [d["high"] - d["mean"]]],
+                fmt="o",
+                color=objective_color(first),
+                capsize=3,
+            )
+        ax.axvline(0.0, color="0.4", lw=0.8, ls="--")
+        ax.set_yticks(range(len(pairs)), pairs)
+        ax.set_ylim(-0.6, len(pairs) - 0.4)
+        panel_title, unit = _title_and_unit(name)
+        ax.set_title(panel_title)
+        ax.set_xlabel(f"difference [{unit}]")
     if title:
         fig.suptitle(title)
     return fig
@@ -760,6 +856,7 @@ __all__ = [
     "fig_information_diagram",
     "fig_information_plane",
     "fig_metric_table",
+    "fig_paired_differences",
     "fig_probe_vs_beta",
     "fig_rate_distortion",
     "fig_sample_grid",

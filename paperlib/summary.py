@@ -29,6 +29,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "vc_speaker_acc": ("VC speaker consistency", +1),
     "vc_phone_acc": ("VC content kept", +1),
     "class_consistency": ("class consistency", +1),
+    "critic_acc_zs_final": ("training critic acc.", 0),
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
     "train_seconds": ("train time [s]", 0),
@@ -57,12 +58,88 @@ def _fmt(v: dict[str, Any]) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
-def metric_table(metrics: dict[str, Any], title: str = "") -> str:
-    """A markdown table: rows = objectives, columns = metrics present, best per column in bold."""
+# Reference rows under each table, in order: (key suffix of the floors, row label).
+REFERENCE_ROWS: tuple[tuple[str, str], ...] = (
+    ("chance", "chance"),
+    ("random_init", "random init"),
+    ("raw_input", "raw input"),
+    ("shuffled_z", "shuffled z"),
+    ("ceiling", "ceiling"),
+)
+
+# A cmi run whose training critic's accuracy over the last 20 % of logged steps stayed below
+# this is flagged: its I(z;s) penalty was (close to) inert, so its row is not a test of cmi.
+CRITIC_CHANCE_ACC = 0.55
+CRITIC_ACC_KEY = "critic_acc_zs_final"
+FLAG = "†"
+
+
+def critic_flags(metrics: dict[str, Any], threshold: float = CRITIC_CHANCE_ACC) -> dict[str, list]:
+    """``{objective: [indices of seeds whose training critic stayed at chance]}``.
+
+    Reads ``critic_acc_zs_final`` (per seed) where an objective reports it; objectives without
+    the key (elbo, mi, or runs from before it existed) are never flagged.
+    """
+    out: dict[str, list] = {}
+    for o, ms in metrics.items():
+        if o.startswith("_") or CRITIC_ACC_KEY not in ms:
+            continue
+        vals = ms[CRITIC_ACC_KEY].get("per_seed") or [ms[CRITIC_ACC_KEY]["mean"]]
+        bad = [i for i, v in enumerate(vals) if v is not None and float(v) < threshold]
+        if bad:
+            out[o] = bad
+    return out
+
+
+def _seeds(metrics: dict[str, Any]) -> list:
+    meta = metrics.get("_meta", {})
+    seeds = meta.get("params", {}).get("seeds") or meta.get("seeds")
+    if seeds:
+        return list(seeds)
+    first = next((ms for o, ms in metrics.items() if not o.startswith("_")), {})
+    n = max((len(v.get("per_seed", [])) for v in first.values()), default=0)
+    return list(range(n))
+
+
+def _floors_of(metrics: dict[str, Any], floors: dict[str, float] | None) -> dict[str, float]:
+    """Floors from the argument, else ``_meta.floors``, plus per-run ``<metric>@<ref>`` keys
+    (e.g. ``class_consistency@shuffled_z``) averaged over every objective's runs."""
+    out = dict(floors if floors is not None else metrics.get("_meta", {}).get("floors", {}))
+    per_run: dict[str, list[float]] = {}
+    for o, ms in metrics.items():
+        if o.startswith("_"):
+            continue
+        for k, v in ms.items():
+            if "@" in k and v.get("mean") is not None and math.isfinite(v["mean"]):
+                per_run.setdefault(k, []).append(float(v["mean"]))
+    for k, vals in per_run.items():
+        out.setdefault(k, sum(vals) / len(vals))
+    return out
+
+
+def _fmt_value(v: float) -> str:
+    return f"{v:.{3 if abs(v) < 10 else 1}f}"
+
+
+def metric_table(
+    metrics: dict[str, Any], title: str = "", floors: dict[str, float] | None = None
+) -> str:
+    """A markdown table: rows = objectives, columns = metrics present, best per column in bold.
+
+    Under the objectives come reference rows (chance, random init, raw input, shuffled z,
+    ceiling) from `floors` (default: ``metrics["_meta"]["floors"]``, as stored by
+    ``io.write_metrics(..., floors=res.floors)``) and from per-run ``<metric>@<reference>``
+    keys; a reference row appears only when it has a value for some column. An objective with
+    a seed whose training critic stayed at chance (`critic_flags`) is marked with a dagger and
+    a footnote. The paired differences follow in `paired_table`.
+    """
     objectives = [k for k in metrics if not k.startswith("_")]
     columns = [m for m in TABLE_METRICS if any(m in metrics[o] for o in objectives)]
     if not objectives or not columns:
         return ""
+    refs = _floors_of(metrics, floors)
+    flags = critic_flags(metrics)
+    seeds = _seeds(metrics)
     lines = []
     if title:
         lines.append(f"**{title}**\n")
@@ -83,7 +160,69 @@ def metric_table(metrics: dict[str, Any], title: str = "") -> str:
         for c in columns:
             text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
             cells.append(f"**{text}**" if best.get(c) == o else text)
-        lines.append(f"| {o} | " + " | ".join(cells) + " |")
+        name = f"{o} {FLAG}" if o in flags else o
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for ref, label in REFERENCE_ROWS:
+        cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in columns]
+        if any(cells):
+            lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
+    notes = []
+    for o, bad in flags.items():
+        which = ", ".join(str(seeds[i]) if i < len(seeds) else f"#{i}" for i in bad)
+        notes.append(
+            f"{FLAG} `{o}`: the training critic's accuracy stayed below {CRITIC_CHANCE_ACC} "
+            f"(chance 0.5) for seed(s) {which}, so its I(z;s) penalty was close to inert there."
+        )
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def paired_table(
+    metrics: dict[str, Any],
+    pairs: tuple[tuple[str, str], ...] = (("cmi", "mi"), ("cmi", "elbo")),
+    level: float = 0.95,
+    title: str = "",
+) -> str:
+    """A markdown table of paired per-seed differences: rows = metrics, columns = pairs.
+
+    Each cell is ``mean [low, high]``, the mean of a - b over seeds with a t-interval at
+    `level` (`paperlib.stats.paired_difference`), computed from the per-seed values in
+    `metrics` (the metrics.json layout; every objective ran the same seeds, in order). A pair
+    whose first objective has a flagged critic (`critic_flags`) carries the dagger.
+    """
+    from paperlib.stats import paired_table as _paired
+
+    per_seed = {
+        o: {k: v.get("per_seed", []) for k, v in ms.items()}
+        for o, ms in metrics.items()
+        if not o.startswith("_")
+    }
+    diffs = _paired(per_seed, _seeds(metrics), pairs=pairs, level=level)
+    diffs = {p: rows for p, rows in diffs.items() if rows}
+    skip = ("train_seconds", CRITIC_ACC_KEY)  # not outcomes of the objective
+    rows = [m for m in TABLE_METRICS if m not in skip and any(m in d for d in diffs.values())]
+    if not rows:
+        return ""
+    flags = critic_flags(metrics)
+    heads = [f"{p} {FLAG}" if p.split(" - ")[0] in flags else p for p in diffs]
+    lines = [f"**{title}**\n"] if title else []
+    lines.append("| metric | " + " | ".join(heads) + " |")
+    lines.append("|---" * (len(heads) + 1) + "|")
+    for m in rows:
+        cells = []
+        for d in diffs.values():
+            if m in d:
+                v = d[m]
+                cells.append(
+                    f"{_fmt_value(v['mean'])} [{_fmt_value(v['low'])}, {_fmt_value(v['high'])}]"
+                )
+            else:
+                cells.append("–")
+        lines.append(f"| {TABLE_METRICS[m][0]} | " + " | ".join(cells) + " |")
+    n = int(max(v["n"] for d in diffs.values() for v in d.values()))
+    lines.append(
+        f"\nPaired differences over {n} seeds: mean [{int(level * 100)} % t-interval]; an "
+        "interval that contains 0 shows no difference at this number of seeds."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +257,7 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
                 meta_seen = metrics["_meta"]
             seeds = metrics.get("_meta", {}).get("params", {}).get("seeds")
             parts.append(metric_table(metrics, f"Test metrics, mean ± std over seeds {seeds}"))
+            parts.append(paired_table(metrics, title="Paired differences per seed"))
             notes = metrics.get("_meta", {}).get("notes")
             if notes:
                 parts.append(f"{notes}\n")
@@ -138,7 +278,12 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
         + _run_all_time(results_dir),
         f"- written: {time.strftime('%Y-%m-%d %H:%M %Z')}\n",
         "Bold marks the best objective per column where a direction is meaningful (higher",
-        "probe accuracy and consistency; lower EER, NLL, I(z;s) and redundant-information probes).\n",
+        "probe accuracy and consistency; lower EER, NLL, I(z;s) and redundant-information probes).",
+        "Italic rows under each table are computed floors and ceilings: *chance* (the most",
+        "frequent label; EER 0.5), *random init* (the same architecture untrained, same probe),",
+        "*raw input* (logistic regression on utterance-mean log-mel frames or on pixels),",
+        "*shuffled z* (samples generated from another item's z) and *ceiling* (the evaluating",
+        "classifier on real test data).\n",
     ]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(header) + "\n" + "\n".join(sections))

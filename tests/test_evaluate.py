@@ -76,9 +76,22 @@ def test_eer_lies_between_brute_force_bounds():
     scores, target = (unit[i] * unit[j]).sum(1), y[i] == y[j]
     fpr = np.array([(scores[~target] >= t).mean() for t in scores])
     fnr = np.array([(scores[target] < t).mean() for t in scores])
-    value = ev.eer(emb, y)
+    value = ev.eer(emb, y, center=False)  # the brute force above scores un-centred vectors
     assert np.max(np.minimum(fpr, fnr)) - 1e-9 <= value <= np.min(np.maximum(fpr, fnr)) + 1e-9
     assert 0.05 < value < 0.5  # a noisy but informative case
+
+
+def test_eer_centring_removes_a_common_offset():
+    # 8 speakers around random centres; a common offset comparable to their spread bends the
+    # angles from the origin unevenly and doubles the un-centred EER; centring undoes any offset
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 20)
+    emb = rng.standard_normal((8, 8))[y] + 0.3 * rng.standard_normal((160, 8))
+    offset = 2.0 * np.ones(8)
+    centred = ev.eer(emb + offset, y)
+    assert centred == pytest.approx(ev.eer(emb, y))  # invariant to the offset
+    assert centred == pytest.approx(ev.eer(emb - emb.mean(0), y, center=False))
+    assert ev.eer(emb + offset, y, center=False) > 1.5 * centred
 
 
 # --------------------------------------------------------------------------------------- probes
@@ -247,3 +260,113 @@ def test_class_consistency_with_copying_sampler():
     clf = ev.train_image_classifier(loader)
     acc = ev.class_consistency(_ImageModel(), loader, clf, n_per_item=2, generator=g)
     assert acc == pytest.approx(1.0)
+
+
+class _ClassKeepingModel(_ImageModel):
+    """z = the image; samples are the class prototype nearest to z (a decoder that uses z)."""
+
+    def __init__(self, protos):
+        super().__init__()
+        self.protos = protos.flatten(1)
+
+    def sample(self, z, generator=None):
+        nearest = torch.cdist(z, self.protos).argmin(1)
+        return self.protos[nearest].view(-1, 1, 4, 4)
+
+
+def test_class_consistency_shuffled_z_is_the_floor():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (200,), generator=g)
+    protos = torch.rand(4, 1, 4, 4, generator=g).round()
+    x = (protos[y] + 0.05 * torch.rand(200, 1, 4, 4, generator=g)).clamp(0, 1)
+    loader = DataLoader(TensorDictDataset(x=x, y=y), batch_size=50)
+    clf = ev.train_image_classifier(loader)
+    model = _ClassKeepingModel(protos)
+    assert ev.class_consistency(model, loader, clf, n_per_item=4, generator=g) == 1.0
+    floor = ev.class_consistency(model, loader, clf, n_per_item=4, z_source="shuffled", seed=1)
+    # another item's z keeps its class only when the two items share one: ~ sum_k p_k^2 = 0.25
+    assert 0.1 < floor < 0.4
+    with pytest.raises(ValueError, match="z_source"):
+        ev.class_consistency(model, loader, clf, z_source="other")
+
+
+def test_posthoc_mi_zs_interval_on_all_rows():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1200, 2))
+    s = np.concatenate(
+        [
+            np.sinh(2.0 * (0.9 * z[:, :1] + 0.436 * rng.standard_normal((1200, 1)))),
+            rng.standard_normal((1200, 1)),
+        ],
+        1,
+    )
+    out = ev.posthoc_mi_zs({"z_sample": z, "s_pooled": s}, seed=0)
+    assert out["mi_zs_rows"] == 1200  # every row held out once
+    assert out["mi_zs_nats_low"] < out["mi_zs_nats"] < out["mi_zs_nats_high"]
+    truth = -0.5 * math.log(1 - 0.9**2 / (0.9**2 + 0.436**2))  # corr of z_1 and s_1 before sinh
+    assert out["mi_zs_nats_low"] > 0.5 * truth and out["mi_zs_nats"] < 1.2 * truth, (out, truth)
+    with pytest.raises(ValueError, match="s_frames"):
+        ev.posthoc_mi_zs({"z_sample": z}, s_key="s_frames")
+
+
+def test_describe_regime_says_whether_cmi_has_something_to_remove():
+    shared = {
+        "mi_zs_nats": 0.41,
+        "mi_zs_nats_low": 0.30,
+        "mi_zs_nats_high": 0.52,
+        "speaker_probe_acc_s": 0.11,
+        "speaker_chance": 0.016,
+    }
+    text = ev.describe_regime(shared)
+    assert text == (
+        "under mi, z and s share 0.41 [0.30, 0.52] nats; s predicts the speaker at 0.11 "
+        "(chance 0.016): cmi has something to remove"
+    )
+    nothing = {**shared, "mi_zs_nats": 0.02, "mi_zs_nats_low": -0.05, "mi_zs_nats_high": 0.09}
+    assert ev.describe_regime(nothing).endswith("cmi has nothing to remove")
+    with pytest.raises(ValueError, match="mi_zs_nats"):
+        ev.describe_regime({"probe_acc": 0.5})
+
+
+# ----------------------------------------------------------------------- floors per experiment
+@pytest.mark.parametrize("experiment_name", ["speech", "images"])
+def test_floors_keys_and_values(experiment_name):
+    from paperlib import config, experiment
+    from paperlib.data import load_data, make_loaders
+
+    cfg = config.load("smoke", experiment_name)
+    bundle = load_data(cfg.data)
+    clf = experiment.fit_classifiers(cfg, bundle)
+    fl = experiment.floors(cfg, bundle, clf)
+    assert all("@" in k and k.split("@")[1] in experiment.REFERENCES for k in fl)
+    loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
+    n = cfg.eval.max_items
+    train = ev._collect(loaders["train"], n, ("y",))
+    test = ev._collect(loaders["test"], n, ("x", "y"))
+    # chance: the most frequent training label, scored on the test labels
+    assert fl["probe_acc@chance"] == pytest.approx(ev._chance_accuracy(train["y"], test["y"]))
+    if experiment_name == "images":
+        assert fl["class_consistency@ceiling"] == fl["probe_acc@raw_input"]
+        assert fl["probe_acc@raw_input"] == pytest.approx(clf.image.score(test["x"], test["y"]))
+    else:
+        assert fl["eer@chance"] == 0.5 and 0.0 <= fl["eer@random_init"] <= 1.0
+        assert fl["probe_acc@raw_input"] == pytest.approx(clf.speaker.score(test["x"], test["y"]))
+    # random init is rebuilt from the seed: the same floors again
+    assert experiment.floors(cfg, bundle, clf) == fl
+    assert 0.0 <= fl["probe_acc@random_init"] <= 1.0
+
+
+def test_experiment_result_paired_differences():
+    from paperlib import config
+    from paperlib.experiment import ExperimentResult
+
+    res = ExperimentResult(cfg=config.load("smoke", "speech"), seeds=[3, 4, 5])
+    res.metrics = {
+        "elbo": {"probe_acc": [0.40, 0.42, 0.41]},
+        "mi": {"probe_acc": [0.50, 0.55, 0.52]},
+        "cmi": {"probe_acc": [0.52, 0.56, 0.55]},
+    }
+    out = res.paired()
+    assert out["cmi - mi"]["probe_acc"]["mean"] == pytest.approx(0.02)
+    assert out["cmi - elbo"]["probe_acc"]["n"] == 3
+    assert out["cmi - mi"]["probe_acc"]["low"] < 0.02 < out["cmi - mi"]["probe_acc"]["high"]

@@ -166,3 +166,72 @@ def test_information_diagram_labels_the_identity(plots, tmp_path):
     assert "I(z;s\\,|\\,x) = 0" in texts  # the condition of the identity is stated
     _check_and_save(plots, fig, tmp_path, "information_diagram")
     assert len(plots.fig_information_diagram(show_graph=False).axes) == 1
+
+
+def _metrics_with_floors():
+    per_seed = {"elbo": [0.50, 0.55, 0.52], "mi": [0.60, 0.64, 0.61], "cmi": [0.62, 0.66, 0.62]}
+    metrics = {
+        o: {
+            "probe_acc": {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v},
+            "class_consistency@shuffled_z": {"mean": 0.1, "std": 0.0, "per_seed": [0.1] * 3},
+        }
+        for o, v in per_seed.items()
+    }
+    metrics["cmi"]["critic_acc_zs_final"] = {"mean": 0.6, "std": 0.1, "per_seed": [0.7, 0.5, 0.6]}
+    metrics["_meta"] = {
+        "params": {"seeds": [10, 11, 12]},
+        "floors": {"probe_acc@chance": 0.1, "probe_acc@random_init": 0.49},
+    }
+    return metrics
+
+
+def test_metric_table_draws_floors_and_flags_a_critic_at_chance(plots, tmp_path):
+    metrics = _metrics_with_floors()
+    fig = plots.fig_metric_table(metrics, ["probe_acc"])
+    ax = fig.axes[0]
+    refs = {line.get_gid(): line.get_ydata()[0] for line in ax.get_lines() if line.get_gid()}
+    assert refs == {
+        "chance": 0.1,
+        "random_init": 0.49,
+    }  # chance and random init drawn at their values
+    assert {t.get_text() for t in ax.texts} == {"chance", "random init"}
+    assert [t.get_text() for t in ax.get_xticklabels()][-1].endswith("†")  # cmi, seed 11
+    # explicit floors replace the stored ones
+    fig = plots.fig_metric_table(metrics, ["probe_acc"], floors={"probe_acc@raw_input": 0.8})
+    assert [line.get_gid() for line in fig.axes[0].get_lines() if line.get_gid()] == ["raw_input"]
+    _check_and_save(plots, fig, tmp_path, "metrics_floors")
+
+
+def test_paired_differences_figure(plots, tmp_path):
+    from paperlib.stats import paired_table
+
+    metrics = _metrics_with_floors()
+    per_seed = {
+        o: {"probe_acc": m["probe_acc"]["per_seed"]} for o, m in metrics.items() if o[0] != "_"
+    }
+    paired = paired_table(per_seed, seeds=[10, 11, 12])
+    fig = plots.fig_paired_differences(paired)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cmi - mi", "cmi - elbo"]
+    _check_and_save(plots, fig, tmp_path, "paired")
+    with pytest.raises(ValueError, match="no difference"):
+        plots.fig_paired_differences({"cmi - mi": {}})
+
+
+def test_summary_tables_show_references_pairs_and_the_flag():
+    from paperlib import summary
+
+    metrics = _metrics_with_floors()
+    text = summary.metric_table(metrics)
+    cmi = metrics["cmi"]["probe_acc"]
+    assert f"| cmi † | **{cmi['mean']:.3f} ± {cmi['std']:.3f}** |" in text  # best, and flagged
+    assert "| *chance* | 0.100 |" in text and "| *random init* | 0.490 |" in text
+    assert "*raw input*" not in text  # no value, no row
+    assert "seed(s) 11" in text and "below 0.55" in text
+    paired = summary.paired_table(metrics)
+    d = np.subtract([0.62, 0.66, 0.62], [0.60, 0.64, 0.61])
+    assert "| metric | cmi - mi † | cmi - elbo † |" in paired
+    assert f"| probe acc. z (mean) | {d.mean():.3f} [" in paired
+    # without the critic key nothing is flagged
+    del metrics["cmi"]["critic_acc_zs_final"]
+    assert "†" not in summary.metric_table(metrics) + summary.paired_table(metrics)

@@ -1,0 +1,179 @@
+"""Statistics for comparing objectives over seeds, and bootstrap intervals.
+
+Two tools (issue 13, "Statistics"):
+
+- `paired_difference`: the per-seed differences d_k = a_k - b_k of two objectives trained on
+  the same seeds, with a Student-t interval for their mean. Pairing by seed removes the part of
+  the spread that the seed (data order, initialisation) gives both objectives alike.
+- `bootstrap_ci`: a percentile-bootstrap interval of a statistic of one sample, via
+  ``scipy.stats.bootstrap`` with a seeded numpy Generator.
+
+Both return plain floats so that they go straight into metrics.json and the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+
+def _as_seed_map(values: Mapping[Any, float] | Sequence[float], seeds, name: str) -> dict:
+    """``{seed: value}`` from a mapping, or from a sequence with its seeds (default 0..n-1)."""
+    if isinstance(values, Mapping):
+        if seeds is not None:
+            raise ValueError(f"{name}: pass seeds only with a sequence of values, not a mapping")
+        return {k: float(v) for k, v in values.items()}
+    vals = [float(v) for v in values]
+    keys = list(range(len(vals))) if seeds is None else list(seeds)
+    if len(keys) != len(vals):
+        raise ValueError(f"{name}: {len(vals)} values but {len(keys)} seeds")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{name}: seeds must be distinct, got {keys}")
+    return dict(zip(keys, vals))
+
+
+def paired_difference(
+    a: Mapping[Any, float] | Sequence[float],
+    b: Mapping[Any, float] | Sequence[float],
+    seeds_a: Sequence[Any] | None = None,
+    seeds_b: Sequence[Any] | None = None,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Mean of the paired per-seed differences a - b with a Student-t interval.
+
+    d_k = a_k - b_k for every seed k that both ran; with n pairs, mean d-bar and sample
+    standard deviation s_d (ddof 1), the interval is
+
+        d-bar +- t_{n-1, (1 + level)/2} * s_d / sqrt(n)
+
+    Pairs where either value is NaN (a metric that failed for that run) are dropped before n
+    is counted.
+
+    Parameters
+    ----------
+    a, b : per-seed values, either ``{seed: value}`` mappings or sequences (then paired by
+        position, or by `seeds_a` / `seeds_b` when given).
+    seeds_a, seeds_b : the seeds of sequences `a` and `b`; default 0..n-1 for both.
+    level : confidence level in (0, 1).
+
+    Returns
+    -------
+    dict with ``mean``, ``low``, ``high`` (floats) and ``n`` (number of pairs, as a float so the
+    dict stays float-valued for JSON tables).
+
+    Raises
+    ------
+    ValueError
+        If the two sets of seeds differ, fewer than 2 finite pairs remain, or `level` is not
+        in (0, 1).
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    ma, mb = _as_seed_map(a, seeds_a, "a"), _as_seed_map(b, seeds_b, "b")
+    if set(ma) != set(mb):
+        raise ValueError(
+            "paired_difference: a and b must come from the same seeds, got "
+            f"{sorted(ma, key=str)} and {sorted(mb, key=str)}"
+        )
+    # d_k = a_k - b_k over seeds where both are finite
+    d = np.array([ma[k] - mb[k] for k in ma if np.isfinite(ma[k]) and np.isfinite(mb[k])])
+    n = len(d)
+    if n < 2:
+        raise ValueError(
+            f"paired_difference needs at least 2 seeds with finite values in both, got {n}"
+        )
+    mean = float(d.mean())
+    sem = float(d.std(ddof=1) / np.sqrt(n))
+    # half-width = t_{n-1, (1 + level)/2} * s_d / sqrt(n)
+    half = float(sps.t.ppf(0.5 * (1.0 + level), df=n - 1)) * sem
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": float(n)}
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[..., Any] = np.mean,
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(values)``.
+
+    ``scipy.stats.bootstrap`` (method "percentile") resamples the rows of `values` with
+    replacement `n_resamples` times using ``numpy.random.default_rng(seed)``; the interval is
+    the (1 - level)/2 and (1 + level)/2 quantiles of the resampled statistic.
+
+    Parameters
+    ----------
+    values : 1-D sample (NaNs are not allowed).
+    statistic : a function of a 1-D array that accepts ``axis=`` (numpy reductions do).
+    level : confidence level in (0, 1).
+    n_resamples : bootstrap resamples (>= 100).
+    seed : seed of the resampling Generator.
+
+    Returns
+    -------
+    (low, high)
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ValueError(f"n_resamples must be an int >= 100, got {n_resamples!r}")
+    if len(x) < 2:
+        raise ValueError(f"bootstrap_ci needs at least 2 values, got {len(x)}")
+    if not np.isfinite(x).all():
+        raise ValueError("bootstrap_ci: values hold NaN or inf")
+    res = sps.bootstrap(
+        (x,),
+        statistic,
+        confidence_level=level,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        vectorized=True,
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_table(
+    per_seed: Mapping[str, Mapping[str, Sequence[float]]],
+    seeds: Sequence[Any],
+    pairs: Sequence[tuple[str, str]] = (("cmi", "mi"), ("cmi", "elbo")),
+    level: float = 0.95,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Paired differences for every metric that both objectives of a pair report.
+
+    Parameters
+    ----------
+    per_seed : ``{objective: {metric: [value per seed]}}`` with values in the order of `seeds`
+        (the layout of ``ExperimentResult.metrics``).
+    seeds : the seeds, shared by every objective.
+    pairs : (a, b) objective pairs; a pair whose objectives are not both present is skipped.
+    level : confidence level of the t-intervals.
+
+    Returns
+    -------
+    ``{"a - b": {metric: {"mean", "low", "high", "n"}}}``; metrics with fewer than 2 finite
+    pairs are left out (a table cannot show an interval for them).
+    """
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for a, b in pairs:
+        if a not in per_seed or b not in per_seed:
+            continue
+        rows: dict[str, dict[str, float]] = {}
+        for metric, va in per_seed[a].items():
+            vb = per_seed[b].get(metric)
+            if vb is None or len(va) != len(seeds) or len(vb) != len(seeds):
+                continue
+            try:
+                rows[metric] = paired_difference(va, vb, seeds, seeds, level=level)
+            except ValueError:
+                continue  # fewer than 2 finite pairs
+        out[f"{a} - {b}"] = rows
+    return out
+
+
+__all__ = ["bootstrap_ci", "paired_difference", "paired_table"]
