@@ -60,8 +60,18 @@ res = experiment.run_experiment(
 )
 res.weights
 
+# %% [markdown]
+# ## Floors and ceilings
+# A comparison counts only between models that learned something. Beside every metric we put
+# chance, the same architecture at random initialisation (probed the same way), a raw-input
+# baseline and, where one exists, a ceiling.
+
 # %%
-fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs"])
+floors = res.compute_floors()
+floors
+
+# %%
+fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
 summary.add_figure(
     fig,
     out_dir,
@@ -72,7 +82,9 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_metric_table(
-    res.summary(), ["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"]
+    res.summary(),
+    floors=floors,
+    metric_names=["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"],
 )
 summary.add_figure(
     fig,
@@ -82,6 +94,49 @@ summary.add_figure(
     "verification EER on held-out speakers, rate and post-hoc MI estimates.",
 )
 
+
+# %% [markdown]
+# **What to look for.** The paper predicts that `cmi` keeps more of the speaker in z than `mi` at
+# an equal or lower I(z;s). Read each bar against its reference lines: a bar at the random-init
+# line means that z learned nothing, whatever the ordering of the objectives. A dagger on `cmi`
+# marks seeds whose training critic stayed at chance (a broken instrument, not a result).
+
+# %% [markdown]
+# ## Paired differences on the same seeds
+# Every objective trains on the same seeds, so each seed gives one difference `cmi - mi` and
+# `cmi - elbo`. Bars are 95 % t-intervals over seeds; an interval that spans 0 is no evidence
+# either way.
+
+# %%
+paired = res.paired()
+fig = plots.fig_paired_differences(
+    paired,
+    metric_names=[
+        "probe_acc",
+        "eer",
+        "mi_xz_nats",
+        "mi_zs_nats",
+        "speaker_probe_acc_s",
+        "vc_speaker_acc",
+    ],
+)
+summary.add_figure(
+    fig,
+    out_dir,
+    "paired_differences",
+    "Paired per-seed differences cmi - mi and cmi - elbo on the test split, mean and 95 % "
+    "t-interval over seeds.",
+)
+
+# %% [markdown]
+# ## The regime: do z and s share information under `mi`?
+# `cmi` can only remove information that z and s share. If the `mi` model's z and s share
+# nothing measurable, `cmi` has nothing to remove here, and equal numbers are the expected
+# outcome rather than a failure of the method.
+
+# %%
+regime = evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
+print(regime)
 # %%
 fig = plots.fig_tsne(
     res.embeddings("test"),
@@ -146,5 +201,8 @@ io.write_metrics(
     params=params,
     weights=res.weights,
     wall_seconds=res.wall_seconds,
+    floors=floors,
+    paired=paired,
+    regime=regime,
 )
 res.summary()

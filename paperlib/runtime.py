@@ -151,6 +151,8 @@ class ThreadClaim:
     warning : the one-line warning issued (None when the cores were not oversubscribed).
     """
 
+    _last_warning: str | None = None
+
     def __init__(self, requested: int = 0):
         self.requested = requested
         self.threads = 0
@@ -188,8 +190,10 @@ class ThreadClaim:
                 else f"the machine is busy (load average {_load_average():.1f} on {cores} cores)"
             )
             self.warning = f"paperlib: {held}; this run takes the {self.threads} left."
-        if self.warning:
+        if self.warning and self.warning != ThreadClaim._last_warning:
+            # once per situation: a notebook that trains nine runs says it once, not nine times
             warnings.warn(self.warning, RuntimeWarning, stacklevel=2)
+        ThreadClaim._last_warning = self.warning
         torch.set_num_threads(self.threads)
         try:
             _CLAIMS.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ def claims(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(runtime, "_load_average", lambda: 1.0)  # only this process runs
     before = torch.get_num_threads()
+    monkeypatch.setattr(runtime.ThreadClaim, "_last_warning", None)
     yield tmp_path
     torch.set_num_threads(before)
 
@@ -75,3 +76,17 @@ def test_load_from_outside_the_registry_also_leaves_room(claims, monkeypatch):
     with pytest.warns(RuntimeWarning, match="load average 2.6"):
         with runtime.ThreadClaim() as claim:
             assert claim.threads == 1
+
+
+def test_the_same_warning_is_given_once(claims):
+    proc = _other_run(claims, 1)
+    try:
+        with pytest.warns(RuntimeWarning):
+            with runtime.ThreadClaim():
+                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with runtime.ThreadClaim():  # the same situation: no second warning
+                pass
+    finally:
+        proc.kill()
