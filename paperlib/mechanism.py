@@ -536,7 +536,7 @@ def reading_differences(
 def reading_probe(rows: list[dict[str, Any]], refs: dict[str, Any] | None = None) -> str:
     """The reading of the g-probe figure: paired cmi - mi per point, the points where cmi's
     interval lies wholly above mi's, and the floor and ceiling."""
-    text = "Probe of g from z, " + reading_differences(rows, "probe_acc", "the g-probe")
+    text = "Probe of g from z: " + reading_differences(rows, "probe_acc", "the g-probe")
     wins = separated(rows, "probe_acc")
     losses = separated(rows, "probe_acc", a="mi", b="cmi")
     if wins:
@@ -565,9 +565,9 @@ def reading_local(rows: list[dict[str, Any]]) -> str:
     """The reading of the local-information figure: cmi - mi on the probe of l_t from z and on
     the probe of g from s, per point."""
     return (
-        "Local information in z, "
+        "Local information in z: "
         + reading_differences(rows, "local_probe_acc_z", "the l_t-probe from z")
-        + " Global information in s, "
+        + " Global information in s: "
         + reading_differences(rows, "g_probe_acc_s", "the g-probe from s")
     )
 
@@ -577,9 +577,9 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
     the width of the per-run bootstrap intervals, and the critics at chance."""
     widths = [r["mi_zs_hi"] - r["mi_zs_lo"] for r in rows if "mi_zs_hi" in r]
     text = (
-        "Information plane, "
+        "Information plane: "
         + reading_differences(rows, "mi_zs_nats", "post-hoc I(z;s) [nats]")
-        + " and "
+        + " "
         + reading_differences(rows, "mi_xz_nats", "I(x;z) [nats]")
     )
     if widths:
@@ -602,3 +602,63 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
             else "."
         )
     return text
+
+
+# ----------------------------------------------------------------------------------------------
+# figure inputs
+
+
+def dial_panels(
+    rows: list[dict[str, Any]], centre: dict[str, Any], metric: str
+) -> dict[str, dict[str, list[tuple[float, float, float, float]]]]:
+    """Input of `paperlib.plots.fig_dial_sweep`: ``{dial: series(rows, dial, centre, metric)}``
+    for every dial that takes more than one value in `rows`."""
+    return {
+        d: series(rows, d, centre, metric)
+        for d in DIALS
+        if len({r[d] for r in _on_line(rows, d, centre)}) > 1
+    }
+
+
+def probe_references(
+    refs_by_point: dict[str, dict[str, Any]], rows: list[dict[str, Any]], centre: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Reference lines of the g-probe figure per dial: chance and the untrained DSAE (flat, at
+    the centre), and the raw-input, one-frame and true-factor probes at each dial value."""
+    out: dict[str, dict[str, Any]] = {}
+    c = refs_by_point[point_name(centre)]
+    for dial in dial_panels(rows, centre, "probe_acc"):
+        values = sorted({r[dial] for r in _on_line(rows, dial, centre)})
+        names = [point_name({**centre, dial: v}) for v in values]
+        out[dial] = {
+            "chance (1/K)": c["chance"],
+            "untrained DSAE": float(np.mean(c["random_init"])),
+            "raw frames x_1:T": [refs_by_point[n]["raw_input"] for n in names],
+            "one frame x_t": [refs_by_point[n]["one_frame"] for n in names],
+        }
+    return out
+
+
+def plane_points(rows: list[dict[str, Any]]) -> dict[str, list[tuple]]:
+    """Input of `paperlib.plots.fig_information_plane_intervals`: per objective and dial point,
+    mean and 95 % t-interval over seeds of post-hoc I(z;s) and of I(x;z), labelled by point."""
+    out: dict[str, list[tuple]] = {}
+    for point in dict.fromkeys(r["point"] for r in rows):
+        for obj in dict.fromkeys(r["objective"] for r in rows):
+            rs = [r for r in rows if r["point"] == point and r["objective"] == obj]
+            if rs:
+                x = t_interval([r["mi_zs_nats"] for r in rs])
+                y = t_interval([r["mi_xz_nats"] for r in rs])
+                out.setdefault(obj, []).append((*x, *y, point))
+    return out
+
+
+def references_by_point(
+    base: Config, points: list[dict[str, Any]], seeds: Sequence[int], split: str = "test"
+) -> dict[str, dict[str, Any]]:
+    """`references` at every dial point: ``{point name: {...}}``."""
+    out = {}
+    for p in points:
+        cfg = point_config(base, p)
+        out[point_name(p)] = references(cfg, load_data(cfg.data), seeds, split=split)
+    return out
