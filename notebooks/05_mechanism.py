@@ -151,8 +151,9 @@ summary.add_figure(
 
 # %% [markdown]
 # **What to look for.** At equal I(x;z), cmi should sit left of mi (less shared with s). A
-# training critic whose accuracy stays near 0.5 cannot tell joint from shuffled pairs, so its
-# penalty has no direction: such runs are listed below as a broken instrument.
+# training critic that *stays* near 0.5 accuracy never told joint from shuffled pairs, so its
+# penalty had no direction: such runs are listed below as a broken instrument. One that rises
+# and then falls back towards 0.5 is being defeated by the model, which is the penalty working.
 
 # %%
 reading_plane = mechanism.reading_plane(rows)

@@ -50,6 +50,8 @@ DIAL_LABELS: dict[str, str] = {
 CRITIC_CHANCE_MARGIN = 0.55
 #: share of the logged training steps, at the end, over which the critic's accuracy is averaged
 CRITIC_TAIL = 0.25
+#: logged steps per rolling mean when looking for the critic's peak accuracy
+CRITIC_WINDOW = 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,13 +130,24 @@ def train_run(cfg: Config, bundle: DataBundle, run_root: Any = None):
     return model, objective, history
 
 
-def critic_accuracy(rows: list[dict[str, float]], tail: float = CRITIC_TAIL) -> float:
-    """Mean ``critic_acc_zs`` over the last `tail` share of logged steps; NaN when not logged."""
-    accs = [r["critic_acc_zs"] for r in rows if "critic_acc_zs" in r]
-    if not accs:
-        return math.nan
+def critic_accuracy(
+    rows: list[dict[str, float]], tail: float = CRITIC_TAIL, window: int = CRITIC_WINDOW
+) -> tuple[float, float]:
+    """(late, peak) accuracy of the training critic from the logged ``critic_acc_zs``.
+
+    late: the mean over the last `tail` share of logged steps. peak: the largest mean over
+    `window` consecutive logged steps (each logged value is one minibatch, so single values
+    are noisy). A critic that the model defeats rises and then falls back towards 0.5 (low
+    late, higher peak); one that never learns stays at 0.5 throughout (low peak). Both are NaN
+    when nothing was logged (objectives without a z-s critic).
+    """
+    accs = np.asarray([r["critic_acc_zs"] for r in rows if "critic_acc_zs" in r], dtype=float)
+    if len(accs) == 0:
+        return math.nan, math.nan
     k = max(1, int(math.ceil(tail * len(accs))))
-    return float(np.mean(accs[-k:]))
+    w = min(window, len(accs))
+    rolling = np.convolve(accs, np.ones(w) / w, mode="valid")
+    return float(accs[-k:].mean()), float(rolling.max())
 
 
 def bootstrap_mi(
@@ -211,7 +224,8 @@ def evaluate_run(
     s pooled over time), ``local_probe_acc_s`` (l_t from s_t), ``kl_z_nats``, ``mi_xz_nats``
     (minibatch aggregate-posterior estimate over the split), ``mi_zs_nats`` with its bootstrap
     interval ``mi_zs_lo`` / ``mi_zs_hi`` (z sample against pooled s), ``distortion_nats``, and
-    ``critic_acc_zs`` (the training critic's late accuracy; NaN without a z-s critic).
+    ``critic_acc_zs`` / ``critic_acc_zs_peak`` (the training critic's late and peak accuracy,
+    `critic_accuracy`; NaN without a z-s critic).
     """
     seed = cfg.train.seed
     loaders = make_loaders(cfg.data, bundle, seed=seed)
@@ -235,7 +249,7 @@ def evaluate_run(
         te["z_sample"], te["s_pooled"], steps=cfg.eval.posthoc_critic_steps, seed=seed
     )
     m.update(mi_zs_nats=est, mi_zs_lo=lo, mi_zs_hi=hi)
-    m["critic_acc_zs"] = critic_accuracy(history_rows or [])
+    m["critic_acc_zs"], m["critic_acc_zs_peak"] = critic_accuracy(history_rows or [])
     return m
 
 
@@ -475,13 +489,15 @@ def separated(
 
 
 def flagged_critics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs whose training critic ended below `CRITIC_CHANCE_MARGIN` accuracy (broken
-    instrument): ``[{"objective", "point", "seed", "critic_acc_zs"}]``."""
+    """Runs whose training critic stayed at chance: its peak accuracy (`critic_accuracy`) never
+    reached `CRITIC_CHANCE_MARGIN`, so it never told joint from shuffled pairs and its penalty
+    had no direction (a broken instrument). ``[{"objective", "point", "seed",
+    "critic_acc_zs", "critic_acc_zs_peak"}]``."""
     return [
-        {k: r[k] for k in ("objective", "point", "seed", "critic_acc_zs")}
+        {k: r[k] for k in ("objective", "point", "seed", "critic_acc_zs", "critic_acc_zs_peak")}
         for r in rows
-        if math.isfinite(r.get("critic_acc_zs", math.nan))
-        and r["critic_acc_zs"] < CRITIC_CHANCE_MARGIN
+        if math.isfinite(r.get("critic_acc_zs_peak", math.nan))
+        and r["critic_acc_zs_peak"] < CRITIC_CHANCE_MARGIN
     ]
 
 
@@ -588,13 +604,16 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
             "nats wide (median)."
         )
     flags = flagged_critics(rows)
-    n_cmi = sum(1 for r in rows if math.isfinite(r.get("critic_acc_zs", math.nan)))
-    accs = [r["critic_acc_zs"] for r in rows if math.isfinite(r.get("critic_acc_zs", math.nan))]
-    if n_cmi:
+    crit = [r for r in rows if math.isfinite(r.get("critic_acc_zs", math.nan))]
+    if crit:
+        late = float(np.mean([r["critic_acc_zs"] for r in crit]))
+        peak = float(np.mean([r["critic_acc_zs_peak"] for r in crit]))
         text += (
-            f" The training critic's late accuracy averages {float(np.mean(accs)):.3f} over "
-            f"{n_cmi} cmi runs; {len(flags)} of them stay below {CRITIC_CHANCE_MARGIN} "
-            "(a critic near chance measures nothing, so its penalty cannot act)"
+            f" The training critic's accuracy averages {peak:.3f} at its peak and {late:.3f} "
+            f"over the last quarter of training ({len(crit)} runs): the model removes what the "
+            "critic detects, so the late accuracy falls back towards 0.5. "
+            f"{len(flags)} runs never reached {CRITIC_CHANCE_MARGIN} (a critic that stays at "
+            "chance measures nothing, so its penalty cannot act)"
         )
         text += (
             ": " + ", ".join(f"{f['point']} seed {f['seed']}" for f in flags) + "."
