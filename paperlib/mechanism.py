@@ -595,7 +595,7 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
     text = (
         "Information plane: "
         + reading_differences(rows, "mi_zs_nats", "post-hoc I(z;s) [nats]")
-        + " "
+        + " Rate: "
         + reading_differences(rows, "mi_xz_nats", "I(x;z) [nats]")
     )
     if widths:
@@ -612,7 +612,8 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
             f" The training critic's accuracy averages {peak:.3f} at its peak and {late:.3f} "
             f"over the last quarter of training ({len(crit)} runs): the model removes what the "
             "critic detects, so the late accuracy falls back towards 0.5. "
-            f"{len(flags)} runs never reached {CRITIC_CHANCE_MARGIN} (a critic that stays at "
+            f"Runs whose critic never reached {CRITIC_CHANCE_MARGIN}: {len(flags)} (a critic "
+            "that stays at "
             "chance measures nothing, so its penalty cannot act)"
         )
         text += (

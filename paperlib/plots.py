@@ -784,6 +784,7 @@ def fig_dial_sweep(
     xlabels: Mapping[str, str] | None = None,
     title: str = "",
     ylim: tuple[float, float] | None = (0.0, 1.02),
+    panel_titles: Mapping[str, str] | None = None,
 ) -> Figure:
     """A metric against each dial, objectives side by side with 95 % intervals.
 
@@ -796,9 +797,11 @@ def fig_dial_sweep(
         numbers, one per dial value (a dashed line through the values, e.g. a ceiling that
         moves with the dial).
     xlabels : dial name -> axis label.
+    panel_titles : dial name -> title of its panel.
     """
     fig, axes = _grid(len(panels), max_cols=len(panels), panel=(3.8, 3.2))
-    grey = sns.color_palette("Greys", 5)
+    grey = sns.color_palette("Greys", 6)[2:]  # four distinguishable greys, light to dark
+    styles = [(":", None), ("--", None), ("--", "x"), ("-.", "+")]
     for ax, (dial, by_obj) in zip(axes, panels.items()):
         values = sorted({float(p[0]) for pts in by_obj.values() for p in pts})
         pos = {v: i for i, v in enumerate(values)}
@@ -819,15 +822,25 @@ def fig_dial_sweep(
                 label=objective_label(obj),
             )
         for j, (label, ref) in enumerate((references or {}).get(dial, {}).items()):
-            color = grey[min(2 + j, 4)]
+            color, (ls, marker) = grey[j % len(grey)], styles[j % len(styles)]
             if isinstance(ref, (int, float)):
-                ax.axhline(float(ref), color=color, ls=[":", "--", "-."][j % 3], lw=1, label=label)
+                ax.axhline(float(ref), color=color, ls=ls, lw=1, label=label)
             else:
-                ax.plot(range(len(ref)), ref, ls="--", marker="x", color=color, lw=1, label=label)
+                ax.plot(
+                    range(len(ref)),
+                    ref,
+                    ls=ls,
+                    marker=marker or "x",
+                    color=color,
+                    lw=1,
+                    label=label,
+                )
         ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
         ax.set_xlim(-0.5, len(values) - 0.5)
         ax.set_xlabel((xlabels or {}).get(dial, dial))
         ax.set_ylabel(ylabel)
+        if panel_titles and dial in panel_titles:
+            ax.set_title(panel_titles[dial], fontsize="medium")
         if ylim is not None:
             ax.set_ylim(*ylim)
     axes[-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
