@@ -18,8 +18,9 @@
 # Figures: the probe of g from z against each dial (mi and cmi side by side, 95 % t-intervals,
 # with floor and ceiling); local information in z against each dial; the information plane.
 #
-# **Time:** quick profile about 3.5 minutes on one CPU thread (196 s measured on a shared,
-# loaded 2-core machine: 53 training runs of 300 steps); smoke seconds.
+# **Time:** quick profile about 3 minutes of CPU time on one thread (53 training runs of 300
+# steps; 168-188 s user time in two fresh runs, 196 s and 402 s wall on a 2-core machine shared
+# with other jobs); smoke seconds. Finished runs are cached under runs/ and not trained again.
 
 # %%
 import pandas as pd
