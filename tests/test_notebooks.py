@@ -41,6 +41,15 @@ EXPECTED = {
         "probe_vs_beta_speech.png",
         "rate_distortion_images.png",
     ],
+    "05_mechanism": [
+        "metrics.json",
+        "selected_weights.json",
+        "g_probe_vs_dials.png",
+        "g_probe_vs_dials.pdf",
+        "local_info_vs_dials.png",
+        "information_plane.png",
+        "figures.json",
+    ],
 }
 
 
@@ -91,6 +100,29 @@ def test_experiment_metrics_follow_the_contract(smoke_results):
     assert {"eer", "phone_probe_acc_z", "speaker_probe_acc_s", "nll_nats"} <= set(speech["cmi"])
     images = io.read_metrics(smoke_results / "02_images_pixelcnn_vae" / "metrics.json")
     assert {"class_consistency", "nll_bits_per_dim"} <= set(images["cmi"])
+
+
+@pytest.mark.slow
+def test_mechanism_metrics_hold_every_measure_and_the_readings(smoke_results):
+    metrics = io.read_metrics(smoke_results / "05_mechanism" / "metrics.json")
+    meta = metrics["_meta"]
+    names = [k for k in metrics if k != "_meta"]
+    # one entry per objective and dial point of the smoke sweep (leak 0.1 and 0.9, z_dim 2)
+    assert {
+        f"{o}_leak{leak}_zdim2" for o in ("elbo", "mi", "cmi") for leak in ("0.1", "0.9")
+    } == set(names)
+    for key in ("probe_acc", "local_probe_acc_z", "g_probe_acc_s", "mi_zs_nats", "mi_xz_nats"):
+        assert len(metrics["cmi_leak0.1_zdim2"][key]["per_seed"]) == 2, key  # the smoke seeds
+    assert "critic_acc_zs" in metrics["cmi_leak0.1_zdim2"]
+    # weights chosen on the validation split, with their evidence
+    assert meta["weights"]["_evidence"]["criterion"].endswith("on the 'val' split")
+    assert "cmi - mi on the g-probe" in meta["notes"]
+    assert set(meta["paired_differences_cmi_minus_mi"]["probe_acc"]) == {
+        "leak0.1_zdim2",
+        "leak0.9_zdim2",
+    }
+    readme = (smoke_results / "README.md").read_text()
+    assert "## 05_mechanism" in readme and "cmi - mi on the g-probe" in readme
 
 
 @pytest.mark.slow

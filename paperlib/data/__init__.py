@@ -6,6 +6,8 @@ exists, ``"y_local": LongTensor (T,)`` (the phone at each frame of synthetic spe
 - speech: ``x`` is (T, n_mels) normalised log-mel frames; ``y`` the speaker.
 - images: ``x`` is (C, H, W) in [0, 1] (exactly 0/1 when binarized); ``y`` the class.
 - toy:    ``x`` is (T, D) from a linear-Gaussian sequence model; ``y`` a global-factor bin.
+- factors: ``x`` is (T, D) from known factors (notebook 05); ``y`` the global factor g,
+  ``y_local`` the local factor l_t at every frame.
 
 ``load_data(data_cfg)`` returns a `DataBundle` (train / val / test / heldout splits and an `info`
 dict); ``make_loaders(data_cfg)`` wraps it in DataLoaders. To add a dataset, write a function
@@ -31,6 +33,7 @@ _MODULES = (
     "paperlib.data.speech",
     "paperlib.data.images",
     "paperlib.data.real",
+    "paperlib.data.factors",
 )
 
 
