@@ -598,16 +598,28 @@ def run_experiment(
 # weight selection on the validation split (notebook 03)
 
 
+#: `sweep_grid`'s betas value for cmi at beta = alpha: ELBO + alpha I(x;z|s), the paper's form
+TIED = "tied"
+
+
 def sweep_grid(
-    objectives: list[str], alphas: list[float], betas: list[float]
+    objectives: list[str], alphas: list[float], betas: list[float] | str
 ) -> list[tuple[str, float, float]]:
-    """(objective, alpha, beta) triples: elbo once, mi per alpha, cmi per (alpha, beta)."""
+    """(objective, alpha, beta) triples: elbo once, mi per alpha, cmi per (alpha, beta).
+
+    ``betas="tied"`` gives cmi at beta = alpha only: with I(z;s|x) = 0 that is ELBO +
+    alpha I_q(x; z | s), the objective the paper argues for, and half the runs of a grid.
+    """
+    if isinstance(betas, str) and betas != TIED:
+        raise ValueError(f"betas must be a list of numbers or {TIED!r}, got {betas!r}")
     grid: list[tuple[str, float, float]] = []
     for o in objectives:
         if o == "elbo":
             grid.append(("elbo", 0.0, 0.0))
         elif o == "mi":
             grid += [("mi", float(a), 0.0) for a in alphas]
+        elif betas == TIED:
+            grid += [(o, float(a), float(a)) for a in alphas]
         else:
             grid += [(o, float(a), float(b)) for a in alphas for b in betas]
     return grid

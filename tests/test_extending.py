@@ -38,6 +38,7 @@ def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
         "dataset": "synthetic_speech",
         "data_dir": "d",
         "steps": None,
+        "results_dir": "r",
         "out_dir": "o",
     }
     assert notebooks.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]

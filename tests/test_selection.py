@@ -66,3 +66,16 @@ def test_training_metrics_flag_a_critic_at_chance():
     m = experiment.training_metrics(History(rows=rows, steps=100))
     assert m["critic_acc_zs_final"] == pytest.approx(0.8) and m["critic_at_chance"] == 0.0
     assert "critic_acc_zs_final" not in experiment.training_metrics(History(rows=[{"step": 1}]))
+
+
+def test_a_tied_sweep_puts_cmi_at_beta_equal_alpha():
+    grid = experiment.sweep_grid(["elbo", "mi", "cmi"], [1.0, 3.0], "tied")
+    assert grid == [
+        ("elbo", 0.0, 0.0),
+        ("mi", 1.0, 0.0),
+        ("mi", 3.0, 0.0),
+        ("cmi", 1.0, 1.0),
+        ("cmi", 3.0, 3.0),
+    ]
+    with pytest.raises(ValueError, match="'tied'"):
+        experiment.sweep_grid(["cmi"], [1.0], "untied")
