@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paperlib.critics import N_FREQUENCIES, position_code
 from paperlib.models.base import gaussian_log_prob
 from paperlib.registry import Registry
 
@@ -553,6 +554,7 @@ class PriorRatioCritic(nn.Module):
 class _LocalSummary(nn.Module):
     """Summarise local features s for pairing with z.
 
+    mode "set": mean_t phi([s_t, e_t]) over s_1:T, e_t a position code (B, H).
     mode "sequence": a GRU over s_1:T, its last hidden state (B, H).
     mode "step": s_t at one position t drawn uniformly per item (B, Ds).
     s of shape (B, Ds) (already pooled) passes through in either mode.
@@ -560,17 +562,31 @@ class _LocalSummary(nn.Module):
 
     def __init__(self, s_dim: int, hidden: int, mode: str):
         super().__init__()
-        if mode not in ("sequence", "step"):
-            raise ValueError(f"critic mode {mode!r} is not accepted; choose 'sequence' or 'step'")
+        if mode not in ("set", "sequence", "step"):
+            raise ValueError(
+                f"critic mode {mode!r} is not accepted; choose 'set', 'sequence' or 'step'"
+            )
         self.mode = mode
         self.gru = nn.GRU(s_dim, hidden, batch_first=True) if mode == "sequence" else None
-        self.out_dim = hidden if mode == "sequence" else s_dim
+        # "set": the DeepSets summary of paperlib.critics, mean_t phi([s_t, e_t])
+        self.phi = (
+            nn.Sequential(nn.Linear(s_dim + 1 + 2 * N_FREQUENCIES, hidden), nn.ELU())
+            if mode == "set"
+            else None
+        )
+        self.out_dim = hidden if mode in ("set", "sequence") else s_dim
 
     def forward(self, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if s.dim() == 2:
-            return s if self.gru is None else self.gru(s.unsqueeze(1))[1][-1]
+        if s.dim() == 2:  # already one vector per item: a sequence of length 1
+            if self.mode == "step":
+                return s
+            s = s.unsqueeze(1)
         if s.dim() != 3:
             raise ValueError(f"s must be (B, T, Ds) or (B, Ds), got shape {tuple(s.shape)}")
+        if self.phi is not None:
+            B, T, _ = s.shape
+            e = position_code(T, s.device).to(s.dtype).expand(B, T, -1)
+            return self.phi(torch.cat([s, e], dim=-1)).mean(dim=1)  # (B, H)
         if self.gru is not None:
             return self.gru(s)[1][-1]  # (B, H)
         b, t = s.shape[:2]

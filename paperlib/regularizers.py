@@ -290,11 +290,7 @@ class CMIClubObjective(CMIObjective):
     """`cmi` with I_q(z; s) from the CLUB upper bound with a variational q(z | s) (Cheng 2020)."""
 
     def _init_zs_critic(self) -> None:
-        if self.cfg.critic_pairs == "set":
-            raise ValueError(
-                "objective.critic_pairs='set' is not accepted by cmi_club (CLUB needs q(z|s) of "
-                "one summary); choose 'sequence' or 'step'"
-            )
+        # "set": q(z | h(s_1:T)) on the DeepSets summary of the whole sequence
         self.critics["zs"] = ClubCritic(
             self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
         )

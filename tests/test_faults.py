@@ -186,6 +186,7 @@ def _ns01(**changes):
         "dataset": "synthetic_speech",
         "data_dir": "../data",
         "steps": None,
+        "results_dir": "r",
         "out_dir": "x",
         "np": np,  # modules, functions and classes in the namespace are not parameters
         "config": config,
@@ -263,6 +264,7 @@ def test_run_all_notebook_failing_in_a_cell_names_it_and_keeps_its_old_results(t
     r = _run_all(
         "--profile", "smoke", "--only", "01", "--force",
         "-p", "dataset", '"timit"', "-p", "data_dir", json.dumps(str(missing)),
+        "-p", "alpha", "1", "-p", "beta", "1",  # no weight selection needed
         "--results", str(results),
     )  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
