@@ -56,7 +56,7 @@ def repository_url() -> str:
     except PackageNotFoundError:
         pass
     raise LookupError(
-        f"no repository URL: add `Repository = \"https://github.com/OWNER/REPO\"` under "
+        f'no repository URL: add `Repository = "https://github.com/OWNER/REPO"` under '
         f"[project.urls] in {pyproject}"
     )
 
@@ -86,7 +86,7 @@ def install_cell(url: str | None = None) -> str:
     (`paperlib.notebooks.check_params`) sees nothing new.
     """
     url = url or repository_url()
-    return f'''{MARKER}
+    return f"""{MARKER}
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -105,7 +105,7 @@ if "google.colab" in sys.modules:
     )
     from paperlib import colab
 
-    colab.setup()'''
+    colab.setup()"""
 
 
 def setup(root: str | Path | None = None) -> Path:
@@ -147,8 +147,7 @@ def colab_url(notebook: str, url: str | None = None) -> str:
 def binder_url(notebook: str = "00_walkthrough", url: str | None = None) -> str:
     """The mybinder.org address that opens ``notebooks/<notebook>.ipynb`` in JupyterLab."""
     return (
-        f"https://mybinder.org/v2/gh/{github_path(url)}/HEAD"
-        f"?labpath=notebooks%2F{notebook}.ipynb"
+        f"https://mybinder.org/v2/gh/{github_path(url)}/HEAD?labpath=notebooks%2F{notebook}.ipynb"
     )
 
 
