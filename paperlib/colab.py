@@ -121,9 +121,8 @@ def setup(root: str | Path | None = None) -> Path:
     The working folder.
     """
     if root is None:
-        root = os.environ.get(WORKDIR_ENV) or (
-            "/content/paperlib-work" if Path("/content").is_dir() else "paperlib-work"
-        )
+        colab_default = "/content/paperlib-work" if Path("/content").is_dir() else "paperlib-work"
+        root = os.environ.get("PAPERLIB_WORKDIR") or colab_default  # WORKDIR_ENV
     root = Path(root).expanduser().resolve()
     (root / "notebooks").mkdir(parents=True, exist_ok=True)
     os.chdir(root / "notebooks")

@@ -34,7 +34,7 @@ def progress_mode() -> str:
     ValueError
         For any other value, naming the variable and the accepted ones.
     """
-    mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower() or "auto"
+    mode = os.environ.get("PAPERLIB_PROGRESS", "auto")  # PROGRESS_ENV.strip().lower() or "auto"
     if mode not in MODES:
         raise ValueError(f"{PROGRESS_ENV}={mode!r} is not accepted; use one of {list(MODES)}")
     return mode
