@@ -13,25 +13,6 @@
 # paper's settings: only the paper's abstract and introduction were at hand.
 
 # %% [markdown]
-# On Google Colab the next cell installs `paperlib` (a regular, non-editable install from the
-# repository) and pins Colab's own torch so that pip never replaces it. Anywhere else it does
-# nothing: there `./run_all.sh` (or `pip install -e .`) has already set up the environment.
-# Working from a fork? Put its URL in the install line.
-
-# %%
-import sys
-
-if "google.colab" in sys.modules:
-    import importlib.metadata
-    import subprocess
-
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    torch_pin = f"torch=={importlib.metadata.version('torch')}"  # keep the preinstalled build
-    # OWNER/REPO: the repository this notebook was opened from (or your fork)
-    subprocess.run([*pip, torch_pin, "paperlib @ git+https://github.com/OWNER/REPO"], check=True)
-    del pip, torch_pin
-
-# %% [markdown]
 # ## The idea
 #
 # A sequential VAE explains a sequence x = x_1..x_T (here: log-mel frames of an utterance) with
@@ -55,6 +36,28 @@ if "google.colab" in sys.modules:
 #
 # which for alpha = beta is ELBO + alpha I(x; z | s). I(z; s) has no closed form; a critic that
 # tells pairs (z, s) of one utterance from shuffled pairs estimates it (adversarial density ratio).
+
+# %%
+# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
+# work in /content/paperlib-work. Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+    from importlib.metadata import version
+
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "-q"),
+            f"torch=={version('torch')}",
+            "paperlib @ git+https://github.com/akuzawa-repro/seqvae-cmi-suite",
+        ],
+        check=True,
+    )
+    from paperlib import colab
+
+    colab.setup()
 
 # %%
 import pandas as pd

@@ -19,6 +19,28 @@
 # profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%
+# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
+# work in /content/paperlib-work. Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+    from importlib.metadata import version
+
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "-q"),
+            f"torch=={version('torch')}",
+            "paperlib @ git+https://github.com/akuzawa-repro/seqvae-cmi-suite",
+        ],
+        check=True,
+    )
+    from paperlib import colab
+
+    colab.setup()
+
+# %%
 from IPython.display import Audio, display
 
 from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary

@@ -7,6 +7,28 @@
 # total wall time. Runs in seconds; `run_all.sh` runs it last.
 
 # %%
+# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
+# work in /content/paperlib-work. Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+    from importlib.metadata import version
+
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "-q"),
+            f"torch=={version('torch')}",
+            "paperlib @ git+https://github.com/akuzawa-repro/seqvae-cmi-suite",
+        ],
+        check=True,
+    )
+    from paperlib import colab
+
+    colab.setup()
+
+# %%
 from pathlib import Path
 
 from IPython.display import Markdown

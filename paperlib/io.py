@@ -38,19 +38,56 @@ class CheckpointError(RuntimeError):
 # provenance
 
 
-def git_commit(root: str | Path | None = None) -> str:
-    """The current git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+def _checkout_root(root: str | Path | None = None) -> Path | None:
+    """The source checkout that paperlib is imported from (a pyproject.toml beside the package)."""
     root = Path(root) if root else Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() else None
+
+
+def installed_commit() -> str:
+    """The commit an installed (non-checkout) paperlib was built from, from package metadata.
+
+    pip records the resolved commit of a ``pip install git+URL`` (what the Colab cell does) in
+    the distribution's ``direct_url.json`` (PEP 610). Without one (a wheel or sdist install) the
+    answer is ``unknown (paperlib <version>, ...)``, which still names the package version.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("paperlib")
+    except PackageNotFoundError:
+        return "unknown (paperlib is not installed and not in a git checkout)"
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except json.JSONDecodeError:
+        direct = {}
+    commit = direct.get("vcs_info", {}).get("commit_id")
+    if commit:
+        return str(commit)
+    where = direct.get("url", "an index or a wheel file")
+    return f"unknown (paperlib {dist.version} installed from {where}; no git checkout)"
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """The commit the code comes from.
+
+    In a source checkout: ``git rev-parse HEAD``, with ``-dirty`` when tracked files outside
+    ``results/`` have changes (``unknown`` when git is missing or it is no repository).
+    Elsewhere (a non-editable install, as on Colab): `installed_commit` from package metadata.
+    """
+    checkout = _checkout_root(root)
+    if checkout is None:
+        return installed_commit()
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=5
         ).stdout.strip()
         if not sha:
             return "unknown"
         dirty = subprocess.run(
             # results/ is written by the runs themselves: it does not make the code dirty
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-            cwd=root,
+            cwd=checkout,
             capture_output=True,
             text=True,
             timeout=5,
@@ -61,12 +98,22 @@ def git_commit(root: str | Path | None = None) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that decide the numbers."""
-    import platform
-    from importlib.metadata import version
+    """Versions of the packages that decide the numbers.
 
+    paperlib's own version is the source's ``__version__`` in a checkout and the installed
+    distribution's metadata otherwise.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    own = __version__
+    if _checkout_root() is None:
+        try:
+            own = version("paperlib")
+        except PackageNotFoundError:
+            pass
     return {
-        "paperlib": __version__,
+        "paperlib": own,
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "numpy": str(np.__version__),

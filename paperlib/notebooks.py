@@ -19,7 +19,43 @@ from typing import Any
 
 from paperlib.config import DATASETS, PROFILES, registered
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+_PACKAGE = Path(__file__).resolve().parent
+#: the notebooks' sources in a source checkout (a pyproject.toml beside the package)
+CHECKOUT_NOTEBOOKS = _PACKAGE.parent / "notebooks"
+#: the copy that a wheel ships (pyproject maps notebooks/ to the package paperlib._notebooks)
+PACKAGED_NOTEBOOKS = _PACKAGE / "_notebooks"
+
+
+def _has_sources(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("[0-9][0-9]_*.py"))
+
+
+def find_notebook_dir() -> Path:
+    """The folder of the notebooks' percent-format sources ``NN_name.py``.
+
+    A source checkout's ``notebooks/`` first, else the copy inside an installed wheel.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming both places that were searched, when neither holds a notebook source.
+    """
+    checkout = CHECKOUT_NOTEBOOKS if (_PACKAGE.parent / "pyproject.toml").exists() else None
+    for folder in (checkout, PACKAGED_NOTEBOOKS):
+        if folder is not None and _has_sources(folder):
+            return folder
+    raise FileNotFoundError(
+        "no notebook sources (NN_name.py) found; looked in "
+        f"{CHECKOUT_NOTEBOOKS} (a source checkout) and {PACKAGED_NOTEBOOKS} (an installed "
+        "wheel). Run from a clone of the repository, or reinstall paperlib from it "
+        "(pip install git+<repository URL>) so that the wheel carries the notebooks."
+    )
+
+
+try:
+    NOTEBOOK_DIR = find_notebook_dir()
+except FileNotFoundError:  # reported by the runner when it needs them; importing must work
+    NOTEBOOK_DIR = CHECKOUT_NOTEBOOKS
 
 
 class ParameterError(ValueError):
@@ -330,31 +366,73 @@ def _similar(a: str, b: str) -> bool:
 # jupytext twins
 
 
-def sync_ipynb(check: bool = False) -> list[Path]:
-    """Rebuild each notebooks/NN_name.ipynb (output-free) from its percent-format .py source.
+def _content(nb: Any) -> list[tuple[str, str, tuple[str, ...], bool]]:
+    """What a twin must agree on: each cell's type, source, tags, and whether it has outputs.
 
-    With ``check=True`` nothing is written; the stale twins are returned instead.
+    Cell ids, execution counts and the cell and notebook metadata that JupyterLab and
+    ``jupytext --sync`` write are left out: they differ between tools without changing the
+    notebook.
     """
+    return [
+        (
+            c.cell_type,
+            c.source.strip("\n"),
+            tuple(c.get("metadata", {}).get("tags", ())),
+            bool(c.get("outputs")),
+        )
+        for c in nb.cells
+    ]
+
+
+def _twin(src: Path) -> Any:
+    """The output-free notebook built from a percent-format source, with stable cell ids."""
     import jupytext
+
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    for i, cell in enumerate(nb.cells):  # stable ids, so an unchanged source gives equal bytes
+        cell.id = f"cell-{i:03d}"
+    return nb
+
+
+def sync_ipynb(check: bool = False, folder: str | Path | None = None) -> list[Path]:
+    """Rebuild each ``NN_name.ipynb`` (output-free) from its percent-format ``.py`` source.
+
+    A twin counts as stale only when its cells differ from the source in type, source text or
+    tags, or when it holds outputs (see `_content`); a twin that ``jupytext --sync`` or
+    JupyterLab wrote with other cell ids or metadata is in sync and left as it is.
+
+    Parameters
+    ----------
+    check : when True nothing is written; the stale twins are returned instead.
+    folder : the notebooks' folder (default: `NOTEBOOK_DIR`).
+
+    Returns
+    -------
+    The stale twins (written, unless ``check``).
+    """
     import nbformat
 
+    folder = Path(folder) if folder is not None else NOTEBOOK_DIR
     stale: list[Path] = []
-    for src in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py")):
-        nb = jupytext.read(src)
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
-        for i, cell in enumerate(nb.cells):  # stable ids, so an unchanged source gives equal bytes
-            cell.id = f"cell-{i:03d}"
-        text = nbformat.writes(nb)
+    for src in sorted(folder.glob("[0-9][0-9]_*.py")):
+        nb = _twin(src)
         twin = src.with_suffix(".ipynb")
-        if not twin.exists() or twin.read_text() != text:
-            stale.append(twin)
-            if not check:
-                twin.write_text(text)
+        if twin.exists():
+            try:
+                current = _content(nbformat.reads(twin.read_text(), as_version=4))
+            except (ValueError, KeyError):  # not a notebook any more: rebuild it
+                current = None
+            if current == _content(nb):
+                continue
+        stale.append(twin)
+        if not check:
+            twin.write_text(nbformat.writes(nb))
     return stale
 
 

@@ -109,7 +109,11 @@ def style() -> Iterator[None]:
         "image.cmap": "viridis",
     }
     with plt.rc_context(rc):
-        yield
+        try:
+            yield
+        finally:  # the first figure may load Jupyter's inline backend, which turns interactive
+            interactive = plt.isinteractive()  # mode on: the rc restore must not undo that,
+    plt.interactive(interactive)  # or no later figure would be shown in the notebook
 
 
 def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:

@@ -9,7 +9,13 @@
   ``--force``. The stamp lives in the git-ignored ``results/_logs/``, so a fresh clone
   regenerates every result even when results are committed.
 - ``--jobs N`` runs independent notebooks in parallel; the summary runs last.
-- One log file per notebook in ``results/_logs/``; the total wall time is printed.
+- One log file per notebook in ``results/_logs/``. Training progress (`paperlib.progress`,
+  plain text under the runner) goes into that log and is echoed to the terminal, each line
+  prefixed with the notebook's name; the total wall time is printed.
+- From a source checkout the notebooks are ``notebooks/`` and ``results/`` sits beside them.
+  After a non-editable install (``pip install``, Colab) the notebooks come from the wheel and
+  ``results/``, ``runs/`` and the data cache go to the working folder (``$PAPERLIB_WORKDIR``,
+  else the current directory; `paperlib.runtime.work_dir`).
 """
 
 from __future__ import annotations
@@ -25,10 +31,19 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from paperlib import progress
 from paperlib.config import PROFILES
-from paperlib.notebooks import NOTEBOOK_DIR, SPECS, ParameterError, notebook_names, validate
+from paperlib.notebooks import (
+    NOTEBOOK_DIR,
+    SPECS,
+    ParameterError,
+    find_notebook_dir,
+    notebook_names,
+    validate,
+)
+from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
 
-ROOT = NOTEBOOK_DIR.parent
+PACKAGE = Path(__file__).resolve().parent
 SUMMARY = "04_summary"
 #: notebooks that read notebook 03's weight selection, so run after it
 SELECTION = "03_information_plane"
@@ -39,17 +54,69 @@ class NotebookFailed(RuntimeError):
     """A notebook raised in one of its cells."""
 
 
-def inputs_hash(name: str, profile: str) -> str:
+def inputs_hash(name: str, profile: str, results: Path | None = None) -> str:
     """sha256 of what a notebook's results depend on: its source, paperlib and the profile."""
     h = hashlib.sha256(profile.encode())
-    files = [NOTEBOOK_DIR / f"{name}.py", *sorted(Path(ROOT, "paperlib").rglob("*.py"))]
-    if name in NEEDS_SELECTION:  # the weights notebook 03 chose are an input of 01 and 02
-        files.append(Path(ROOT, "results", "03_information_plane", "selected_weights.json"))
-    for f in files:
+    source = NOTEBOOK_DIR / f"{name}.py"
+    h.update(f"notebooks/{source.name}".encode())
+    h.update(source.read_bytes())
+    library = [p for p in sorted(PACKAGE.rglob("*.py")) if "_notebooks" not in p.parts]
+    for f in library:
         if f.exists():
-            h.update(f.relative_to(ROOT).as_posix().encode())
+            h.update(f.relative_to(PACKAGE.parent).as_posix().encode())
             h.update(f.read_bytes())
+    selection = Path(results) / SELECTION / "selected_weights.json" if results else None
+    if name in NEEDS_SELECTION and selection is not None and selection.exists():
+        # the weights notebook 03 chose are an input of 01 and 02
+        h.update(selection.read_bytes())
     return h.hexdigest()
+
+
+def kernel_cwd() -> Path:
+    """Where the notebooks execute: ``notebooks/`` of a checkout, else ``<work_dir>/notebooks``.
+
+    The notebooks' relative defaults (``../data``, ``../results/...``) then point into the
+    checkout, or into the working folder, never into site-packages.
+    """
+    if NOTEBOOK_DIR.parent == PACKAGE.parent:
+        return NOTEBOOK_DIR
+    cwd = work_dir() / "notebooks"
+    cwd.mkdir(parents=True, exist_ok=True)
+    return cwd
+
+
+def headless_environment() -> None:
+    """Set what the kernels inherit when run headless; a user's own settings are kept.
+
+    ``PAPERLIB_PROGRESS=text``: training prints plain-text progress lines (a tqdm widget would
+    leave the log empty). ``PAPERLIB_WORKDIR``: this run's working folder, so that a wheel
+    install keeps ``runs/`` and the data cache there and not in the kernel's cwd.
+    """
+    os.environ.setdefault(progress.PROGRESS_ENV, "text")
+    os.environ.setdefault(WORKDIR_ENV, str(work_dir()))
+
+
+class _ProgressTee:
+    """The notebook's stdout log: every write goes to the log file; complete lines printed by
+    `paperlib.progress` are echoed to the terminal, prefixed with the notebook's name."""
+
+    def __init__(self, log, name: str, echo=None):
+        self.log, self.name, self.echo = log, name, echo
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.log.flush()  # the log fills while the notebook runs: `tail -f` shows progress
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.startswith(progress.PREFIX):
+                out = self.echo if self.echo is not None else sys.stdout
+                print(f"{self.name}  {line[len(progress.PREFIX) :].strip()}", file=out, flush=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
 
 
 def _stamp(results: Path, name: str) -> Path:
@@ -63,7 +130,7 @@ def is_up_to_date(name: str, results: Path, profile: str) -> bool:
     return (
         (results / name / "run.json").exists()
         and stamp.exists()
-        and stamp.read_text().strip() == inputs_hash(name, profile)
+        and stamp.read_text().strip() == inputs_hash(name, profile, results)
     )
 
 
@@ -83,6 +150,41 @@ def _resolve_names(only: list[str] | None) -> list[str]:
     return sorted(set(chosen))
 
 
+def execute(
+    input_path: Path, output_path: Path, params: dict[str, Any], log_path: Path, name: str
+) -> None:
+    """Run one notebook with papermill in `kernel_cwd`, its stdout and stderr into `log_path`.
+
+    Progress lines are echoed to the terminal as they arrive (`_ProgressTee`).
+
+    Raises
+    ------
+    NotebookFailed
+        Naming the notebook, the failing cell's execution count, its error and the log.
+    """
+    import papermill as pm
+
+    with open(log_path, "w") as log_file:
+        log = _ProgressTee(log_file, name)
+        try:
+            pm.execute_notebook(
+                str(input_path),
+                str(output_path),
+                parameters=params,
+                cwd=str(kernel_cwd()),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=True,
+                stdout_file=log,
+                stderr_file=log,
+            )
+        except pm.PapermillExecutionError as err:
+            raise NotebookFailed(
+                f"notebook {name} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}\n"
+                f"  log: {log_path}"
+            ) from None
+
+
 def run_notebook(
     name: str, profile: str, results: Path, extra: dict[str, Any] | None = None
 ) -> float:
@@ -92,7 +194,6 @@ def run_notebook(
     """
     import jupytext
     import nbformat
-    import papermill as pm
 
     params: dict[str, Any] = {"profile": profile, **(extra or {})}
     staging = results / ".staging" / name
@@ -119,24 +220,10 @@ def run_notebook(
     output_path = staging / f"{name}.ipynb"
 
     start = time.perf_counter()
-    with open(log_path, "w") as log:
-        try:
-            pm.execute_notebook(
-                str(input_path),
-                str(output_path),
-                parameters=params,
-                cwd=str(NOTEBOOK_DIR),
-                kernel_name="python3",
-                progress_bar=False,
-                log_output=True,
-                stdout_file=log,
-                stderr_file=log,
-            )
-        except pm.PapermillExecutionError as err:
-            raise NotebookFailed(
-                f"notebook {name} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}\n"
-                f"  log: {log_path}\n  executed notebook: {output_path}"
-            ) from None
+    try:
+        execute(input_path, output_path, params, log_path, name)
+    except NotebookFailed as err:
+        raise NotebookFailed(f"{err}\n  executed notebook: {output_path}") from None
     seconds = time.perf_counter() - start
     input_path.unlink()
     (staging / "run.json").write_text(
@@ -152,7 +239,7 @@ def run_notebook(
         + "\n"
     )
     _swap_into_place(staging, results / name)
-    _stamp(results, name).write_text(inputs_hash(name, profile) + "\n")
+    _stamp(results, name).write_text(inputs_hash(name, profile, results) + "\n")
     return seconds
 
 
@@ -185,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         help="notebooks run in parallel (default: 2, or 1 on a single core)",
     )
     parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="results folder")
+    parser.add_argument(
+        "--results",
+        default=None,
+        help="results folder (default: results/ of the checkout, else of the working folder)",
+    )
     parser.add_argument(
         "-p",
         nargs=2,
@@ -203,11 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.jobs < 1:
             raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
+        find_notebook_dir()  # a wheel without its notebooks: say where we looked
         names = _resolve_names(args.only)
         extra = {k: _parse_value(v) for k, v in args.p}
         for name in names:
             validate(name, {k: v for k, v in extra.items()})
-    except ParameterError as err:
+    except (ParameterError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -220,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", threads)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
-    results = Path(args.results)
+    headless_environment()
+    results = Path(args.results) if args.results else in_work_dir("results")
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     todo = [n for n in names if args.force or not is_up_to_date(n, results, args.profile)]

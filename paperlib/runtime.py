@@ -63,7 +63,7 @@ def work_dir() -> Path:
     from one (a ``pyproject.toml`` beside the package); else the current directory (a wheel
     install, as on Colab, must not write into site-packages).
     """
-    env = os.environ.get("PAPERLIB_WORKDIR")
+    env = os.environ.get("PAPERLIB_WORKDIR")  # WORKDIR_ENV; a literal name (test_faults)
     if env:
         return Path(env).expanduser().resolve()
     checkout = Path(__file__).resolve().parent.parent

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
-from tqdm.auto import tqdm
 
 from paperlib.data import TensorDictDataset
 from paperlib.io import (
@@ -38,6 +37,7 @@ from paperlib.io import (
     save_checkpoint,
     set_rng_state,
 )
+from paperlib.progress import progress_bar
 from paperlib.runtime import ThreadClaim, get_device, seed_everything
 
 KEEP_CHECKPOINTS = 2
@@ -310,7 +310,7 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
         _prune(ckpt_dir, KEEP_CHECKPOINTS)
         return path
 
-    bar = tqdm(total=tc.steps, initial=start, disable=not tc.progress, desc="fit", leave=False)
+    bar = progress_bar(total=tc.steps, initial=start, desc="fit", disable=not tc.progress)
     t0 = time.perf_counter()
     terms: dict[str, float] = (
         {k: v for k, v in history.rows[-1].items() if k != "step"} if history.rows else {}

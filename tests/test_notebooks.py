@@ -156,3 +156,66 @@ def test_summary_table_from_fixture_metrics(tmp_path):
     assert "| cmi | **0.850 ± 0.071** | **0.100 ± 0.000** | 5.500 ± 0.707 |" in text
     assert "![fig_a](01_speech_dsae/fig_a.png)" in text and "*What A shows.*" in text
     assert "sum of the notebooks' wall times: 12 s" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# the .ipynb twins: what jupytext --sync and JupyterLab write is in sync (issue 14, point 5)
+
+
+def _copy_notebooks(tmp_path):
+    import shutil
+
+    folder = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", folder)
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    return folder
+
+
+def test_twin_check_accepts_a_standard_jupytext_sync(tmp_path):
+    import os
+    import sys
+    import time
+
+    from paperlib.notebooks import sync_ipynb
+
+    folder = _copy_notebooks(tmp_path)
+    src = folder / "00_walkthrough.py"
+    src.write_text(src.read_text() + "\n# %% [markdown]\n# A cell added by an editor.\n")
+    later = time.time() + 5
+    os.utime(src, (later, later))  # the source is the newer file: jupytext updates the twin
+    r = subprocess.run(
+        [sys.executable, "-m", "jupytext", "--sync", str(src)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    twin = json.loads(src.with_suffix(".ipynb").read_text())
+    assert "A cell added by an editor." in twin["cells"][-1]["source"][0]
+    assert not twin["cells"][-1]["id"].startswith("cell-"), "jupytext chose its own cell id"
+    assert sync_ipynb(check=True, folder=folder) == []
+
+
+def test_twin_check_ignores_jupyterlab_metadata_but_not_content(tmp_path):
+    import nbformat
+
+    from paperlib.notebooks import sync_ipynb
+
+    folder = _copy_notebooks(tmp_path)
+    twin = folder / "01_speech_dsae.ipynb"
+    nb = nbformat.read(twin, as_version=4)
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"lab-{i}"
+        cell.metadata["collapsed"] = False
+    nbformat.write(nb, twin)
+    assert sync_ipynb(check=True, folder=folder) == []
+    nb.cells[-1].source += "\nprint('an edit made only in the .ipynb')"
+    nbformat.write(nb, twin)
+    assert sync_ipynb(check=True, folder=folder) == [twin]
+    nb.cells[-1].source = nb.cells[-1].source.rsplit("\n", 1)[0]
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nbformat.write(nb, twin)
+    assert sync_ipynb(check=True, folder=folder) == [twin], "a twin with outputs is stale"
+    assert sync_ipynb(folder=folder) == [twin] and sync_ipynb(check=True, folder=folder) == []
