@@ -2,8 +2,8 @@
 # # 03 · Information plane: sweeps of alpha and beta (validation split)
 #
 # The figure that tests the paper's information-theoretic argument directly. For each model we
-# train `elbo`, `mi` over a grid of alpha and `cmi` over a grid of (alpha, beta), evaluate on the
-# **validation** split, and plot
+# train `mi` over a grid of alpha and `cmi` at beta = alpha (ELBO + alpha I(x;z|s), the paper's
+# form; the paper profile sweeps a grid of beta), evaluate on the **validation** split, and plot
 #
 # - the information plane: post-hoc I(z;s) (x) against I(x;z) (y), estimated by critics trained
 #   after the fact (not the training critic). `mi` should move up and to the right (more
@@ -55,15 +55,14 @@ out_dir = "../results/03_information_plane"
 
 # %%
 params = notebooks.check_params("03_information_plane", globals())
-# elbo once, mi per alpha, cmi per (alpha, beta)
+# mi per alpha; cmi per (alpha, beta), beta = alpha when betas is "tied"
 grid = plan.sweep_grid(params)
 grid
 
 # %%
-rows, cfgs = {}, {}
-for name in experiments:
-    cfgs[name] = plan.base_config("03_information_plane", params, name)  # preset + `steps`
-    rows[name] = experiment.sweep(cfgs[name], grid, params["seeds"], split="val")
+cfgs = {name: plan.base_config("03_information_plane", params, name) for name in experiments}
+# the experiments' sweeps are independent: one process each, on the validation split
+rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs))
 
 # %%
 for name in experiments:

@@ -395,8 +395,10 @@ _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
             n_critic=2,
             warmup_steps=100,
         ),
-        # until the validation ELBO stops improving (best weights kept), at most 800 steps
-        train=dict(steps=800, checkpoint_every=200, eval_every=50, patience=4),
+        # until the validation ELBO stops improving (best weights kept), at most 500 steps;
+        # lr 2e-3: at 600 steps the validation speaker probe of `mi` was 0.74 (0.66 at 1e-3,
+        # 800 steps; hidden 64 gave 0.65), the most the quick budget affords
+        train=dict(steps=500, lr=2e-3, checkpoint_every=100, eval_every=50, patience=4),
         eval=dict(posthoc_critic_steps=300),
     ),
     ("paper", "speech"): dict(
@@ -430,7 +432,8 @@ _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         data=dict(name="mnist5k", batch_size=32, image_size=14),
         model=dict(name="pixelcnn_vae", z_dim=16, s_dim=32, hidden=32, n_layers=5, enc_channels=32),
         objective=dict(critic_pairs="set", n_critic=2, warmup_steps=100),
-        train=dict(steps=800, checkpoint_every=200, eval_every=50, patience=4),
+        # at 600 steps the validation class probe of `mi` was 0.84 (raw pixels 0.81)
+        train=dict(steps=600, checkpoint_every=200, eval_every=50, patience=4),
         eval=dict(posthoc_critic_steps=300),
     ),
     ("paper", "images"): dict(

@@ -660,6 +660,49 @@ def sweep(
     return rows
 
 
+def sweeps(
+    bases: dict[str, Config],
+    grid: list[tuple[str, float, float]],
+    seeds: list[int],
+    *,
+    split: str = "val",
+    jobs: int = 1,
+) -> dict[str, list[dict[str, Any]]]:
+    """`sweep` of several experiments, ``{name: rows}``, up to `jobs` of them at once.
+
+    The experiments are independent, so with ``jobs > 1`` each runs in its own process (spawned:
+    a fresh interpreter, safe inside a Jupyter kernel) with one CPU thread, and the two sweeps
+    of notebook 03 take the time of the longer one instead of their sum. Run folders, results
+    and order are those of ``jobs=1``.
+    """
+    if jobs < 1:
+        raise ValueError(f"sweeps: jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, len(bases))
+    if jobs == 1:
+        return {name: sweep(cfg, grid, seeds, split=split) for name, cfg in bases.items()}
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = str(max(1, runtime.cpu_cores() // jobs))
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {
+                name: pool.submit(sweep, cfg, grid, list(seeds), split=split)
+                for name, cfg in bases.items()
+            }
+            return {name: f.result() for name, f in futures.items()}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> dict[str, Any]:
     """Per objective, the (alpha, beta) with the best mean `criterion` over seeds.
 

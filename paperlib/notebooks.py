@@ -183,11 +183,11 @@ SPECS: dict[str, dict[str, Param]] = {
         "seeds": Param(
             _seeds().check, _seeds().accepted, defaults={"smoke": [0], "quick": [0], "paper": [0]}
         ),
-        # the walkthrough's budget is 3 minutes: fewer steps than the speech preset's 600
+        # the walkthrough's budget is 3 minutes: fewer steps than the speech preset's 500
         "steps": Param(
             _opt_int(1).check,
             _opt_int(1).accepted,
-            defaults={"smoke": None, "quick": 500, "paper": 500},
+            defaults={"smoke": None, "quick": 300, "paper": 300},
         ),
         "beta": _weight(100.0),
     },

@@ -79,3 +79,18 @@ def test_a_tied_sweep_puts_cmi_at_beta_equal_alpha():
     ]
     with pytest.raises(ValueError, match="'tied'"):
         experiment.sweep_grid(["cmi"], [1.0], "untied")
+
+
+@pytest.mark.slow
+def test_sweeps_in_parallel_processes_give_the_rows_of_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_WORKDIR", str(tmp_path))
+    bases = {n: config.load("smoke", n, train__steps=2) for n in ("speech", "images")}
+    grid = [("elbo", 0.0, 0.0), ("cmi", 1.0, 1.0)]
+    one = experiment.sweeps(bases, grid, [0], jobs=1)
+    monkeypatch.setenv("PAPERLIB_WORKDIR", str(tmp_path / "fresh"))  # trained anew, in workers
+    both = experiment.sweeps(bases, grid, [0], jobs=2)
+    for name in bases:
+        keys = ("objective", "alpha", "beta", "seed", "probe_acc", "kl_z_nats")
+        assert [{k: r[k] for k in keys} for r in one[name]] == [
+            {k: r[k] for k in keys} for r in both[name]
+        ]
