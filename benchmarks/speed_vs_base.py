@@ -12,15 +12,18 @@ alike. A subprocess builds the quick-profile model and every objective's trainer
 times blocks of training steps (the body of ``paperlib.train.fit``: forward, model loss,
 backward, gradient clip, Adam, the objective's critic steps) with the objectives interleaved.
 
-Printed: ms/step and items/s of base and new, and the speed-up new / base as the median (min -
-max) of the per-repetition ratios. For the new tree also the achieved FLOP/s of a step
+Printed: ms/step and items/s of base and new, and the speed-up in items/s, new / base, as the
+median (min - max) of the per-repetition ratios. By default each tree runs its own quick
+presets (what a user gets); ``--same-config`` makes the new tree compute what the base computed
+(`BASE_COMPUTATION`), so the ratio is the code's speed alone. For the new tree also the achieved FLOP/s of a step
 (``torch.utils.flop_counter``: matrix products and convolutions, forward and backward;
 fused LSTM/GRU kernels, which it does not count, by their matrix products, backward = 2x forward) as a
 fraction of (a) a large fp32 matrix product measured in the same process with the same threads
 and (b) the nominal AVX-512 peak, cores x GHz x 64 FLOP/cycle (2 FMA units x 16 fp32 lanes x 2),
 with the clock read from /proc/cpuinfo (an assumption: turbo clocks differ).
 
-The result is merged into ``results/benchmarks.json`` under ``speed_vs_base``.
+The result is merged into ``results/benchmarks.json`` under ``speed_vs_base`` (or
+``speed_vs_base_same_config``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: the last commit before the speed issue's changes (the code the issue measured)
 BASE = "6a8153a"
+#: what the quick presets computed before the experiments issue changed them (batch 32 for
+#: speech, the per-step critic with 3 updates, z broadcast into the image head): with
+#: ``--same-config`` the new tree runs these too, so the ratio is the code's speed alone
+BASE_COMPUTATION = {
+    "speech": {"data__batch_size": 32},
+    "common": {
+        "objective__critic_pairs": "step",
+        "objective__n_critic": 3,
+        "objective__warmup_steps": 0,
+        "model__z_to_head": "broadcast",
+    },
+}
 #: (label, experiment, overrides of the quick preset)
 WORKLOADS = {
     "dsae": ("speech", {}),
@@ -53,24 +68,48 @@ OBJECTIVES = ("elbo", "mi", "cmi")
 # the child: runs inside either tree, using only API that both trees share
 
 
-def _child(workload: str, steps: int, warmup: int, blocks: int, threads: int, flops: bool):
+def _known(overrides: dict) -> dict:
+    """The overrides whose keys this tree's config has (the base tree lacks newer keys)."""
+    import dataclasses
+
+    from paperlib import config
+
+    fields = {
+        block: {f.name for f in dataclasses.fields(getattr(config, cls))}
+        for block, cls in (("data", "DataConfig"), ("model", "ModelConfig"),
+                           ("objective", "ObjectiveConfig"))
+    }  # fmt: skip
+    return {k: v for k, v in overrides.items() if k.split("__")[1] in fields[k.split("__")[0]]}
+
+
+def _child(
+    workload: str, steps: int, warmup: int, blocks: int, threads: int, flops: bool, same: bool
+):
     import torch
     from torch import nn
 
     from paperlib import config
     from paperlib.data import load_data, make_loaders
-    from paperlib.experiment import run_config, weights_for
+    from paperlib.experiment import run_config
     from paperlib.models import build_model
     from paperlib.regularizers import build_objective
     from paperlib.train import BatchStream
 
     torch.set_num_threads(threads)
     experiment, overrides = WORKLOADS[workload]
+    if same:
+        overrides = {
+            **overrides,
+            **_known(BASE_COMPUTATION["common"]),
+            **BASE_COMPUTATION.get(experiment, {}),
+        }
     base = config.load("quick", experiment, train__progress=False, **overrides)
     bundle = None
     trainers = {}
     for o in OBJECTIVES:
-        cfg = run_config(base, o, 0, **weights_for(experiment, o))
+        cfg = run_config(
+            base, o, 0, alpha=2.0 if o != "elbo" else 0.0, beta=2.0 if o == "cmi" else 0.0
+        )
         bundle = bundle or load_data(cfg.data)
         loaders = make_loaders(cfg.data, bundle, seed=0)
         torch.manual_seed(0)
@@ -186,6 +225,7 @@ def run_child(tree: Path, workload: str, args, flops: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", workload, "--steps", str(args.steps)]
     cmd += ["--warmup", str(args.warmup), "--blocks", str(args.blocks)]
     cmd += ["--threads", str(args.threads)] + (["--flops"] if flops else [])
+    cmd += ["--same-config"] if args.same_config else []
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
@@ -217,11 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks.json"))
+    p.add_argument(
+        "--same-config",
+        action="store_true",
+        help="run what the base computed (BASE_COMPUTATION) in both trees: the code's speed alone",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child, args.steps, args.warmup, args.blocks, args.threads, args.flops)
+        _child(
+            args.child, args.steps, args.warmup, args.blocks, args.threads, args.flops,
+            args.same_config,
+        )  # fmt: skip
         return 0
     workloads = args.workloads.split(",")
     unknown = set(workloads) - set(WORKLOADS)
@@ -252,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         for o in OBJECTIVES:
             base_t = [r["s_per_step"][o] for r in runs[w]["base"]]
             new_t = [r["s_per_step"][o] for r in runs[w]["new"]]
-            ratios = [b / n for b, n in zip(base_t, new_t)]
-            batch = first_new["batch"]
+            batch, base_batch = first_new["batch"], runs[w]["base"][0]["batch"]
+            # throughput ratio (items/s new over base): the batch sizes may differ
+            ratios = [(batch / n) / (base_batch / b) for b, n in zip(base_t, new_t)]
             new_med = statistics.median(new_t)
             achieved = first_new["flops_per_step"][o] / new_med
             rows.append(
@@ -261,9 +310,10 @@ def main(argv: list[str] | None = None) -> int:
                     "workload": w,
                     "objective": o,
                     "batch": batch,
+                    "base_batch": base_batch,
                     "base_ms": 1000 * statistics.median(base_t),
                     "new_ms": 1000 * new_med,
-                    "base_items_per_s": batch / statistics.median(base_t),
+                    "base_items_per_s": base_batch / statistics.median(base_t),
                     "new_items_per_s": batch / new_med,
                     "speedup": statistics.median(ratios),
                     "speedup_min": min(ratios),
@@ -277,15 +327,19 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     head = (
-        f"{'workload':16s} {'obj':5s} {'base ms':>8s} {'new ms':>8s} {'items/s':>8s} "
+        f"{'workload':16s} {'obj':5s} {'B old/new':>9s} {'base ms':>8s} {'new ms':>8s} "
+        f"{'base it/s':>9s} {'new it/s':>8s} "
         f"{'speed-up (min-max)':>20s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} {'of GEMM':>8s} "
         f"{'of peak':>8s}"
     )
-    print(f"\nbase {base_commit[:10]} vs this checkout, {args.threads} thread(s), {args.reps} reps")
+    what = "the same computation (--same-config)" if args.same_config else "each tree's presets"
+    print(f"\nbase {base_commit[:10]} vs this checkout, {what}, {args.threads} thread(s), "
+          f"{args.reps} reps")  # fmt: skip
     print(head)
     for r in rows:
         print(
-            f"{r['workload']:16s} {r['objective']:5s} {r['base_ms']:8.1f} {r['new_ms']:8.1f} "
+            f"{r['workload']:16s} {r['objective']:5s} {r['base_batch']:>4d}/{r['batch']:<4d} "
+            f"{r['base_ms']:8.1f} {r['new_ms']:8.1f} {r['base_items_per_s']:9.0f} "
             f"{r['new_items_per_s']:8.0f} {r['speedup']:8.2f} ({r['speedup_min']:.2f}-"
             f"{r['speedup_max']:.2f})  {r['gflop_per_step']:10.2f} {r['achieved_gflop_s']:8.1f} "
             f"{r['fraction_of_gemm']:8.2f} {r['fraction_of_nominal_peak']:8.2f}"
@@ -296,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     data = json.loads(out.read_text()) if out.exists() else {}
-    data["speed_vs_base"] = {
+    data["speed_vs_base" + ("_same_config" if args.same_config else "")] = {
         "base": base_commit,
         "threads": args.threads,
         "reps": args.reps,
@@ -308,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {out} (speed_vs_base)")
+    print(f"wrote {out}")
     return 0
 
 

@@ -15,7 +15,7 @@
 # phone), rate-distortion points, and a voice-conversion spectrogram grid with audio.
 # Writes `results/01_speech_dsae/` (PNG + PDF + metrics.json).
 #
-# **Time:** quick profile (synthetic corpus, 3 seeds) about 10 minutes on 2 CPU cores; smoke
+# **Time:** quick profile (synthetic corpus, 3 seeds) about 21 minutes on one core; smoke
 # profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%

@@ -11,7 +11,7 @@
 # points and sample grids (each row one z; columns are samples). Writes
 # `results/02_images_pixelcnn_vae/` (PNG + PDF + metrics.json).
 #
-# **Time:** quick profile (MNIST-5k at 14x14, 3 seeds) about 10 minutes on 2 CPU cores; smoke
+# **Time:** quick profile (MNIST-5k at 14x14, 3 seeds) about 11 minutes on one core; smoke
 # profile seconds. Runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%

@@ -17,7 +17,8 @@
 # `selected_weights.json` in the output folder; notebooks 01 and 02 read it from there and
 # refuse it when it does not match their configuration. `run_all.sh` runs this notebook first.
 #
-# **Time:** quick profile about 12 minutes on 2 CPU cores; smoke seconds.
+# **Time:** quick profile about 22 minutes on 2 CPU cores (the two sweeps in parallel); smoke
+# seconds.
 
 # %%
 # Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).

@@ -33,6 +33,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "vc_phone_acc": ("VC content kept", +1),
     "class_consistency": ("class consistency", +1),
     "critic_acc_zs_final": ("training critic acc.", 0),
+    "mi_zs_train_final": ("I(z;s), training critic [nats]", 0),
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
     "train_seconds": ("train time [s]", 0),
@@ -259,7 +260,8 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
             if "profile" in metrics.get("_meta", {}):
                 meta_seen = metrics["_meta"]
             seeds = metrics.get("_meta", {}).get("params", {}).get("seeds")
-            parts.append(metric_table(metrics, f"Test metrics, mean ± std over seeds {seeds}"))
+            split = {"val": "Validation"}.get(metrics.get("_meta", {}).get("split"), "Test")
+            parts.append(metric_table(metrics, f"{split} metrics, mean ± std over seeds {seeds}"))
             parts.append(paired_table(metrics, title="Paired differences per seed"))
             notes = metrics.get("_meta", {}).get("notes")
             if notes:

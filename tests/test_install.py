@@ -411,10 +411,10 @@ def test_readme_opens_with_the_findings_and_maps_each_claim_to_real_results():
         fig = ROOT / figure.strip("`")
         assert fig.exists(), f"{claim}: {figure} does not exist"
         for metric in re.findall(r"`([\w.]+)`", metrics):
-            key, _, name = metric.partition(".")
+            key, _, name = metric.rpartition(".")
             found = [
                 m
-                for m in (ROOT / "results").glob("0[1-3]_*/metrics.json")
+                for m in (ROOT / "results").glob("[0-9][0-9]_*/metrics.json")
                 if m.parent.name[:2] in nbs and name in json.loads(m.read_text()).get(key, {})
             ]
             assert found, f"{claim}: no metrics.json of notebook {nbs} has {metric}"
