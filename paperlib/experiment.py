@@ -684,9 +684,10 @@ def sweeps(
     import os
     from concurrent.futures import ProcessPoolExecutor
 
+    # the workers' threads: set in the environment they are spawned with, then put back
     threads = str(max(1, runtime.cpu_cores() // jobs))
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    saved = (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
     try:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
@@ -696,11 +697,11 @@ def sweeps(
             }
             return {name: f.result() for name, f in futures.items()}
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
+        for key, value in zip(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), saved):
+            if value is None:
+                del os.environ[key]
             else:
-                os.environ[k] = v
+                os.environ[key] = value
 
 
 def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> dict[str, Any]:

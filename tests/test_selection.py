@@ -90,7 +90,10 @@ def test_sweeps_in_parallel_processes_give_the_rows_of_one_process(tmp_path, mon
     monkeypatch.setenv("PAPERLIB_WORKDIR", str(tmp_path / "fresh"))  # trained anew, in workers
     both = experiment.sweeps(bases, grid, [0], jobs=2)
     for name in bases:
-        keys = ("objective", "alpha", "beta", "seed", "probe_acc", "kl_z_nats")
+        keys = ("objective", "alpha", "beta", "seed", "probe_acc")
         assert [{k: r[k] for k in keys} for r in one[name]] == [
             {k: r[k] for k in keys} for r in both[name]
         ]
+        # a worker may run with other thread counts than this process: rounding differs
+        for a, b in zip(one[name], both[name]):
+            assert a["kl_z_nats"] == pytest.approx(b["kl_z_nats"], rel=1e-4)
