@@ -229,12 +229,6 @@ def sync(check: bool = False, readme: str | Path | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["sync"]:
-        for p in sync():
-            print(f"wrote {p}")
-    elif sys.argv[1:] == ["check"]:
-        stale = sync(check=True)
-        if stale:
-            sys.exit(f"out of date (run python -m paperlib.colab sync): {[str(p) for p in stale]}")
-    else:
-        sys.exit("usage: python -m paperlib.colab sync|check")
+    from paperlib.notebooks import sync_command
+
+    sync_command(sync, "paperlib.colab", sys.argv[1:])

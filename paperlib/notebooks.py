@@ -436,15 +436,23 @@ def sync_ipynb(check: bool = False, folder: str | Path | None = None) -> list[Pa
     return stale
 
 
+def sync_command(sync: Callable[..., list[Path]], module: str, argv: list[str]) -> None:
+    """``python -m <module> sync|check``: write what `sync` generates, or exit non-zero naming
+    the out-of-date files (``sync(check=True)`` returns them without writing)."""
+    import sys
+
+    if argv == ["sync"]:
+        for path in sync():
+            print(f"wrote {path}")
+    elif argv == ["check"]:
+        stale = sync(check=True)
+        if stale:
+            sys.exit(f"out of date (run python -m {module} sync): {[str(p) for p in stale]}")
+    else:
+        sys.exit(f"usage: python -m {module} sync|check")
+
+
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["sync"]:
-        for p in sync_ipynb():
-            print(f"wrote {p}")
-    elif sys.argv[1:] == ["check"]:
-        stale = sync_ipynb(check=True)
-        if stale:
-            sys.exit(f"stale .ipynb twins (run python -m paperlib.notebooks sync): {stale}")
-    else:
-        sys.exit("usage: python -m paperlib.notebooks sync|check")
+    sync_command(sync_ipynb, "paperlib.notebooks", sys.argv[1:])
