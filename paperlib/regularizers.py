@@ -31,9 +31,10 @@ non-negative penalty 1 - alpha) and none is applied.
 I_q(z; s) for `cmi` is the adversarial density-ratio estimate mean_i logit D(z_i, s_i): with
 ``critic_pairs="set"`` of the whole sequence s_1:T, all pairs of a batch scored at once
 (paperlib.critics.SetCritic, on the scale of the reward); with "step" or "sequence" of one
-position or a GRU summary (paperlib.mi.DensityRatioCritic); `cmi_club` uses the CLUB upper bound with a variational
-q(z | s). The model's gradient flows into z and s; the critics' parameters are frozen while the
-model's loss is built, so the model step never writes critic gradients.
+position or a GRU summary (paperlib.critics.DensityRatioCritic); `cmi_club` uses the CLUB upper
+bound with a variational q(z | s). The model's gradient flows into z and s; the critics'
+parameters are frozen while the model's loss is built, so the model step never writes critic
+gradients.
 """
 
 from __future__ import annotations
@@ -44,15 +45,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from paperlib.critics import SetCritic
-from paperlib.mi import (
-    ClubCritic,
-    DensityRatioCritic,
-    PriorRatioCritic,
-    minibatch_mi_xz,
-    mmd,
-)
-from paperlib.models.base import VAEOutput
+from paperlib.critics import ClubCritic, DensityRatioCritic, PriorRatioCritic, SetCritic
+from paperlib.gaussian import minibatch_mi_xz
+from paperlib.mi import mmd
+from paperlib.outputs import VAEOutput
 from paperlib.registry import Registry
 
 OBJECTIVES: Registry = Registry("objective")

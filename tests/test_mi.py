@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.critics import DensityRatioCritic
+from paperlib.gaussian import minibatch_mi_xz
 from paperlib.mi import (
     DensityRatio,
-    DensityRatioCritic,
     correlated_gaussians,
     estimate_mi,
     estimate_mi_interval,
     gaussian_mi,
-    minibatch_mi_xz,
     mmd,
     rank_gauss,
     shuffle_rows,

@@ -41,15 +41,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from paperlib.models import MODELS
-from paperlib.models.base import (
-    SequentialVAE,
-    VAEOutput,
+from paperlib.gaussian import (
     gaussian_kl,
     gaussian_kl_std_normal,
     gaussian_log_prob,
     reparameterize,
 )
+from paperlib.models import MODELS
+from paperlib.models.base import SequentialVAE
+from paperlib.outputs import VAEOutput
 
 POSTERIORS = ("factorized", "full")
 

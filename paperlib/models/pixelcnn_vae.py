@@ -38,15 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlib.models import MODELS
-from paperlib.models.base import (
-    SequentialVAE,
-    VAEOutput,
+from paperlib.gaussian import (
     gaussian_kl_std_normal,
     gaussian_log_prob,
     reparameterize,
 )
+from paperlib.models import MODELS
+from paperlib.models.base import SequentialVAE
 from paperlib.models.layers import CachedStackState, GatedPixelCNNStack, ReceptiveField
+from paperlib.outputs import VAEOutput
 
 OUTPUTS = ("bernoulli", "softmax256", "logistic_mix")
 Z_TO_HEAD = ("spatial", "broadcast")

@@ -17,14 +17,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from paperlib.models import MODELS
-from paperlib.models.base import (
-    SequentialVAE,
-    VAEOutput,
+from paperlib.gaussian import (
     gaussian_kl_std_normal,
     gaussian_log_prob,
     reparameterize,
 )
+from paperlib.models import MODELS
+from paperlib.models.base import SequentialVAE
+from paperlib.outputs import VAEOutput
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
