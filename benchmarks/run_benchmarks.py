@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     }
-    from paperlib.io import git_commit
+    from paperlib.records import git_commit
 
     res["meta"]["git_commit"] = git_commit()
 

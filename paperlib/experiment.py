@@ -3,7 +3,7 @@
 This is what the notebooks call, so that they stay a parameters cell plus a few lines::
 
     res = experiment.run_experiment(cfg, ["elbo", "mi", "cmi"], seeds=[0, 1, 2])
-    res.metrics  # {objective: {metric: [value per seed]}}  -> io.write_metrics
+    res.metrics  # {objective: {metric: [value per seed]}}  -> records.write_metrics
 
 Training runs are resumable: each (objective, weights, seed, config) has a run folder under
 ``runs/`` holding its checkpoints, so a notebook killed mid-way picks up where it stopped, and
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import evaluate, io, runtime, stats
+from paperlib import evaluate, records, runtime, stats
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
@@ -103,7 +103,7 @@ def write_selection(
         "profile": profiles.pop(),
         "split": "val",
         "seeds": list(seeds),
-        "git_commit": io.git_commit(),
+        "git_commit": records.git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "experiments": {
             name: {
@@ -115,7 +115,7 @@ def write_selection(
             for name, sel in selections.items()
         },
     }
-    io.write_json(path, payload)
+    records.write_json(path, payload)
     return Path(path)
 
 
@@ -495,10 +495,12 @@ class ExperimentResult:
         """``{objective: {metric: {"mean", "std", "per_seed"}}}`` (the metrics.json body).
 
         Floors and ceilings (`compute_floors`) and paired differences (`paired`) are separate,
-        so this stays the metrics.json layout; pass them to ``io.write_metrics`` as
+        so this stays the metrics.json layout; pass them to ``records.write_metrics`` as
         ``floors=res.floors`` and ``paired=res.paired()`` to store them in ``_meta``.
         """
-        return {o: {k: io.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()}
+        return {
+            o: {k: records.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()
+        }
 
     def compute_floors(self) -> dict[str, float]:
         """`floors` of this experiment (random init over the experiment's seeds), cached."""
@@ -721,7 +723,7 @@ def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> 
     best["_evidence"] = {
         "criterion": f"mean {criterion} over seeds on the '{rows[0]['split']}' split",
         "rows": rows,
-        "git_commit": io.git_commit(),
+        "git_commit": records.git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return best

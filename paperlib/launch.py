@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paperlib import experiment, io, plan, runtime
+from paperlib import experiment, plan, records, runtime
 from paperlib.config import PROFILES, Config
 from paperlib.notebooks import NOTEBOOK_DIR, ParameterError, notebook_names
 
@@ -263,7 +263,7 @@ def _write_job_record(run_dir: Path, start: int) -> None:
         import submitit
 
         job_id = submitit.JobEnvironment().job_id
-    io.write_json(
+    records.write_json(
         run_dir / "job.json",
         {
             "job_id": job_id,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paperlib import io
+from paperlib import records
 
 # Metrics shown in the summary tables, with their direction (+1: higher is better).
 TABLE_METRICS: dict[str, tuple[str, int]] = {
@@ -49,7 +49,7 @@ def add_figure(fig, out_dir: str | Path, name: str, caption: str) -> list[Path]:
     index = out_dir / "figures.json"
     entries = json.loads(index.read_text()) if index.exists() else {}
     entries[name] = caption
-    io.write_json(index, entries)
+    records.write_json(index, entries)
     return paths
 
 
@@ -132,7 +132,7 @@ def metric_table(
 
     Under the objectives come reference rows (chance, random init, raw input, shuffled z,
     ceiling) from `floors` (default: ``metrics["_meta"]["floors"]``, as stored by
-    ``io.write_metrics(..., floors=res.floors)``) and from per-run ``<metric>@<reference>``
+    ``records.write_metrics(..., floors=res.floors)``) and from per-run ``<metric>@<reference>``
     keys; a reference row appears only when it has a value for some column. An objective with
     a seed whose training critic stayed at chance (`critic_flags`) is marked with a dagger and
     a footnote. The paired differences follow in `paired_table`.
@@ -256,7 +256,7 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
         parts = [f"## {nb_dir.name}\n", f"Wall time: {wall:.0f} s.\n"]
         metrics_path = nb_dir / "metrics.json"
         if metrics_path.exists():
-            metrics = io.read_metrics(metrics_path)
+            metrics = records.read_metrics(metrics_path)
             if "profile" in metrics.get("_meta", {}):
                 meta_seen = metrics["_meta"]
             seeds = metrics.get("_meta", {}).get("params", {}).get("seeds")

@@ -30,14 +30,14 @@ from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from paperlib.data import TensorDictDataset
-from paperlib.io import (
+from paperlib.progress import progress_bar
+from paperlib.records import (
     HistoryWriter,
     latest_valid_checkpoint,
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
-from paperlib.progress import progress_bar
 from paperlib.runtime import ThreadClaim, get_device, seed_everything
 
 KEEP_CHECKPOINTS = 2

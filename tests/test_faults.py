@@ -27,8 +27,8 @@ import torch
 from paperlib import config, notebooks
 from paperlib.data import load_data, make_loaders, real
 from paperlib.data.speech import cache_path
-from paperlib.io import load_checkpoint
 from paperlib.models import build_model
+from paperlib.records import load_checkpoint
 from paperlib.regularizers import build_objective
 from paperlib.train import fit
 
@@ -433,7 +433,7 @@ def test_every_torch_load_uses_weights_only_true():
         if path.parent.name != "tests":  # no alias that would hide a call from the scan
             assert not re.search(r"from torch(\.serialization)? import .*\bload\b", text), path
     assert n_files and not bad, bad
-    assert "weights_only=True" in (ROOT / "paperlib" / "io.py").read_text()
+    assert "weights_only=True" in (ROOT / "paperlib" / "records.py").read_text()
 
 
 def test_no_code_reads_secrets_from_the_environment():

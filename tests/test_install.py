@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paperlib import colab, io, notebooks, runner
+from paperlib import colab, notebooks, records, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -317,9 +317,9 @@ def test_installed_commit_comes_from_package_metadata(monkeypatch):
 
     git = {"url": "https://github.com/a/b", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
     monkeypatch.setattr(md, "distribution", lambda name: Dist(git))
-    assert io.installed_commit() == "abc123"
+    assert records.installed_commit() == "abc123"
     monkeypatch.setattr(md, "distribution", lambda name: Dist({"url": "file:///w.whl"}))
-    assert io.installed_commit() == (
+    assert records.installed_commit() == (
         "unknown (paperlib 0.1.0 installed from file:///w.whl; no git checkout)"
     )
 
@@ -354,7 +354,7 @@ def test_a_wheel_install_runs_a_notebook_into_the_working_folder(tmp_path):
     assert (out / "run.json").exists() and list(out.glob("*.png"))
     assert (work / "runs").is_dir(), "training runs go to the working folder"
     assert not list(site.rglob("runs")) and not (site / "results").exists()
-    meta = io.read_metrics(out / "metrics.json")["_meta"]
+    meta = records.read_metrics(out / "metrics.json")["_meta"]
     assert meta["versions"]["paperlib"] == PYPROJECT["project"]["version"]
     assert "installed from" in meta["git_commit"] or re.fullmatch(
         r"[0-9a-f]{40}", meta["git_commit"]

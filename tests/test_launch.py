@@ -20,7 +20,7 @@ import jupytext
 import pytest
 import torch
 
-from paperlib import config, experiment, io, launch, plan
+from paperlib import config, experiment, launch, plan, records
 from paperlib.notebooks import NOTEBOOK_DIR, ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,8 +329,10 @@ def test_preempted_and_killed_job_resumes_to_the_same_weights(workdir, monkeypat
 
     other = workdir / "uninterrupted"
     experiment.train(cfg.replace(train__progress=False), load_data(cfg.data), other)
-    a = io.load_checkpoint(run.run_dir / "checkpoints" / "step_0000300.pt")
-    b = io.load_checkpoint(experiment.run_dir_for(cfg, other) / "checkpoints" / "step_0000300.pt")
+    a = records.load_checkpoint(run.run_dir / "checkpoints" / "step_0000300.pt")
+    b = records.load_checkpoint(
+        experiment.run_dir_for(cfg, other) / "checkpoints" / "step_0000300.pt"
+    )
     for part in ("model", "objective"):
         for key, tensor in a[part].items():
             if torch.is_tensor(tensor):

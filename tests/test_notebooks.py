@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import io, summary
+from paperlib import records, summary
 from paperlib.notebooks import notebook_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def test_notebook_runs_in_smoke_profile(smoke_results, name):
     for f in EXPECTED.get(name, []):
         assert (folder / f).exists(), f"{name} did not write {f}"
     if (folder / "metrics.json").exists():
-        metrics = io.read_metrics(folder / "metrics.json")
+        metrics = records.read_metrics(folder / "metrics.json")
         assert metrics["_meta"]["profile"] == "smoke"
         assert "git_commit" in metrics["_meta"] and "versions" in metrics["_meta"]
 
@@ -84,7 +84,7 @@ def test_notebook_runs_in_smoke_profile(smoke_results, name):
 @pytest.mark.slow
 def test_experiment_metrics_follow_the_contract(smoke_results):
     for name in ("01_speech_dsae", "02_images_pixelcnn_vae"):
-        metrics = io.read_metrics(smoke_results / name / "metrics.json")
+        metrics = records.read_metrics(smoke_results / name / "metrics.json")
         assert {"elbo", "mi", "cmi"} <= set(metrics)
         for objective in ("elbo", "mi", "cmi"):
             for key in (
@@ -96,15 +96,15 @@ def test_experiment_metrics_follow_the_contract(smoke_results):
                 "train_seconds",
             ):
                 assert key in metrics[objective], f"{name}: {objective} lacks {key}"
-    speech = io.read_metrics(smoke_results / "01_speech_dsae" / "metrics.json")
+    speech = records.read_metrics(smoke_results / "01_speech_dsae" / "metrics.json")
     assert {"eer", "phone_probe_acc_z", "speaker_probe_acc_s", "nll_nats"} <= set(speech["cmi"])
-    images = io.read_metrics(smoke_results / "02_images_pixelcnn_vae" / "metrics.json")
+    images = records.read_metrics(smoke_results / "02_images_pixelcnn_vae" / "metrics.json")
     assert {"class_consistency", "nll_bits_per_dim"} <= set(images["cmi"])
 
 
 @pytest.mark.slow
 def test_mechanism_metrics_hold_every_measure_and_the_readings(smoke_results):
-    metrics = io.read_metrics(smoke_results / "05_mechanism" / "metrics.json")
+    metrics = records.read_metrics(smoke_results / "05_mechanism" / "metrics.json")
     meta = metrics["_meta"]
     names = [k for k in metrics if k != "_meta"]
     # one entry per objective and dial point of the smoke sweep (leak 0.1 and 0.9, z_dim 2)
@@ -137,7 +137,7 @@ def test_summary_readme_embeds_every_figure(smoke_results):
 
 def test_summary_table_from_fixture_metrics(tmp_path):
     nb = tmp_path / "01_speech_dsae"
-    io.write_metrics(
+    records.write_metrics(
         nb / "metrics.json",
         {
             "elbo": {"probe_acc": [0.5, 0.6], "eer": [0.3, 0.2], "kl_z_nats": [1.0, 1.0]},

@@ -5,8 +5,8 @@ import torch
 
 from paperlib.config import load
 from paperlib.data import make_loaders
-from paperlib.io import HistoryWriter, load_checkpoint
 from paperlib.models import build_model
+from paperlib.records import HistoryWriter, load_checkpoint
 from paperlib.regularizers import build_objective
 from paperlib.train import fit
 

@@ -63,7 +63,7 @@ from paperlib.data.features import (
 )
 from paperlib.data.images import binarize, image_bundle, stratified_splits
 from paperlib.data.speech import load_arrays, save_arrays
-from paperlib.io import atomic_path
+from paperlib.records import atomic_path
 from paperlib.runtime import in_work_dir
 
 # Bump when the real-speech feature pipeline changes (cache key).

@@ -60,7 +60,7 @@ from paperlib.data.features import (
     n_samples_for,
     normalize,
 )
-from paperlib.io import atomic_path
+from paperlib.records import atomic_path
 from paperlib.runtime import in_work_dir
 
 # Bump when the synthesiser changes so that old caches are not reused.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config, io, runtime
+from paperlib import config, records, runtime
 
 
 def _model_and_opt():
@@ -27,19 +27,19 @@ def test_checkpoint_round_trip_is_bitwise(tmp_path):
     cfg = config.load("smoke", "toy")
     model, opt = _model_and_opt()
     runtime.seed_everything(3)
-    path = io.save_checkpoint(
+    path = records.save_checkpoint(
         tmp_path / "c.pt", cfg=cfg, step=3, model=model.state_dict(), optimizer=opt.state_dict()
     )
     expected = (random.random(), np.random.rand(), torch.rand(1))
 
     random.seed(99), np.random.seed(99), torch.manual_seed(99)  # disturb every RNG
-    ckpt = io.load_checkpoint(path)
+    ckpt = records.load_checkpoint(path)
     model2, opt2 = _model_and_opt()
     for p in model2.parameters():
         p.data.add_(1.0)
     model2.load_state_dict(ckpt["model"])
     opt2.load_state_dict(ckpt["optimizer"])
-    io.set_rng_state(ckpt["rng"])
+    records.set_rng_state(ckpt["rng"])
 
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(a, b)
@@ -54,17 +54,17 @@ def test_checkpoint_round_trip_is_bitwise(tmp_path):
 def test_truncated_checkpoint_is_reported_with_its_path(tmp_path):
     cfg = config.load("smoke", "toy")
     model, _ = _model_and_opt()
-    good = io.save_checkpoint(
+    good = records.save_checkpoint(
         tmp_path / "step_0000010.pt", cfg=cfg, step=10, model=model.state_dict()
     )
-    bad = io.save_checkpoint(
+    bad = records.save_checkpoint(
         tmp_path / "step_0000020.pt", cfg=cfg, step=20, model=model.state_dict()
     )
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(io.CheckpointError, match="step_0000020.pt"):
-        io.load_checkpoint(bad)
-    path, payload, skipped = io.latest_valid_checkpoint(tmp_path)
+    with pytest.raises(records.CheckpointError, match="step_0000020.pt"):
+        records.load_checkpoint(bad)
+    path, payload, skipped = records.latest_valid_checkpoint(tmp_path)
     assert path == good and payload["step"] == 10
     assert [p for p, _ in skipped] == [bad]
 
@@ -77,16 +77,16 @@ class _Payload:
 def test_pickled_payload_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "evil": _Payload()}, path)
-    with pytest.raises(io.CheckpointError, match="weights_only"):
-        io.load_checkpoint(path)
+    with pytest.raises(records.CheckpointError, match="weights_only"):
+        records.load_checkpoint(path)
     # The same bytes would run code under a plain pickle load: the refusal is what protects us.
     assert b"system" in path.read_bytes() or pickle.HIGHEST_PROTOCOL
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     target = tmp_path / "m.json"
-    io.write_json(target, {"a": 1})
-    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+    records.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), records.atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"a": 1}
@@ -95,13 +95,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 def test_metrics_json_follows_the_contract(tmp_path):
     cfg = config.load("smoke", "toy")
-    path = io.write_metrics(
+    path = records.write_metrics(
         tmp_path / "metrics.json",
         {"elbo": {"probe_acc": [0.5, 0.7]}, "cmi": {"probe_acc": [0.9]}},
         cfg,
         params={"seeds": [0, 1]},
     )
-    data = io.read_metrics(path)
+    data = records.read_metrics(path)
     assert data["elbo"]["probe_acc"]["mean"] == pytest.approx(0.6)
     assert data["elbo"]["probe_acc"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert data["cmi"]["probe_acc"] == {"mean": 0.9, "std": 0.0, "per_seed": [0.9]}
@@ -111,12 +111,12 @@ def test_metrics_json_follows_the_contract(tmp_path):
 
 
 def test_history_resume_drops_rows_after_the_checkpoint(tmp_path):
-    h = io.HistoryWriter(tmp_path / "history.csv")
+    h = records.HistoryWriter(tmp_path / "history.csv")
     for step in (1, 2, 3):
         h.log(step, {"loss": step})
-    h = io.HistoryWriter(tmp_path / "history.csv", resume_step=2)
+    h = records.HistoryWriter(tmp_path / "history.csv", resume_step=2)
     h.log(3, {"loss": 30})
-    rows = io.HistoryWriter.read(tmp_path / "history.csv")
+    rows = records.HistoryWriter.read(tmp_path / "history.csv")
     assert [(r["step"], r["value"]) for r in rows] == [("1", "1"), ("2", "2"), ("3", "30")]
 
 
