@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import pickle
 import tarfile
@@ -52,6 +51,7 @@ import numpy as np
 import torch
 
 from paperlib.data import DATASETS, DataBundle, TensorDictDataset
+from paperlib.data.cache import cache_file, load_or_build
 from paperlib.data.features import (
     DEFAULT_HOP_MS,
     DEFAULT_WIN_MS,
@@ -62,7 +62,6 @@ from paperlib.data.features import (
     normalize,
 )
 from paperlib.data.images import binarize, image_bundle, stratified_splits
-from paperlib.data.speech import load_arrays, save_arrays
 from paperlib.records import atomic_path
 from paperlib.runtime import in_work_dir
 
@@ -588,14 +587,7 @@ def _cached_features(name: str, data_cfg, files: list[Path], build) -> tuple[dic
         "n_heldout_speakers": data_cfg.n_heldout_speakers,
         "utts_per_speaker": data_cfg.utts_per_speaker,
     }
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    path = in_work_dir(data_cfg.cache_dir) / f"{name}-{digest}.npz"
-    arrays = load_arrays(path, params)
-    if arrays is not None:
-        return arrays, "cache"
-    arrays = build()
-    save_arrays(path, arrays, params)
-    return arrays, "generated"
+    return load_or_build(cache_file(data_cfg.cache_dir, name, params), params, build)
 
 
 @DATASETS.register("timit")

@@ -37,11 +37,7 @@ Waveforms are not cached (they are ~40x bigger than the features); get them with
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +46,7 @@ import numpy as np
 import torch
 
 from paperlib.data import DATASETS, DataBundle, TensorDictDataset
+from paperlib.data.cache import cache_file, load_or_build
 from paperlib.data.features import (
     DEFAULT_HOP_MS,
     DEFAULT_WIN_MS,
@@ -60,8 +57,6 @@ from paperlib.data.features import (
     n_samples_for,
     normalize,
 )
-from paperlib.records import atomic_path
-from paperlib.runtime import in_work_dir
 
 # Bump when the synthesiser changes so that old caches are not reused.
 VERSION = 1
@@ -617,43 +612,7 @@ def generate_corpus(data_cfg) -> dict[str, np.ndarray]:
 
 def cache_path(data_cfg) -> Path:
     """``cache_dir/synthetic_speech-<sha256 of the generating parameters, 16 hex>.npz``."""
-    key = json.dumps(_generating_params(data_cfg), sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return in_work_dir(data_cfg.cache_dir) / f"synthetic_speech-{digest}.npz"
-
-
-def save_arrays(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
-    """Write ``path`` (.npz) atomically, then a sidecar ``.json`` with its sha256 and params."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getvalue()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    meta = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "params": params}
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
-
-
-def load_arrays(path: Path, params: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """Arrays of a verified cache file, or None (with a warning) when missing or corrupted."""
-    side = path.with_suffix(".json")
-    if not path.exists():
-        return None
-    try:
-        meta = json.loads(side.read_text())
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta["sha256"] or meta["params"] != params:
-            raise ValueError("checksum or parameters do not match the sidecar json")
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as err:  # a truncated zip, a missing sidecar, a bad checksum
-        warnings.warn(
-            f"cache file {path} is corrupted or incomplete ({type(err).__name__}: {err}); "
-            "regenerating it",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+    return cache_file(data_cfg.cache_dir, "synthetic_speech", _generating_params(data_cfg))
 
 
 def load_corpus(data_cfg) -> tuple[dict[str, np.ndarray], str]:
@@ -664,13 +623,7 @@ def load_corpus(data_cfg) -> tuple[dict[str, np.ndarray], str]:
     (arrays, source) with source ``"cache"`` or ``"generated"``.
     """
     params = _generating_params(data_cfg)
-    path = cache_path(data_cfg)
-    arrays = load_arrays(path, params)
-    if arrays is not None:
-        return arrays, "cache"
-    arrays = generate_corpus(data_cfg)
-    save_arrays(path, arrays, params)
-    return arrays, "generated"
+    return load_or_build(cache_path(data_cfg), params, lambda: generate_corpus(data_cfg))
 
 
 @DATASETS.register("synthetic_speech")
