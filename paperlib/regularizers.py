@@ -2,7 +2,7 @@
 
 Each objective is an ``nn.Module`` that owns its critics and their Adam optimiser, so that a
 checkpoint of ``objective.state_dict()`` restores critics *and* critic optimiser state. The
-trainer (paperlib.train.fit) uses two methods, in this order per step (STYLE.md)::
+trainer (paperlib.train.fit) uses two methods, in this order per step (docs/DESIGN.md, section 2)::
 
     loss, terms = objective.model_loss(out, step)   # critics' estimates as constants
     loss.backward(); model_optimizer.step()

@@ -1,6 +1,6 @@
 """THE training loop, for every model and every objective: `fit`.
 
-Per step (STYLE.md, adversarial order without retain_graph):
+Per step (docs/DESIGN.md section 2; adversarial order without retain_graph):
 
     out = model(x)
     loss, terms = objective.model_loss(out, step)     # critics' estimates, critics frozen
