@@ -9,7 +9,11 @@ Presets are keyed by profile (``smoke`` | ``quick`` | ``paper``) and experiment
     cfg = load("quick", "speech", objective__beta=2.0, train__steps=500)
 
 Every value is validated when the dataclass is built: an unknown key, a wrong type or an
-out-of-range value raises a ValueError naming the key and what would be accepted.
+out-of-range value raises a ValueError naming the key and what would be accepted. Component
+names (``data.name``, ``model.name``, ``objective.name``) are only type-checked here: this module
+imports nothing else of paperlib (docs/DESIGN.md, "Architecture"). They are checked where they
+are used (the registries' ``get`` names the key and the registered names) and, before any
+notebook runs, by the runner's parameter check (paperlib.components.registered).
 """
 
 from __future__ import annotations
@@ -22,39 +26,6 @@ from typing import Any
 
 PROFILES = ("smoke", "quick", "paper")
 EXPERIMENTS = ("speech", "images", "toy", "mechanism")
-
-DATASETS = (
-    "synthetic_speech",
-    "timit",
-    "librispeech",
-    "mnist5k",
-    "digits8x8",
-    "mnist",
-    "fashion_mnist",
-    "cifar10",
-    "toy",
-    "factors",
-)
-MODELS = ("dsae", "pixelcnn_vae", "toy")
-OBJECTIVES = ("elbo", "mi", "cmi", "cmi_club")
-
-
-def registered(kind: str) -> tuple[str, ...]:
-    """Names accepted for a component: the built-ins plus whatever a user registered.
-
-    ``kind`` is "dataset", "model" or "objective". The registries are imported lazily, so a
-    model, dataset or objective added with ``@REGISTRY.register("name")`` is accepted by the
-    config without editing this file.
-    """
-    import importlib
-
-    module, attr, builtin = {
-        "dataset": ("paperlib.data", "DATASETS", DATASETS),
-        "model": ("paperlib.models", "MODELS", MODELS),
-        "objective": ("paperlib.regularizers", "OBJECTIVES", OBJECTIVES),
-    }[kind]
-    registry = getattr(importlib.import_module(module), attr)
-    return tuple(dict.fromkeys([*builtin, *registry.names()]))
 
 
 def _spec(default: Any, *, choices=None, lo=None, hi=None, lo_open=False, doc: str = ""):
@@ -108,8 +79,6 @@ class _Validated:
                 )
             meta = f.metadata
             choices = meta.get("choices")
-            if callable(choices):
-                choices = choices()
             if choices is not None and value not in choices:
                 raise ValueError(
                     f"config key '{where}' = {value!r} is not accepted; "
@@ -143,7 +112,9 @@ def _block_name(cls: type) -> str:
 class DataConfig(_Validated):
     """Which dataset, its size and how it is batched (DESIGN section 3)."""
 
-    name: str = _spec("synthetic_speech", choices=lambda: registered("dataset"))
+    name: str = _spec(
+        "synthetic_speech", doc="a registered dataset (paperlib.data.DATASETS; checked at use)"
+    )
     data_dir: str = _spec("data", doc="folder with real datasets (paper profile)")
     cache_dir: str = _spec(".cache/paperlib", doc="where generated corpora are cached")
     batch_size: int = _spec(32, lo=1)
@@ -174,7 +145,7 @@ class DataConfig(_Validated):
 class ModelConfig(_Validated):
     """Model family and sizes (DESIGN section 1)."""
 
-    name: str = _spec("dsae", choices=lambda: registered("model"))
+    name: str = _spec("dsae", doc="a registered model (paperlib.models.MODELS; checked at use)")
     z_dim: int = _spec(16, lo=1)
     s_dim: int = _spec(16, lo=1)
     hidden: int = _spec(128, lo=1)
@@ -197,7 +168,9 @@ class ModelConfig(_Validated):
 class ObjectiveConfig(_Validated):
     """Objective and its estimators (DESIGN section 2)."""
 
-    name: str = _spec("elbo", choices=lambda: registered("objective"))
+    name: str = _spec(
+        "elbo", doc="a registered objective (paperlib.regularizers.OBJECTIVES; checked at use)"
+    )
     alpha: float = _spec(0.0, lo=0.0, hi=20.0, doc="weight of I_q(x;z)")
     beta: float = _spec(0.0, lo=0.0, hi=100.0, doc="weight of I_q(z;s)")
     mi_xz: str = _spec(

@@ -20,8 +20,10 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, key: str | None = None):
         self.kind = kind
+        #: the config key whose value names a component (e.g. "model.name"), for error messages
+        self.key = key
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -37,6 +39,11 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
+            if self.key is not None:
+                raise ValueError(
+                    f"{self.key} {name!r} is not registered (unknown {self.kind}); "
+                    f"choose one of {sorted(self._items)}"
+                ) from None
             raise ValueError(
                 f"unknown {self.kind} {name!r}; registered: {sorted(self._items)}"
             ) from None

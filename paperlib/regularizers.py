@@ -51,7 +51,7 @@ from paperlib.mi import mmd
 from paperlib.outputs import VAEOutput
 from paperlib.registry import Registry
 
-OBJECTIVES: Registry = Registry("objective")
+OBJECTIVES: Registry = Registry("objective", key="objective.name")
 
 #: weight that puts MMD^2 (a unitless, small number) on the scale of a KL in nats (InfoVAE uses
 #: large weights on MMD for the same reason)

@@ -28,7 +28,7 @@ def test_overrides_apply_in_both_spellings():
         ({"objective__beta": -1.0}, ["objective.beta", "[0.0, 100.0]"]),
         ({"train__steps": "many"}, ["train.steps", "int"]),
         ({"train__steps": True}, ["train.steps", "int"]),
-        ({"data__name": "imagenet"}, ["data.name", "mnist5k"]),
+        ({"data__name": 3}, ["data.name", "str"]),
         ({"model__posterior": "mean-field"}, ["model.posterior", "factorized"]),
         ({"train__lr": 0.0}, ["train.lr", "(0.0"]),
         ({"optim__lr": 1.0}, ["optim", "train"]),
@@ -40,6 +40,25 @@ def test_bad_values_name_the_key_and_what_is_accepted(overrides, names):
         config.load("smoke", "speech", **overrides)
     for name in names:
         assert name in str(err.value)
+
+
+def test_an_unknown_component_name_is_refused_at_use_naming_the_key(tmp_path):
+    from paperlib.data import load_data
+
+    cfg = config.load("smoke", "speech", data__name="imagenet")  # config checks types only
+    with pytest.raises(ValueError, match=r"data.name 'imagenet' is not registered.*mnist5k"):
+        load_data(cfg.data)
+
+
+def test_config_imports_no_other_paperlib_module_and_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, paperlib.config; print(sorted(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = eval(out.stdout)  # a printed list of module names
+    assert [m for m in loaded if m.startswith("paperlib.")] == ["paperlib.config"]
+    assert "torch" not in loaded
 
 
 def test_bad_profile_and_experiment():

@@ -1,11 +1,12 @@
 """The README's extension recipe: register a new objective, and the config, the trainer and
-the notebooks' parameter check accept it by name."""
+the notebooks' parameter check accept it by name; an unregistered name is refused at use."""
 
 import pytest
 
 from paperlib import config, experiment, notebooks
 from paperlib.data import load_data
-from paperlib.regularizers import ELBO, OBJECTIVES
+from paperlib.models import build_model
+from paperlib.regularizers import ELBO, OBJECTIVES, build_objective
 
 
 @pytest.fixture(scope="module")
@@ -45,5 +46,16 @@ def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
 
 
 def test_an_unregistered_name_is_still_refused():
-    with pytest.raises(ValueError, match="objective.name.*elbo"):
-        config.load("smoke", "toy", objective__name="not_registered")
+    # config checks types and ranges only; the name is refused where it is used, naming the key
+    cfg = config.load("smoke", "toy", objective__name="not_registered")
+    model = build_model(cfg.model, load_data(cfg.data).info)
+    with pytest.raises(
+        ValueError, match=r"objective.name 'not_registered' is not registered.*elbo"
+    ):
+        build_objective(cfg.objective, model)
+    # and before any notebook runs, by the runner's parameter check
+    ns = {"profile": "smoke", "seeds": None, "objectives": ["elbo", "not_registered"]}
+    ns.update(alpha=None, beta=None, dataset="synthetic_speech", data_dir="d", steps=None)
+    ns.update(results_dir="r", out_dir="o")
+    with pytest.raises(notebooks.ParameterError, match="objectives"):
+        notebooks.check_params("01_speech_dsae", ns)

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from paperlib.registry import Registry
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", key="data.name")
 
 # Modules that register datasets on import.
 _MODULES = (

@@ -11,7 +11,7 @@ import importlib
 from paperlib.models.base import SequentialVAE, VAEOutput
 from paperlib.registry import Registry
 
-MODELS: Registry = Registry("model")
+MODELS: Registry = Registry("model", key="model.name")
 
 # Modules that register models on import.
 _MODULES = ("paperlib.models.toy", "paperlib.models.dsae", "paperlib.models.pixelcnn_vae")
