@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlib.config import DATASETS, PROFILES, registered
+from paperlib.components import BUILTIN_DATASETS as DATASETS
+from paperlib.components import registered
+from paperlib.config import PROFILES
 
 _PACKAGE = Path(__file__).resolve().parent
 #: the notebooks' sources in a source checkout (a pyproject.toml beside the package)
