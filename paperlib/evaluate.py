@@ -1,4 +1,7 @@
-"""Evaluation (DESIGN section 4): probes, EER, mutual information, rate-distortion, generation.
+"""Evaluation (DESIGN section 4): probes, EER, mutual information, rate-distortion, NLL, generation.
+
+Voice conversion (swapping z between speakers, with its speaker and phone classifiers) is in
+paperlib.conversion.
 
 Model-agnostic: everything here only calls ``model(x) -> VAEOutput`` and ``model.encode(x)``
 (plus ``model.iw_log_px``, ``model.swap_z`` / ``model.decode`` or ``model.sample`` where a
@@ -24,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_curve
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -311,7 +313,7 @@ def disentanglement_matrix(
 # information
 
 
-def minibatch_mi_xz(
+def aggregate_mi_xz(
     z: np.ndarray | Tensor,
     z_mean: np.ndarray | Tensor,
     z_logvar: np.ndarray | Tensor,
@@ -339,7 +341,7 @@ def minibatch_mi_xz(
     mu, lv = mu.double().to(z_t.device), lv.double().to(z_t.device)
     if z_t.dim() != 2 or z_t.shape != mu.shape or mu.shape != lv.shape:
         raise ValueError(
-            "minibatch_mi_xz: z, z_mean and z_logvar must all be (N, D), got "
+            "aggregate_mi_xz: z, z_mean and z_logvar must all be (N, D), got "
             f"{tuple(z_t.shape)}, {tuple(mu.shape)}, {tuple(lv.shape)}"
         )
     n = z_t.shape[0]
@@ -368,7 +370,7 @@ def posthoc_mi(
 ) -> dict[str, float]:
     """I_q(x; z) and I_q(z; s) of an encoded set, with estimators trained after the fact.
 
-    - ``mi_xz_nats``: `minibatch_mi_xz` on (z_sample, z_mean, z_logvar) (bounded by log N,
+    - ``mi_xz_nats``: `aggregate_mi_xz` on (z_sample, z_mean, z_logvar) (bounded by log N,
       reported as ``mi_xz_bound_nats``).
     - ``mi_zs_nats``: ``paperlib.mi.estimate_mi(z_sample, enc[s_key], method, steps, seed)``, a
       freshly trained critic (not the one used in training), on z samples paired with the
@@ -394,7 +396,7 @@ def posthoc_mi(
         **options,
     )
     return {
-        "mi_xz_nats": minibatch_mi_xz(enc["z_sample"], enc["z_mean"], enc["z_logvar"]),
+        "mi_xz_nats": aggregate_mi_xz(enc["z_sample"], enc["z_mean"], enc["z_logvar"]),
         "mi_xz_bound_nats": math.log(len(enc["z_sample"])),
         "mi_zs_nats": float(mi_zs),
     }
@@ -566,7 +568,7 @@ def _iw_sum(model, loader, n_samples, max_items, device, with_dims=False):
 
 
 # ----------------------------------------------------------------------------------------------
-# speech generation: voice conversion
+# classifiers of real data (class consistency below; voice conversion in paperlib.conversion)
 
 
 def _features(x: np.ndarray | Tensor, level: str, context: int = 0) -> np.ndarray:
@@ -620,149 +622,6 @@ def _collect(loader: Iterable, max_items: int | None, keys: tuple[str, ...]) -> 
     if not parts[keys[0]]:
         raise ValueError("the loader yielded no items")
     return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def train_speaker_classifier(
-    loader: Iterable, max_items: int | None = 2000, seed: int = 0
-) -> FeatureClassifier:
-    """Speaker classifier on real utterances: logistic regression on the utterance-mean frame."""
-    data = _collect(loader, max_items, ("x", "y"))
-    pipeline = _fit(_features(data["x"], "utterance"), data["y"], seed)
-    return FeatureClassifier(pipeline=pipeline, level="utterance")
-
-
-def train_phone_classifier(
-    loader: Iterable,
-    max_items: int | None = 2000,
-    context: int = 1,
-    max_frames: int = 20000,
-    seed: int = 0,
-) -> FeatureClassifier:
-    """Phone classifier on real frames (each with `context` neighbours each side), trained on at
-    most `max_frames` frames drawn at random (seeded) from the loader's utterances.
-
-    A shrinkage LDA (scikit-learn) on standardised features: linear, like the probes, and fast.
-    """
-    data = _collect(loader, max_items, ("x", "y_local"))
-    feats, y = _features(data["x"], "frame", context), data["y_local"].reshape(-1)
-    if len(y) > max_frames:
-        keep = np.random.default_rng(seed).choice(len(y), size=max_frames, replace=False)
-        feats, y = feats[keep], y[keep]
-    # Linear discriminant analysis (shrinkage LDA): a linear classifier fitted in closed form,
-    # ~100x faster than an iterative logistic regression on this many frames
-    pipeline = make_pipeline(
-        StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-    ).fit(feats, y)
-    return FeatureClassifier(pipeline=pipeline, level="frame", context=context)
-
-
-def _convert(model, x_content: Tensor, x_speaker: Tensor) -> Tensor:
-    """Frames with the content of `x_content` and the speaker (z) of `x_speaker`."""
-    if hasattr(model, "swap_z"):
-        return model.swap_z(x_content, x_speaker)
-    if hasattr(model, "decode"):
-        z_speaker, _ = model.encode(x_speaker)
-        return model.decode(z_speaker, model(x_content).s)
-    raise TypeError(f"{type(model).__name__} has neither swap_z nor decode: no voice conversion")
-
-
-def _conversion_pairs(y: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n_pairs` (content, speaker) index pairs with different speakers, drawn at random."""
-    rng = np.random.default_rng(seed)
-    if len(np.unique(y)) < 2:
-        raise ValueError("voice conversion needs utterances of at least two speakers")
-    content = rng.integers(len(y), size=n_pairs)
-    speaker = np.empty_like(content)
-    for k, c in enumerate(content):
-        others = np.flatnonzero(y != y[c])
-        speaker[k] = rng.choice(others)
-    return content, speaker
-
-
-@torch.no_grad()
-def voice_conversion(
-    model: torch.nn.Module,
-    loader: Iterable,
-    speaker_clf: FeatureClassifier,
-    phone_clf: FeatureClassifier,
-    n_pairs: int = 200,
-    seed: int = 0,
-    max_items: int | None = 2000,
-    device: torch.device | str | None = None,
-    batch_size: int = 64,
-) -> dict[str, float]:
-    """Swap z between utterances of different speakers and score the converted frames.
-
-    For random pairs (content source c, speaker source k) with different speakers, frames are
-    ``model.swap_z(x_c, x_k)`` (or ``decode(z_k, s_c)``). Returns
-
-    - ``vc_speaker_acc``: the speaker classifier names the z-source speaker y_k (higher is better);
-    - ``vc_speaker_leak``: it names the content source's speaker y_c (lower is better);
-    - ``vc_phone_acc``: the phone classifier on converted frames matches the content source's
-      frame phones y_local_c (content kept);
-    - references: ``real_speaker_acc`` / ``real_phone_acc`` (classifiers on the real content
-      utterances) and ``recon_speaker_acc`` / ``recon_phone_acc`` (on swap_z(x_c, x_c)).
-    """
-    if n_pairs < 1:
-        raise ValueError(f"voice_conversion: n_pairs must be >= 1, got {n_pairs!r}")
-    data = _collect(loader, max_items, ("x", "y", "y_local"))
-    content, speaker = _conversion_pairs(data["y"], n_pairs, seed)
-    was_training = model.training
-    model.eval()
-    dev = _model_device(model, device)
-    conv, recon = [], []
-    try:
-        for a in range(0, n_pairs, batch_size):
-            xc = torch.as_tensor(data["x"][content[a : a + batch_size]], device=dev)
-            xk = torch.as_tensor(data["x"][speaker[a : a + batch_size]], device=dev)
-            conv.append(_np(_convert(model, xc, xk)))
-            recon.append(_np(_convert(model, xc, xc)))
-    finally:
-        model.train(was_training)
-    conv_x, recon_x = np.concatenate(conv), np.concatenate(recon)
-    x_c, y_c, y_k = data["x"][content], data["y"][content], data["y"][speaker]
-    phones_c = data["y_local"][content]
-    pred_spk = speaker_clf.predict(conv_x)
-    return {
-        "vc_speaker_acc": float(np.mean(pred_spk == y_k)),
-        "vc_speaker_leak": float(np.mean(pred_spk == y_c)),
-        "vc_phone_acc": phone_clf.score(conv_x, phones_c),
-        "real_speaker_acc": speaker_clf.score(x_c, y_c),
-        "real_phone_acc": phone_clf.score(x_c, phones_c),
-        "recon_speaker_acc": speaker_clf.score(recon_x, y_c),
-        "recon_phone_acc": phone_clf.score(recon_x, phones_c),
-    }
-
-
-@torch.no_grad()
-def voice_conversion_examples(
-    model: torch.nn.Module,
-    loader: Iterable,
-    n_examples: int = 3,
-    seed: int = 0,
-    max_items: int | None = 500,
-    device: torch.device | str | None = None,
-) -> dict[str, np.ndarray]:
-    """Arrays for `paperlib.plots.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
-    (n, T, F) and the speakers ``content_speaker``, ``speaker_speaker`` (n,)."""
-    data = _collect(loader, max_items, ("x", "y"))
-    content, speaker = _conversion_pairs(data["y"], n_examples, seed)
-    was_training = model.training
-    model.eval()
-    dev = _model_device(model, device)
-    try:
-        xc = torch.as_tensor(data["x"][content], device=dev)
-        xk = torch.as_tensor(data["x"][speaker], device=dev)
-        converted = _np(_convert(model, xc, xk))
-    finally:
-        model.train(was_training)
-    return {
-        "content": data["x"][content],
-        "speaker": data["x"][speaker],
-        "converted": converted,
-        "content_speaker": data["y"][content],
-        "speaker_speaker": data["y"][speaker],
-    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -838,13 +697,13 @@ def class_consistency(
 
 __all__ = [
     "FeatureClassifier",
+    "aggregate_mi_xz",
     "class_consistency",
     "describe_regime",
     "disentanglement_matrix",
     "encode_dataset",
     "eer",
     "linear_probe",
-    "minibatch_mi_xz",
     "nll_bits_per_dim",
     "nll_nats",
     "posthoc_mi",
@@ -852,10 +711,6 @@ __all__ = [
     "probe_metrics",
     "rate_distortion",
     "train_image_classifier",
-    "train_phone_classifier",
-    "train_speaker_classifier",
-    "voice_conversion",
-    "voice_conversion_examples",
 ]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import evaluate, records, runtime, stats
+from paperlib import conversion, evaluate, records, runtime, stats
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
@@ -243,9 +243,9 @@ def fit_classifiers(cfg: Config, bundle: DataBundle) -> Classifiers:
     """Speaker and phone classifiers (speech) or a class classifier (images) on real training data."""
     loaders = make_loaders(cfg.data, bundle, seed=0)
     if bundle.info["kind"] == "speech":
-        clf = Classifiers(speaker=evaluate.train_speaker_classifier(loaders["train"]))
+        clf = Classifiers(speaker=conversion.train_speaker_classifier(loaders["train"]))
         if bundle.info.get("n_local_classes"):
-            clf.phone = evaluate.train_phone_classifier(loaders["train"])
+            clf.phone = conversion.train_phone_classifier(loaders["train"])
         return clf
     if bundle.info["kind"] == "image":
         return Classifiers(image=evaluate.train_image_classifier(loaders["train"]))
@@ -397,7 +397,7 @@ def evaluate_run(
     m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
     m.update(evaluate.rate_distortion(enc[split]))
     e = enc[split]
-    m["mi_xz_nats"] = evaluate.minibatch_mi_xz(e["z_sample"], e["z_mean"], e["z_logvar"])
+    m["mi_xz_nats"] = evaluate.aggregate_mi_xz(e["z_sample"], e["z_mean"], e["z_logvar"])
     m["mi_xz_bound_nats"] = math.log(len(e["z_sample"]))
     m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed))
     kind = bundle.info["kind"]
@@ -411,7 +411,7 @@ def evaluate_run(
             model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
         )
         if classifiers.speaker is not None:
-            vc = evaluate.voice_conversion(
+            vc = conversion.voice_conversion(
                 model,
                 loaders[split],
                 classifiers.speaker,

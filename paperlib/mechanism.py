@@ -244,7 +244,7 @@ def evaluate_run(
         tr["s_frames"], tr["y_local_at_frame"], te["s_frames"], te["y_local_at_frame"], seed
     )
     m.update(evaluate.rate_distortion(te))
-    m["mi_xz_nats"] = evaluate.minibatch_mi_xz(te["z_sample"], te["z_mean"], te["z_logvar"])
+    m["mi_xz_nats"] = evaluate.aggregate_mi_xz(te["z_sample"], te["z_mean"], te["z_logvar"])
     est, lo, hi = bootstrap_mi(
         te["z_sample"], te["s_pooled"], steps=cfg.eval.posthoc_critic_steps, seed=seed
     )

@@ -496,7 +496,7 @@ def fig_voice_conversion(
     Parameters
     ----------
     spectrograms : rows of (T, n_mels) arrays, an array (rows, cols, T, n_mels), or the dict of
-        `paperlib.evaluate.voice_conversion_examples` (keys content / speaker / converted).
+        `paperlib.conversion.voice_conversion_examples` (keys content / speaker / converted).
     row_labels : one label per row (default: speakers from the dict, else "pair k").
     frame_ms : frame hop for the time axis.
     """

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from paperlib import conversion
 from paperlib import evaluate as ev
 from paperlib.data import TensorDictDataset
 from paperlib.models.dsae import DSAE
@@ -118,7 +119,7 @@ def test_minibatch_mi_distinct_posteriors_is_log_n():
     mu = 5.0 * rng.standard_normal((n, d))
     logvar = np.full((n, d), math.log(1e-6))
     z = mu + 1e-3 * rng.standard_normal((n, d))
-    assert ev.minibatch_mi_xz(z, mu, logvar, chunk=7) == pytest.approx(math.log(n), abs=1e-3)
+    assert ev.aggregate_mi_xz(z, mu, logvar, chunk=7) == pytest.approx(math.log(n), abs=1e-3)
 
 
 def test_minibatch_mi_identical_posteriors_is_zero():
@@ -126,15 +127,15 @@ def test_minibatch_mi_identical_posteriors_is_zero():
     n, d = 40, 3
     mu, logvar = np.zeros((n, d)), np.zeros((n, d))
     z = rng.standard_normal((n, d))
-    assert ev.minibatch_mi_xz(z, mu, logvar) == pytest.approx(0.0, abs=1e-9)
+    assert ev.aggregate_mi_xz(z, mu, logvar) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_minibatch_mi_chunking_is_exact():
     rng = np.random.default_rng(1)
     mu, logvar = rng.standard_normal((33, 2)), 0.3 * rng.standard_normal((33, 2))
     z = mu + np.exp(0.5 * logvar) * rng.standard_normal((33, 2))
-    full = ev.minibatch_mi_xz(z, mu, logvar, chunk=1000)
-    assert ev.minibatch_mi_xz(z, mu, logvar, chunk=4) == pytest.approx(full, rel=1e-10)
+    full = ev.aggregate_mi_xz(z, mu, logvar, chunk=1000)
+    assert ev.aggregate_mi_xz(z, mu, logvar, chunk=4) == pytest.approx(full, rel=1e-10)
     assert 0.0 <= full <= math.log(33)
 
 
@@ -216,10 +217,10 @@ def test_nll_is_finite_and_consistent():
 # ----------------------------------------------------------------- classifiers and generation
 def test_voice_conversion_metrics():
     loader = _speech_loader(n=24)
-    spk = ev.train_speaker_classifier(loader)
-    phone = ev.train_phone_classifier(loader, context=1)
+    spk = conversion.train_speaker_classifier(loader)
+    phone = conversion.train_phone_classifier(loader, context=1)
     assert spk.score(torch.cat([b["x"] for b in loader]), torch.cat([b["y"] for b in loader])) > 0.9
-    out = ev.voice_conversion(_dsae(), loader, spk, phone, n_pairs=10, seed=0, batch_size=4)
+    out = conversion.voice_conversion(_dsae(), loader, spk, phone, n_pairs=10, seed=0, batch_size=4)
     assert set(out) == {
         "vc_speaker_acc",
         "vc_speaker_leak",
@@ -231,7 +232,7 @@ def test_voice_conversion_metrics():
     }
     assert all(0.0 <= v <= 1.0 for v in out.values())
     assert out["real_speaker_acc"] > 0.9 and out["real_phone_acc"] > 0.9
-    ex = ev.voice_conversion_examples(_dsae(), loader, n_examples=2)
+    ex = conversion.voice_conversion_examples(_dsae(), loader, n_examples=2)
     assert ex["converted"].shape == ex["content"].shape == (2, T, N_MELS)
     assert (ex["content_speaker"] != ex["speaker_speaker"]).all()
 
