@@ -206,8 +206,10 @@ def run_dir_for(cfg: Config, root: str | Path | None = None) -> Path:
     return root / cfg.experiment / cfg.profile / name
 
 
-def train(cfg: Config, bundle: DataBundle, run_root: str | Path | None = None):
+def train_run(cfg: Config, bundle: DataBundle, run_root: str | Path | None = None):
     """Build the model and objective named by `cfg` and fit them (resuming when possible).
+
+    Runs are resumable and cached under ``runs/<experiment>/<profile>/`` (`run_dir_for`).
 
     Returns
     -------
@@ -583,7 +585,7 @@ def run_experiment(
     res.weights = {o: {"alpha": a, "beta": b} for o, a, b in grid}
     for i, cfg in enumerate(grid_configs(base, grid, list(seeds))):
         objective = cfg.objective.name
-        model, _, history = train(cfg, bundle, run_root)
+        model, _, history = train_run(cfg, bundle, run_root)
         metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
         metrics.update(training_metrics(history))
         for key, value in metrics.items():
@@ -646,7 +648,7 @@ def sweep(
     rows = []
     for cfg in grid_configs(base, grid, list(seeds)):
         o = cfg.objective
-        model, _, history = train(cfg, bundle, run_root)
+        model, _, history = train_run(cfg, bundle, run_root)
         metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
         metrics.update(training_metrics(history))
         rows.append(

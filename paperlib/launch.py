@@ -4,7 +4,7 @@ The notebooks train their runs one after another inside a kernel. This launcher 
 the Configs that the notebooks of a profile will train (``paperlib.plan``), skips the run folders
 that are already complete, and submits the rest as a SLURM job array (or as local processes)
 through submitit, one run per job. Each job loads the data of its Config and calls
-``experiment.train``, which writes the same hash-named run folder that the notebook would. When
+``experiment.train_run``, which writes the same hash-named run folder that the notebook would. When
 the jobs have finished, ``./run_all.sh`` runs unchanged: every run folder is complete, so the
 notebooks only evaluate::
 
@@ -177,10 +177,10 @@ def _check_setting(key: str, value: Any, where: str) -> None:
 
 @dataclass
 class TrainJob:
-    """One run as a submitit job: load the Config's data, then ``experiment.train``.
+    """One run as a submitit job: load the Config's data, then ``experiment.train_run``.
 
     Picklable (plain fields). ``checkpoint`` makes it requeueable: the state lives in the run
-    folder, so the requeued job is the same job and `experiment.train` resumes from the newest
+    folder, so the requeued job is the same job and `experiment.train_run` resumes from the newest
     checkpoint there.
     """
 
@@ -210,7 +210,7 @@ class TrainJob:
             from paperlib.data import load_data
 
             bundle = load_data(cfg.data)
-            model, _, history = experiment.train(cfg, bundle, self.run_root)
+            model, _, history = experiment.train_run(cfg, bundle, self.run_root)
             device = str(next(model.parameters()).device)
             print(f"done  {run_dir}: {history.steps} steps on {device}", flush=True)
             return {

@@ -109,27 +109,6 @@ def planned_configs(
 # one run
 
 
-def train_run(cfg: Config, bundle: DataBundle, run_root: Any = None):
-    """Build the DSAE and the objective of `cfg` (seeded by ``cfg.train.seed``) and `fit` them.
-
-    Runs are resumable and cached under ``runs/mechanism/<profile>/`` like every experiment's.
-
-    Returns
-    -------
-    (model in eval mode, objective, History)
-    """
-    from paperlib.regularizers import build_objective
-    from paperlib.train import fit
-
-    runtime.seed_everything(cfg.train.seed)
-    loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
-    model = build_model(cfg.model, bundle.info)
-    objective = build_objective(cfg.objective, model, seed=cfg.train.seed)
-    history = fit(model, objective, loaders, cfg, run_dir=experiment.run_dir_for(cfg, run_root))
-    model.eval()
-    return model, objective, history
-
-
 def critic_accuracy(
     rows: list[dict[str, float]], tail: float = CRITIC_TAIL, window: int = CRITIC_WINDOW
 ) -> tuple[float, float]:
@@ -329,7 +308,7 @@ def run_sweep(
             w = {"alpha": 0.0, "beta": 0.0, **weights[objective]}
             for seed in seeds:
                 cfg = experiment.run_config(cfg_point, objective, seed, **w)
-                model, _, history = train_run(cfg, bundle, run_root)
+                model, _, history = experiment.train_run(cfg, bundle, run_root)
                 m = evaluate_run(model, cfg, bundle, history.rows, split=split)
                 m["train_seconds"] = float(history.train_seconds)
                 rows.append(

@@ -28,7 +28,7 @@ def kl_annealed():
 
 def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
     cfg = config.load("smoke", "toy", objective__name=kl_annealed)
-    model, _, history = experiment.train(cfg, load_data(cfg.data), run_root=tmp_path)
+    model, _, history = experiment.train_run(cfg, load_data(cfg.data), run_root=tmp_path)
     assert history.steps == cfg.train.steps
     ns = {
         "profile": "smoke",

@@ -189,7 +189,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
     from paperlib import train as train_mod
 
     trained, steps = [], []
-    real_train, real_batch = experiment.train, train_mod.BatchStream.batch
+    real_train, real_batch = experiment.train_run, train_mod.BatchStream.batch
 
     def recording_train(cfg, bundle, run_root=None):
         trained.append(experiment.run_dir_for(cfg, run_root))
@@ -199,7 +199,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
         steps.append(step)
         return real_batch(self, step)
 
-    monkeypatch.setattr(experiment, "train", recording_train)
+    monkeypatch.setattr(experiment, "train_run", recording_train)
     # notebook 03 sweeps its experiments in worker processes; here in this one, to record them
     real_sweeps = experiment.sweeps
     monkeypatch.setattr(experiment, "sweeps", lambda *a, **kw: real_sweeps(*a, **{**kw, "jobs": 1}))
@@ -328,7 +328,7 @@ def test_preempted_and_killed_job_resumes_to_the_same_weights(workdir, monkeypat
     from paperlib.data import load_data
 
     other = workdir / "uninterrupted"
-    experiment.train(cfg.replace(train__progress=False), load_data(cfg.data), other)
+    experiment.train_run(cfg.replace(train__progress=False), load_data(cfg.data), other)
     a = records.load_checkpoint(run.run_dir / "checkpoints" / "step_0000300.pt")
     b = records.load_checkpoint(
         experiment.run_dir_for(cfg, other) / "checkpoints" / "step_0000300.pt"

@@ -41,7 +41,7 @@ def test_paper_preset_trains_a_few_steps_on_cpu(name, tmp_path):
     )
     torch.set_num_threads(1)
     bundle = load_data(cfg.data)
-    model, objective, history = experiment.train(cfg, bundle, tmp_path)
+    model, objective, history = experiment.train_run(cfg, bundle, tmp_path)
     assert history.steps == 3 and history.best_step in (2, 3)
     final = history.final
     assert all(torch.isfinite(torch.tensor(v)) for v in final.values())
