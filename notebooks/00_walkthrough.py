@@ -63,7 +63,8 @@ if "google.colab" in sys.modules:
 import pandas as pd
 from IPython.display import Audio, display
 
-from paperlib import config, experiment, io, notebooks, plots, summary
+from paperlib import config, experiment, notebooks, plots, summary
+from paperlib import records as io
 from paperlib.data import load_data, speech
 
 # %% tags=["parameters"]

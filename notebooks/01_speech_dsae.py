@@ -43,7 +43,8 @@ if "google.colab" in sys.modules:
 # %%
 from IPython.display import Audio, display
 
-from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
+from paperlib import conversion, evaluate, experiment, notebooks, plan, plots, summary
+from paperlib import records as io
 from paperlib.data import features
 
 # %% tags=["parameters"]
@@ -197,7 +198,7 @@ summary.add_figure(
 # speaker. Audio is rendered from the log-mel frames by Griffin-Lim.
 
 # %%
-vc = evaluate.voice_conversion_examples(
+vc = conversion.voice_conversion_examples(
     res.models[objectives[-1]], res.loader("test"), n_examples=3, seed=params["seeds"][0]
 )
 fig = plots.fig_voice_conversion(vc)

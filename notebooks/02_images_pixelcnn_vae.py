@@ -37,7 +37,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
+from paperlib import evaluate, experiment, notebooks, plan, plots, summary
+from paperlib import records as io
 
 # %% tags=["parameters"]
 profile = "quick"

@@ -43,7 +43,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import experiment, io, notebooks, plan, plots, summary
+from paperlib import experiment, notebooks, plan, plots, summary
+from paperlib import records as io
 
 # %% tags=["parameters"]
 profile = "quick"

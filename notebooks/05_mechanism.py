@@ -47,7 +47,8 @@ if "google.colab" in sys.modules:
 # %%
 import pandas as pd
 
-from paperlib import config, io, mechanism, notebooks, plots, summary
+from paperlib import config, mechanism, notebooks, plots, summary
+from paperlib import records as io
 
 # %% tags=["parameters"]
 profile = "quick"
