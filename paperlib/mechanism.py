@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from paperlib import evaluate, experiment, runtime
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.mi import ESTIMATORS
 from paperlib.models import build_model
+from paperlib.stats import t_interval
 
 #: the two dials and the config keys they set
 DIALS: dict[str, str] = {"leak": "data__leak", "z_dim": "model__z_dim"}
@@ -397,21 +397,6 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------
 # aggregation: intervals, paired differences, metrics.json
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, lo, hi): mean +- t_{(1+level)/2, n-1} * sd / sqrt(n) (scipy.stats.t).
-
-    NaN values are dropped; with fewer than two values the bounds are NaN.
-    """
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if len(v) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
 
 
 def _on_line(rows: list[dict[str, Any]], dial: str, centre: dict[str, Any]) -> list[dict]:

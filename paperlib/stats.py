@@ -5,6 +5,7 @@ Two tools (issue 13, "Statistics"):
 - `paired_difference`: the per-seed differences d_k = a_k - b_k of two objectives trained on
   the same seeds, with a Student-t interval for their mean. Pairing by seed removes the part of
   the spread that the seed (data order, initialisation) gives both objectives alike.
+- `t_interval`: (mean, lo, hi) of one sample, mean +- t * sd / sqrt(n) (NaN-tolerant);
 - `bootstrap_ci`: a percentile-bootstrap interval of a statistic of one sample, via
   ``scipy.stats.bootstrap`` with a seeded numpy Generator.
 
@@ -13,6 +14,7 @@ Both return plain floats so that they go straight into metrics.json and the tabl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -90,6 +92,21 @@ def paired_difference(
     # half-width = t_{n-1, (1 + level)/2} * s_d / sqrt(n)
     half = float(sps.t.ppf(0.5 * (1.0 + level), df=n - 1)) * sem
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": float(n)}
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): mean +- t_{(1+level)/2, n-1} * sd / sqrt(n) (scipy.stats.t).
+
+    NaN values are dropped; with fewer than two values the bounds are NaN.
+    """
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, math.nan, math.nan
+    half = float(sps.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return mean, mean - half, mean + half
 
 
 def bootstrap_ci(
@@ -176,4 +193,4 @@ def paired_table(
     return out
 
 
-__all__ = ["bootstrap_ci", "paired_difference", "paired_table"]
+__all__ = ["bootstrap_ci", "paired_difference", "paired_table", "t_interval"]
