@@ -86,7 +86,12 @@ def load_data(data_cfg) -> DataBundle:
 
 
 def make_loaders(data_cfg, bundle: DataBundle | None = None, seed: int = 0) -> dict[str, Any]:
-    """DataLoaders for each split (train shuffled by a seeded generator, drop_last) plus ``info``."""
+    """DataLoaders for each split (train shuffled by a seeded generator, drop_last) plus ``info``.
+
+    ``fit`` draws its own resumable batches from ``loaders["train"].dataset`` and reads only the
+    batch size of the train loader; evaluation iterates it (encodings of the training split for
+    the probes, the classifiers of real data), so it is built here for them.
+    """
     bundle = bundle if bundle is not None else load_data(data_cfg)
     gen = torch.Generator()
     gen.manual_seed(seed)
