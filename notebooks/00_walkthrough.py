@@ -63,8 +63,9 @@ if "google.colab" in sys.modules:
 import pandas as pd
 from IPython.display import Audio, display
 
-from paperlib import config, experiment, io, notebooks, plots, summary
+from paperlib import experiment, io, plots, summary
 from paperlib.data import load_data, speech
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -74,20 +75,13 @@ beta = None
 out_dir = "../results/00_walkthrough"
 
 # %%
-params = notebooks.check_params("00_walkthrough", globals())
-# smoke: the smoke preset; otherwise the quick speech preset shrunk to fit the 3-minute budget
-cfg = config.load("smoke" if profile == "smoke" else "quick", "speech")
-if profile != "smoke":
-    cfg = cfg.replace(
-        data__n_speakers=32,  # of 64: the corpus renders in seconds
-        data__n_heldout_speakers=8,  # held-out speakers for the verification EER
-        data__utts_per_speaker=24,  # of 40
-        model__hidden=64,  # of 128: LSTM steps about 3x faster
-        eval__posthoc_critic_steps=200,  # of 300
-    )
-if params["steps"] is not None:
-    cfg = cfg.replace(train__steps=params["steps"])
+params, cfg = setup("00_walkthrough", globals())
 cfg
+
+# %% [markdown]
+# `cfg` is the smoke speech preset in the smoke profile; otherwise the quick speech preset shrunk
+# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.params` lists the
+# changes).
 
 # %%
 fig = plots.fig_information_diagram()

@@ -43,8 +43,9 @@ if "google.colab" in sys.modules:
 # %%
 from IPython.display import Audio, display
 
-from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
+from paperlib import evaluate, plots, summary
 from paperlib.data import features
+from paperlib.params import compare_objectives, setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -59,27 +60,22 @@ results_dir = "../results"
 out_dir = "../results/01_speech_dsae"
 
 # %%
-params = notebooks.check_params("01_speech_dsae", globals())
-# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
-# same runs for the cluster launcher (python -m paperlib.launch)
-cfg = plan.base_config("01_speech_dsae", params)
+params, cfg = setup("01_speech_dsae", globals())
 cfg
 
 # %% [markdown]
+# `cfg` is the profile's speech preset with `dataset`, `data_dir` and `steps`; `paperlib.plan`
+# lists the same runs for the cluster launcher (`python -m paperlib.launch`).
+#
 # ## Train every objective for every seed, then evaluate on the test split
 # Weights: `alpha`/`beta` of None use the values that the validation sweep (notebook 03) chose
-# for this profile at this step count; `load_selection` refuses a stale or foreign selection.
-# The seeds (100-102 in the quick profile) are disjoint from the sweep's.
+# for this profile at this step count; a stale or foreign selection is refused. The seeds
+# (100-102 in the quick profile) are disjoint from the sweep's. `compare_objectives` also
+# computes the floors, the paired differences and the regime shown below.
 
 # %%
-selection = None
-if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-    selection = experiment.load_selection(
-        f"{results_dir}/03_information_plane/selected_weights.json", cfg
-    )
-res = experiment.run_experiment(
-    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
-)
+run = compare_objectives(params, cfg)
+res = run.res
 res.weights
 
 # %% [markdown]
@@ -89,8 +85,7 @@ res.weights
 # baseline and, where one exists, a ceiling.
 
 # %%
-floors = res.compute_floors()
-floors
+run.floors
 
 # %%
 fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
@@ -105,7 +100,7 @@ summary.add_figure(
 # %%
 fig = plots.fig_metric_table(
     res.summary(),
-    floors=floors,
+    floors=run.floors,
     metric_names=["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"],
 )
 summary.add_figure(
@@ -130,9 +125,8 @@ summary.add_figure(
 # either way.
 
 # %%
-paired = res.paired()
 fig = plots.fig_paired_differences(
-    paired,
+    run.paired,
     metric_names=[
         "probe_acc",
         "eer",
@@ -157,8 +151,8 @@ summary.add_figure(
 # outcome rather than a failure of the method.
 
 # %%
-regime = evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
-print(regime)
+print(run.regime)
+
 # %%
 fig = plots.fig_tsne(
     res.embeddings("test"),
@@ -216,15 +210,5 @@ for name in ("content", "speaker", "converted"):
     display(name, Audio(wave, rate=info["sample_rate"]))
 
 # %%
-io.write_metrics(
-    f"{out_dir}/metrics.json",
-    res.metrics,
-    cfg,
-    params=params,
-    weights=res.weights,
-    wall_seconds=res.wall_seconds,
-    floors=floors,
-    paired=paired,
-    regime=regime,
-)
+run.write_metrics(out_dir)
 res.summary()

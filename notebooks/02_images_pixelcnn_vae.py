@@ -37,7 +37,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import evaluate, experiment, io, notebooks, plan, plots, summary
+from paperlib import evaluate, plots, summary
+from paperlib.params import compare_objectives, setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -52,24 +53,21 @@ results_dir = "../results"
 out_dir = "../results/02_images_pixelcnn_vae"
 
 # %%
-params = notebooks.check_params("02_images_pixelcnn_vae", globals())
-# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
-# same runs for the cluster launcher (python -m paperlib.launch)
-cfg = plan.base_config("02_images_pixelcnn_vae", params)
+params, cfg = setup("02_images_pixelcnn_vae", globals())
 cfg
 
 # %% [markdown]
+# `cfg` is the profile's image preset with `dataset`, `data_dir` and `steps`; `paperlib.plan`
+# lists the same runs for the cluster launcher (`python -m paperlib.launch`).
+#
 # ## Train every objective for every seed, then evaluate on the test split
+# As in notebook 01: `alpha`/`beta` of None use the weights that notebook 03 chose on the
+# validation split, and `compare_objectives` also computes the floors, the paired differences
+# and the regime shown below.
 
 # %%
-selection = None
-if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-    selection = experiment.load_selection(
-        f"{results_dir}/03_information_plane/selected_weights.json", cfg
-    )
-res = experiment.run_experiment(
-    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
-)
+run = compare_objectives(params, cfg)
+res = run.res
 res.weights
 
 # %% [markdown]
@@ -79,8 +77,7 @@ res.weights
 # baseline and, where one exists, a ceiling.
 
 # %%
-floors = res.compute_floors()
-floors
+run.floors
 
 # %%
 fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
@@ -95,7 +92,7 @@ summary.add_figure(
 # %%
 fig = plots.fig_metric_table(
     res.summary(),
-    floors=floors,
+    floors=run.floors,
     metric_names=[
         "probe_acc",
         "probe_acc_sample",
@@ -127,9 +124,8 @@ summary.add_figure(
 # either way.
 
 # %%
-paired = res.paired()
 fig = plots.fig_paired_differences(
-    paired,
+    run.paired,
     metric_names=["probe_acc", "class_consistency", "mi_xz_nats", "mi_zs_nats", "nll_bits_per_dim"],
 )
 summary.add_figure(
@@ -147,8 +143,8 @@ summary.add_figure(
 # outcome rather than a failure of the method.
 
 # %%
-regime = evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
-print(regime)
+print(run.regime)
+
 # %%
 fig = plots.fig_tsne(
     res.embeddings("test"),
@@ -188,15 +184,5 @@ for o in objectives:
     )
 
 # %%
-io.write_metrics(
-    f"{out_dir}/metrics.json",
-    res.metrics,
-    cfg,
-    params=params,
-    weights=res.weights,
-    wall_seconds=res.wall_seconds,
-    floors=floors,
-    paired=paired,
-    regime=regime,
-)
+run.write_metrics(out_dir)
 res.summary()

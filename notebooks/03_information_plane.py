@@ -43,7 +43,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import experiment, io, notebooks, plan, plots, summary
+from paperlib import experiment, io, plan, plots, summary
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -55,14 +56,17 @@ steps = None
 out_dir = "../results/03_information_plane"
 
 # %%
-params = notebooks.check_params("03_information_plane", globals())
+params, cfgs = setup("03_information_plane", globals())  # one base Config per experiment
 # mi per alpha; cmi per (alpha, beta), beta = alpha when betas is "tied"
 grid = plan.sweep_grid(params)
 grid
 
+# %% [markdown]
+# ## The sweep
+# Every (objective, alpha, beta) of the grid for every seed, evaluated on the validation split.
+# The experiments' sweeps are independent: one process each.
+
 # %%
-cfgs = {name: plan.base_config("03_information_plane", params, name) for name in experiments}
-# the experiments' sweeps are independent: one process each, on the validation split
 rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs))
 
 # %%

@@ -47,7 +47,8 @@ if "google.colab" in sys.modules:
 # %%
 import pandas as pd
 
-from paperlib import config, io, mechanism, notebooks, plots, summary
+from paperlib import io, mechanism, plots, summary
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -61,10 +62,7 @@ steps = None
 out_dir = "../results/05_mechanism"
 
 # %%
-params = notebooks.check_params("05_mechanism", globals())
-base = config.load(profile, "mechanism")
-if params["steps"] is not None:
-    base = base.replace(train__steps=params["steps"])
+params, base = setup("05_mechanism", globals())  # the mechanism preset, with `steps`
 centre = {"leak": params["leaks"][0], "z_dim": params["z_dims"][0]}
 points = mechanism.dial_points(centre, leak=params["leaks"], z_dim=params["z_dims"])
 [mechanism.point_name(p) for p in points]

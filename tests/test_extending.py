@@ -3,7 +3,7 @@ the notebooks' parameter check accept it by name."""
 
 import pytest
 
-from paperlib import config, experiment, notebooks
+from paperlib import config, experiment, params
 from paperlib.data import load_data
 from paperlib.regularizers import ELBO, OBJECTIVES
 
@@ -41,7 +41,7 @@ def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
         "results_dir": "r",
         "out_dir": "o",
     }
-    assert notebooks.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]
+    assert params.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]
 
 
 def test_an_unregistered_name_is_still_refused():

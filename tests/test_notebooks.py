@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paperlib import io, summary
-from paperlib.notebooks import notebook_names
+from paperlib.params import notebook_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
