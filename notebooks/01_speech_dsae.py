@@ -97,6 +97,15 @@ summary.add_figure(
     "critic's I(z;s) estimate per objective.",
 )
 
+# %% [markdown]
+# **What to look for.** The paper's premise is that the plain ELBO lets z go unused: `elbo`'s
+# KL(q(z|x)||p(z)) drifting towards 0 while `mi` and `cmi` hold it up. On `cmi` the training
+# critic's accuracy should rise above 0.5 (it tells joint (z, s) pairs from shuffled ones) and
+# then be pushed back towards 0.5 as the encoder removes what z and s share; its I(z;s)
+# estimate should end below `mi`'s. A critic that stays at 0.5 from the first step never
+# measured anything (a broken instrument, flagged in the table below). Curves still falling at
+# the last step mean the budget is too short for the comparisons to mean much.
+
 # %%
 fig = plots.fig_metric_table(
     res.summary(),
@@ -145,6 +154,13 @@ summary.add_figure(
 )
 
 # %% [markdown]
+# **What to look for.** Support for the paper is `cmi - mi` above 0 on the speaker probe of z
+# and on voice-conversion speaker accuracy, below 0 on the EER and on I(z;s), and not below 0
+# on I(x;z): z keeps more of the speaker while sharing less with s. The speaker probe on s
+# (`speaker_probe_acc_s`) should fall, since the penalty's gradient reaches s as well. Only
+# intervals wholly on one side of 0 count; with one seed (smoke) there is no interval at all.
+
+# %% [markdown]
 # ## The regime: do z and s share information under `mi`?
 # `cmi` can only remove information that z and s share. If the `mi` model's z and s share
 # nothing measurable, `cmi` has nothing to remove here, and equal numbers are the expected
@@ -166,6 +182,12 @@ summary.add_figure(
     "t-SNE of the posterior means of z on test utterances, coloured by speaker.",
 )
 
+# %% [markdown]
+# **What to look for.** If z is the global (speaker) variable, each speaker's utterances form
+# their own cluster, more cleanly under `cmi` than under `mi`. One blob of mixed colours for
+# `elbo` is the ignored z that motivates the paper. t-SNE distorts distances and cluster sizes:
+# read it as a picture of the probe accuracy in the table, not as a measurement.
+
 # %%
 fig = plots.fig_disentanglement(res.means())
 summary.add_figure(
@@ -176,6 +198,13 @@ summary.add_figure(
     "ideally z knows the speaker only and s the phone only.",
 )
 
+# %% [markdown]
+# **What to look for.** The ideal is a diagonal: z reads the speaker and not the phone, s reads
+# the phone and not the speaker. The paper's claim concerns the speaker-from-s cell: penalising
+# I(z;s) should lower it under `cmi` relative to `mi` while speaker-from-z stays as high or
+# rises. Phone-from-z near chance is expected for every objective; well above chance would mean
+# z spends its capacity on local content.
+
 # %%
 fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 summary.add_figure(
@@ -184,6 +213,14 @@ summary.add_figure(
     "rate_distortion",
     "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z,s) per objective and seed.",
 )
+
+# %% [markdown]
+# **What to look for.** `mi` and `cmi` should sit to the right of `elbo` (more rate spent on z);
+# points at a rate near 0 are a collapsed z. The theory says `cmi` buys information about x that
+# s does not already hold, so at a comparable rate its distortion should be no worse than
+# `mi`'s; a `cmi` cloud clearly above `mi`'s at the same rate means the penalty cost
+# reconstruction without a gain elsewhere. Seeds of one objective far apart say the budget is
+# too short to compare objectives.
 
 # %% [markdown]
 # ## Voice conversion: swap z between utterances
@@ -202,6 +239,13 @@ summary.add_figure(
     f"Voice conversion with the `{objectives[-1]}` model: content source, speaker "
     "source and the converted log-mel spectrogram.",
 )
+
+# %% [markdown]
+# **What to look for.** The converted spectrogram should keep the content source's timing
+# (where the energy changes from phone to phone) and take the speaker source's pitch and formant
+# spacing (the spacing of the horizontal bands). A converted panel that looks like the content
+# source means z is ignored; one that looks like the speaker source means z carries the content
+# too. In the audio below, listen for the content utterance in the speaker's voice.
 
 # %%
 info = res.bundle.info
