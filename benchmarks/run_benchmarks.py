@@ -283,7 +283,7 @@ def profile_steps(steps: int, top: int) -> dict[str, Any]:
 
 
 def notebook_times(results: Path) -> dict[str, Any]:
-    from paperlib.notebooks import notebook_names
+    from paperlib.params import notebook_names
 
     out: dict[str, Any] = {}
     for name in notebook_names():

@@ -63,9 +63,9 @@ if "google.colab" in sys.modules:
 import pandas as pd
 from IPython.display import Audio, display
 
-from paperlib import config, experiment, notebooks, plots, summary
-from paperlib import records as io
+from paperlib import experiment, plots, records, summary
 from paperlib.data import load_data, speech
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -75,20 +75,13 @@ beta = None
 out_dir = "../results/00_walkthrough"
 
 # %%
-params = notebooks.check_params("00_walkthrough", globals())
-# smoke: the smoke preset; otherwise the quick speech preset shrunk to fit the 3-minute budget
-cfg = config.load("smoke" if profile == "smoke" else "quick", "speech")
-if profile != "smoke":
-    cfg = cfg.replace(
-        data__n_speakers=32,  # of 64: the corpus renders in seconds
-        data__n_heldout_speakers=8,  # held-out speakers for the verification EER
-        data__utts_per_speaker=24,  # of 40
-        model__hidden=64,  # of 128: LSTM steps about 3x faster
-        eval__posthoc_critic_steps=200,  # of 300
-    )
-if params["steps"] is not None:
-    cfg = cfg.replace(train__steps=params["steps"])
+params, cfg = setup("00_walkthrough", globals())
 cfg
+
+# %% [markdown]
+# `cfg` is the smoke speech preset in the smoke profile; otherwise the quick speech preset shrunk
+# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.params` lists the
+# changes).
 
 # %%
 fig = plots.fig_information_diagram()
@@ -99,6 +92,15 @@ summary.add_figure(
     "(a) The sequential VAE's generative model; (b) information diagram of x, z and s under "
     "the encoder when I(z;s|x) = 0: I(x;z) = I(x;z|s) + I(z;s), and cmi rewards only I(x;z|s).",
 )
+
+# %% [markdown]
+# **What to look for.** This figure is the theory, not a measurement. In (b), I(x;z) splits into
+# the part of z that s does not hold, I(x;z|s), and the part z shares with s, I(z;s). `mi`
+# rewards both parts alike, so z may as well copy local detail that s already carries; `cmi`
+# subtracts beta I(z;s), and at beta = alpha what remains is alpha I(x;z|s): only information
+# that s lacks, which for a sequence is the global factor (here the speaker). The experiments
+# below check the prediction that follows: under `cmi`, z knows more about the speaker and
+# shares less with s.
 
 # %% [markdown]
 # ## The data: synthetic multi-speaker speech
@@ -168,6 +170,12 @@ summary.add_figure(
     "one speaker should cluster.",
 )
 
+# %% [markdown]
+# **What to look for.** Points of one colour (one speaker) should gather in their own cluster,
+# more so for `cmi` than for `elbo`. A single blob of mixed colours means z holds little about
+# the speaker. With one seed of a tiny model the picture is noisy, and t-SNE distorts distances:
+# the speaker probe in the table above is the number to trust.
+
 # %%
 fig = plots.fig_disentanglement(res.means())
 summary.add_figure(
@@ -179,13 +187,20 @@ summary.add_figure(
 )
 
 # %% [markdown]
+# **What to look for.** The ideal is a diagonal: high speaker-from-z and phone-from-s, low
+# phone-from-z and speaker-from-s (chance levels are printed above the table). The paper's
+# argument predicts that `cmi` lowers speaker-from-s relative to `elbo` (its penalty pushes the
+# speaker out of the local path) while raising speaker-from-z. Equal cells for the two
+# objectives mean the penalty did not act at this size.
+
+# %% [markdown]
 # ## Where next
 # Notebook 01 runs the full speech experiment (three objectives including `mi`, three seeds,
 # verification EER, voice conversion); 02 the autoregressive PixelCNN-VAE on images; 03 the
 # weight sweep and the information plane. The last cell writes this notebook's metrics.json.
 
 # %%
-io.write_metrics(
+records.write_metrics(
     f"{out_dir}/metrics.json",
     res.metrics,
     cfg,

@@ -43,9 +43,9 @@ if "google.colab" in sys.modules:
 # %%
 from IPython.display import Audio, display
 
-from paperlib import conversion, evaluate, experiment, notebooks, plan, plots, summary
-from paperlib import records as io
+from paperlib import conversion, plots, summary
 from paperlib.data import features
+from paperlib.params import compare_objectives, setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -60,27 +60,22 @@ results_dir = "../results"
 out_dir = "../results/01_speech_dsae"
 
 # %%
-params = notebooks.check_params("01_speech_dsae", globals())
-# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
-# same runs for the cluster launcher (python -m paperlib.launch)
-cfg = plan.base_config("01_speech_dsae", params)
+params, cfg = setup("01_speech_dsae", globals())
 cfg
 
 # %% [markdown]
+# `cfg` is the profile's speech preset with `dataset`, `data_dir` and `steps`; `paperlib.plan`
+# lists the same runs for the cluster launcher (`python -m paperlib.launch`).
+#
 # ## Train every objective for every seed, then evaluate on the test split
 # Weights: `alpha`/`beta` of None use the values that the validation sweep (notebook 03) chose
-# for this profile at this step count; `load_selection` refuses a stale or foreign selection.
-# The seeds (100-102 in the quick profile) are disjoint from the sweep's.
+# for this profile at this step count; a stale or foreign selection is refused. The seeds
+# (100-102 in the quick profile) are disjoint from the sweep's. `compare_objectives` also
+# computes the floors, the paired differences and the regime shown below.
 
 # %%
-selection = None
-if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-    selection = experiment.load_selection(
-        f"{results_dir}/03_information_plane/selected_weights.json", cfg
-    )
-res = experiment.run_experiment(
-    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
-)
+run = compare_objectives(params, cfg)
+res = run.res
 res.weights
 
 # %% [markdown]
@@ -90,8 +85,7 @@ res.weights
 # baseline and, where one exists, a ceiling.
 
 # %%
-floors = res.compute_floors()
-floors
+run.floors
 
 # %%
 fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
@@ -103,10 +97,19 @@ summary.add_figure(
     "critic's I(z;s) estimate per objective.",
 )
 
+# %% [markdown]
+# **What to look for.** The paper's premise is that the plain ELBO lets z go unused: `elbo`'s
+# KL(q(z|x)||p(z)) drifting towards 0 while `mi` and `cmi` hold it up. On `cmi` the training
+# critic's accuracy should rise above 0.5 (it tells joint (z, s) pairs from shuffled ones) and
+# then be pushed back towards 0.5 as the encoder removes what z and s share; its I(z;s)
+# estimate should end below `mi`'s. A critic that stays at 0.5 from the first step never
+# measured anything (a broken instrument, flagged in the table below). Curves still falling at
+# the last step mean the budget is too short for the comparisons to mean much.
+
 # %%
 fig = plots.fig_metric_table(
     res.summary(),
-    floors=floors,
+    floors=run.floors,
     metric_names=["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"],
 )
 summary.add_figure(
@@ -131,9 +134,8 @@ summary.add_figure(
 # either way.
 
 # %%
-paired = res.paired()
 fig = plots.fig_paired_differences(
-    paired,
+    run.paired,
     metric_names=[
         "probe_acc",
         "eer",
@@ -152,14 +154,21 @@ summary.add_figure(
 )
 
 # %% [markdown]
+# **What to look for.** Support for the paper is `cmi - mi` above 0 on the speaker probe of z
+# and on voice-conversion speaker accuracy, below 0 on the EER and on I(z;s), and not below 0
+# on I(x;z): z keeps more of the speaker while sharing less with s. The speaker probe on s
+# (`speaker_probe_acc_s`) should fall, since the penalty's gradient reaches s as well. Only
+# intervals wholly on one side of 0 count; with one seed (smoke) there is no interval at all.
+
+# %% [markdown]
 # ## The regime: do z and s share information under `mi`?
 # `cmi` can only remove information that z and s share. If the `mi` model's z and s share
 # nothing measurable, `cmi` has nothing to remove here, and equal numbers are the expected
 # outcome rather than a failure of the method.
 
 # %%
-regime = evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
-print(regime)
+print(run.regime)
+
 # %%
 fig = plots.fig_tsne(
     res.embeddings("test"),
@@ -173,6 +182,12 @@ summary.add_figure(
     "t-SNE of the posterior means of z on test utterances, coloured by speaker.",
 )
 
+# %% [markdown]
+# **What to look for.** If z is the global (speaker) variable, each speaker's utterances form
+# their own cluster, more cleanly under `cmi` than under `mi`. One blob of mixed colours for
+# `elbo` is the ignored z that motivates the paper. t-SNE distorts distances and cluster sizes:
+# read it as a picture of the probe accuracy in the table, not as a measurement.
+
 # %%
 fig = plots.fig_disentanglement(res.means())
 summary.add_figure(
@@ -183,6 +198,13 @@ summary.add_figure(
     "ideally z knows the speaker only and s the phone only.",
 )
 
+# %% [markdown]
+# **What to look for.** The ideal is a diagonal: z reads the speaker and not the phone, s reads
+# the phone and not the speaker. The paper's claim concerns the speaker-from-s cell: penalising
+# I(z;s) should lower it under `cmi` relative to `mi` while speaker-from-z stays as high or
+# rises. Phone-from-z near chance is expected for every objective; well above chance would mean
+# z spends its capacity on local content.
+
 # %%
 fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 summary.add_figure(
@@ -191,6 +213,14 @@ summary.add_figure(
     "rate_distortion",
     "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z,s) per objective and seed.",
 )
+
+# %% [markdown]
+# **What to look for.** `mi` and `cmi` should sit to the right of `elbo` (more rate spent on z);
+# points at a rate near 0 are a collapsed z. The theory says `cmi` buys information about x that
+# s does not already hold, so at a comparable rate its distortion should be no worse than
+# `mi`'s; a `cmi` cloud clearly above `mi`'s at the same rate means the penalty cost
+# reconstruction without a gain elsewhere. Seeds of one objective far apart say the budget is
+# too short to compare objectives.
 
 # %% [markdown]
 # ## Voice conversion: swap z between utterances
@@ -210,6 +240,13 @@ summary.add_figure(
     "source and the converted log-mel spectrogram.",
 )
 
+# %% [markdown]
+# **What to look for.** The converted spectrogram should keep the content source's timing
+# (where the energy changes from phone to phone) and take the speaker source's pitch and formant
+# spacing (the spacing of the horizontal bands). A converted panel that looks like the content
+# source means z is ignored; one that looks like the speaker source means z carries the content
+# too. In the audio below, listen for the content utterance in the speaker's voice.
+
 # %%
 info = res.bundle.info
 for name in ("content", "speaker", "converted"):
@@ -217,15 +254,5 @@ for name in ("content", "speaker", "converted"):
     display(name, Audio(wave, rate=info["sample_rate"]))
 
 # %%
-io.write_metrics(
-    f"{out_dir}/metrics.json",
-    res.metrics,
-    cfg,
-    params=params,
-    weights=res.weights,
-    wall_seconds=res.wall_seconds,
-    floors=floors,
-    paired=paired,
-    regime=regime,
-)
+run.write_metrics(out_dir)
 res.summary()

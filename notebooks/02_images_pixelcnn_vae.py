@@ -37,8 +37,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import evaluate, experiment, notebooks, plan, plots, summary
-from paperlib import records as io
+from paperlib import evaluate, plots, summary
+from paperlib.params import compare_objectives, setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -53,24 +53,21 @@ results_dir = "../results"
 out_dir = "../results/02_images_pixelcnn_vae"
 
 # %%
-params = notebooks.check_params("02_images_pixelcnn_vae", globals())
-# the preset of this profile with `dataset`, `data_dir` and `steps`; paperlib.plan lists the
-# same runs for the cluster launcher (python -m paperlib.launch)
-cfg = plan.base_config("02_images_pixelcnn_vae", params)
+params, cfg = setup("02_images_pixelcnn_vae", globals())
 cfg
 
 # %% [markdown]
+# `cfg` is the profile's image preset with `dataset`, `data_dir` and `steps`; `paperlib.plan`
+# lists the same runs for the cluster launcher (`python -m paperlib.launch`).
+#
 # ## Train every objective for every seed, then evaluate on the test split
+# As in notebook 01: `alpha`/`beta` of None use the weights that notebook 03 chose on the
+# validation split, and `compare_objectives` also computes the floors, the paired differences
+# and the regime shown below.
 
 # %%
-selection = None
-if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-    selection = experiment.load_selection(
-        f"{results_dir}/03_information_plane/selected_weights.json", cfg
-    )
-res = experiment.run_experiment(
-    cfg, objectives, params["seeds"], alpha=alpha, beta=beta, selection=selection
-)
+run = compare_objectives(params, cfg)
+res = run.res
 res.weights
 
 # %% [markdown]
@@ -80,8 +77,7 @@ res.weights
 # baseline and, where one exists, a ceiling.
 
 # %%
-floors = res.compute_floors()
-floors
+run.floors
 
 # %%
 fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
@@ -93,10 +89,18 @@ summary.add_figure(
     "critic's I(z;s) estimate per objective.",
 )
 
+# %% [markdown]
+# **What to look for.** With a PixelCNN decoder the paper expects posterior collapse under the
+# plain ELBO: `elbo`'s KL(q(z|x)||p(z)) falling to about 0, because the decoder can model the
+# digits from x_<t alone. `mi` and `cmi` should keep it well above 0. On `cmi` the training
+# critic's accuracy should rise above 0.5 and then be pushed back towards it as the encoder
+# removes what z shares with the context features s_t; its I(z;s) estimate should end below
+# `mi`'s. A critic flat at 0.5 from the start is a broken instrument, not a result.
+
 # %%
 fig = plots.fig_metric_table(
     res.summary(),
-    floors=floors,
+    floors=run.floors,
     metric_names=[
         "probe_acc",
         "probe_acc_sample",
@@ -128,9 +132,8 @@ summary.add_figure(
 # either way.
 
 # %%
-paired = res.paired()
 fig = plots.fig_paired_differences(
-    paired,
+    run.paired,
     metric_names=["probe_acc", "class_consistency", "mi_xz_nats", "mi_zs_nats", "nll_bits_per_dim"],
 )
 summary.add_figure(
@@ -142,14 +145,21 @@ summary.add_figure(
 )
 
 # %% [markdown]
+# **What to look for.** Support for the paper is `cmi - mi` above 0 on the class probe of z and
+# on the class consistency of samples, below 0 on I(z;s), and not below 0 on I(x;z). The NLL
+# difference should stay near 0: the penalty should move information between z and s, not
+# cost likelihood. Only intervals wholly on one side of 0 count; with one seed (smoke) there is
+# no interval at all.
+
+# %% [markdown]
 # ## The regime: do z and s share information under `mi`?
 # `cmi` can only remove information that z and s share. If the `mi` model's z and s share
 # nothing measurable, `cmi` has nothing to remove here, and equal numbers are the expected
 # outcome rather than a failure of the method.
 
 # %%
-regime = evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
-print(regime)
+print(run.regime)
+
 # %%
 fig = plots.fig_tsne(
     res.embeddings("test"),
@@ -160,6 +170,12 @@ summary.add_figure(
     fig, out_dir, "tsne_z", "t-SNE of the posterior means of z on test images, coloured by class."
 )
 
+# %% [markdown]
+# **What to look for.** If z carries the digit, the test images of one class gather in their own
+# cluster, more cleanly under `cmi` than under `mi`. A collapsed `elbo` z shows as one blob of
+# mixed colours (z is noise from the prior). t-SNE distorts distances and cluster sizes: read it
+# as a picture of the class probe in the table, not as a measurement.
+
 # %%
 fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 summary.add_figure(
@@ -168,6 +184,12 @@ summary.add_figure(
     "rate_distortion",
     "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z) per objective and seed.",
 )
+
+# %% [markdown]
+# **What to look for.** Collapse shows as `elbo` points at a rate near 0. `mi` and `cmi` should
+# spend rate on z; since the decoder is strong, that rate buys little distortion, so the points
+# move right more than down. At a comparable rate `cmi` should not be clearly above (worse
+# than) `mi`: the theory says it spends z's rate on what the context s_t cannot supply.
 
 # %% [markdown]
 # ## Samples: does z steer the decoder?
@@ -188,16 +210,14 @@ for o in objectives:
         "(blank for prior rows), then autoregressive samples given that z.",
     )
 
+# %% [markdown]
+# **What to look for** (one grid per objective). Where z steers the decoder, every sample in a
+# row shows the digit of the row's source image (first column), in varied styles; under `cmi`
+# this should hold in more rows than under `mi` (the class-consistency metric counts it). Rows
+# of unrelated digits, as a collapsed `elbo` z produces, mean the decoder ignores z. Rows that
+# copy the source image pixel for pixel mean z holds local detail too, which the paper's
+# objective is meant to push into s.
+
 # %%
-io.write_metrics(
-    f"{out_dir}/metrics.json",
-    res.metrics,
-    cfg,
-    params=params,
-    weights=res.weights,
-    wall_seconds=res.wall_seconds,
-    floors=floors,
-    paired=paired,
-    regime=regime,
-)
+run.write_metrics(out_dir)
 res.summary()

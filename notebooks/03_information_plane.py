@@ -43,8 +43,8 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import experiment, notebooks, plan, plots, summary
-from paperlib import records as io
+from paperlib import experiment, plan, plots, records, summary
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -56,14 +56,17 @@ steps = None
 out_dir = "../results/03_information_plane"
 
 # %%
-params = notebooks.check_params("03_information_plane", globals())
+params, cfgs = setup("03_information_plane", globals())  # one base Config per experiment
 # mi per alpha; cmi per (alpha, beta), beta = alpha when betas is "tied"
 grid = plan.sweep_grid(params)
 grid
 
+# %% [markdown]
+# ## The sweep
+# Every (objective, alpha, beta) of the grid for every seed, evaluated on the validation split.
+# The experiments' sweeps are independent: one process each.
+
 # %%
-cfgs = {name: plan.base_config("03_information_plane", params, name) for name in experiments}
-# the experiments' sweeps are independent: one process each, on the validation split
 rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs))
 
 # %%
@@ -77,6 +80,15 @@ for name in experiments:
         "(objective, alpha, beta) of the grid; labels give the weights.",
     )
 
+# %% [markdown]
+# **What to look for** (one plane per experiment). The argument predicts that raising alpha
+# moves `mi` up and to the right (more I(x;z), part of it shared with s), while `cmi` at the
+# same alpha sits to the left of `mi` (less I(z;s)) at a similar height. Support is a `cmi`
+# point left of the `mi` point with the same alpha. `cmi` points on top of `mi`'s mean the
+# penalty did not act (see the training critic in notebooks 01 and 02); `cmi` points at I(x;z)
+# near 0 mean beta was strong enough to empty z. Small negative post-hoc estimates mean "not
+# distinguishable from 0".
+
 # %%
 for name in experiments:
     fig = plots.fig_rate_distortion(experiment.points(rows[name], "rate_nats", "distortion_nats"))
@@ -86,6 +98,12 @@ for name in experiments:
         f"rate_distortion_{name}",
         f"{name}: rate KL(q(z|x)||p(z)) against distortion across the grid (validation split).",
     )
+
+# %% [markdown]
+# **What to look for.** Larger alpha should buy rate (points further right) and, with a decoder
+# that uses z, lower distortion. At a comparable rate, `cmi` should not be clearly worse than
+# `mi`: the theory says it spends the same budget on what s cannot supply. Points at a rate
+# near 0 are a collapsed z for that weight.
 
 # %%
 for name in experiments:
@@ -98,6 +116,18 @@ for name in experiments:
         "(beta = 0 is `mi`).",
     )
 
+# %% [markdown]
+# **What to look for.** The paper predicts that the probe of z rises from beta = 0 (`mi`) as
+# beta grows, up to a point past which the penalty starts to empty z and the probe falls. The
+# selection below takes the best point. A flat line means beta does not matter at this size, so
+# the `cmi` vs `mi` comparison of notebooks 01 and 02 is expected to be a tie; a line that only
+# falls means any penalty hurts here. One seed per point (smoke) cannot tell these apart.
+
+# %% [markdown]
+# ## The selection
+# Per objective, the weights with the best mean validation probe accuracy, with every row as
+# evidence; notebooks 01 and 02 read them.
+
 # %%
 selection = {name: experiment.select_weights(rows[name]) for name in experiments}
 experiment.write_selection(f"{out_dir}/selected_weights.json", selection, cfgs, params["seeds"])
@@ -107,6 +137,6 @@ experiment.write_selection(f"{out_dir}/selected_weights.json", selection, cfgs, 
 metrics = {}
 for name in experiments:
     metrics.update(experiment.rows_to_metrics(rows[name], suffix=f"_{name}"))
-io.write_metrics(
+records.write_metrics(
     f"{out_dir}/metrics.json", metrics, None, profile=profile, params=params, split="val"
 )

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from paperlib import notebooks, summary
+from paperlib import summary
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -41,7 +42,7 @@ results_dir = "../results"
 out_dir = "../results/04_summary"
 
 # %%
-params = notebooks.check_params("04_summary", globals())
+params, _ = setup("04_summary", globals())  # the summary trains nothing: no Config
 Path(out_dir).mkdir(parents=True, exist_ok=True)
 
 # %%

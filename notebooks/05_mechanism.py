@@ -47,8 +47,8 @@ if "google.colab" in sys.modules:
 # %%
 import pandas as pd
 
-from paperlib import config, mechanism, notebooks, plots, summary
-from paperlib import records as io
+from paperlib import mechanism, plots, records, summary
+from paperlib.params import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -62,10 +62,7 @@ steps = None
 out_dir = "../results/05_mechanism"
 
 # %%
-params = notebooks.check_params("05_mechanism", globals())
-base = config.load(profile, "mechanism")
-if params["steps"] is not None:
-    base = base.replace(train__steps=params["steps"])
+params, base = setup("05_mechanism", globals())  # the mechanism preset, with `steps`
 centre = {"leak": params["leaks"][0], "z_dim": params["z_dims"][0]}
 points = mechanism.dial_points(centre, leak=params["leaks"], z_dim=params["z_dims"])
 [mechanism.point_name(p) for p in points]
@@ -81,7 +78,7 @@ selection = mechanism.select_weights(
     base, centre, params["alphas"], params["betas"], params["selection_seeds"]
 )
 weights = {o: w for o, w in selection.items() if o != "_evidence"}
-io.write_json(f"{out_dir}/selected_weights.json", selection)
+records.write_json(f"{out_dir}/selected_weights.json", selection)
 weights
 
 # %% [markdown]
@@ -199,7 +196,7 @@ pd.DataFrame(
 ).T.round(3)
 
 # %%
-io.write_metrics(
+records.write_metrics(
     f"{out_dir}/metrics.json",
     mechanism.rows_to_metrics(rows),
     base,

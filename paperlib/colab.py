@@ -83,7 +83,7 @@ def install_cell(url: str | None = None) -> str:
     """The source of the install cell that starts every notebook.
 
     It defines no global names besides modules and functions, so a notebook's parameter check
-    (`paperlib.notebooks.check_params`) sees nothing new.
+    (`paperlib.params.check_params`) sees nothing new.
     """
     url = url or repository_url()
     return f"""{MARKER}
@@ -152,7 +152,7 @@ def binder_url(notebook: str = "00_walkthrough", url: str | None = None) -> str:
 
 def badges_markdown(url: str | None = None) -> str:
     """The README's badge block: Binder and Colab for the walkthrough, then Colab per notebook."""
-    from paperlib.notebooks import notebook_names
+    from paperlib.params import notebook_names
 
     url = url or repository_url()
     names = [n for n in notebook_names() if n != "04_summary"]  # the summary needs results

@@ -45,7 +45,8 @@ from typing import Any
 
 from paperlib import experiment, plan, records, runtime
 from paperlib.config import PROFILES, Config
-from paperlib.notebooks import NOTEBOOK_DIR, ParameterError, notebook_names
+from paperlib.notebooks import NOTEBOOK_DIR
+from paperlib.params import ParameterError, notebook_names
 
 #: ASSUMPTION, not a measurement: milliseconds per training step of a paper-profile model
 #: (DSAE: batch 64 x 128 frames x 80 mels, hidden 256; PixelCNN-VAE: batch 128 x 28 x 28, 8 gated

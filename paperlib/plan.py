@@ -26,6 +26,7 @@ from typing import Any
 
 from paperlib import config, experiment, notebooks, runtime, train
 from paperlib.config import Config
+from paperlib.params import SPECS, check_params, notebook_names
 
 #: the objectives that notebook 03 sweeps (mi per alpha, cmi per (alpha, beta)); elbo has no
 #: weight to choose, and notebooks 01/02 train it
@@ -51,7 +52,7 @@ def parameters_cell(notebook: str) -> dict[str, Any]:
     path = notebooks.NOTEBOOK_DIR / f"{notebook}.py"
     if not path.exists():
         raise ValueError(
-            f"notebook source {path} not found; accepted notebooks: {notebooks.notebook_names()}"
+            f"notebook source {path} not found; accepted notebooks: {notebook_names()}"
         )
     cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
     if len(cells) != 1:
@@ -82,11 +83,11 @@ def notebook_params(
     """The parameters a notebook runs with: its parameters cell, `profile` and `overrides`.
 
     ``None`` values are resolved to the profile's defaults exactly as inside the notebook
-    (``notebooks.check_params``). An unknown or invalid override raises
-    ``notebooks.ParameterError`` naming it.
+    (``paperlib.params.check_params``). An unknown or invalid override raises
+    ``paperlib.params.ParameterError`` naming it.
     """
     values = {**parameters_cell(notebook), "profile": profile, **(overrides or {})}
-    return notebooks.check_params(notebook, values)
+    return check_params(notebook, values)
 
 
 def base_config(notebook: str, params: Mapping[str, Any], name: str | None = None) -> Config:
@@ -95,7 +96,7 @@ def base_config(notebook: str, params: Mapping[str, Any], name: str | None = Non
     Parameters
     ----------
     notebook : a planned notebook (a key of `PLANNERS`).
-    params : from ``notebooks.check_params`` (inside the notebook) or `notebook_params`.
+    params : from ``paperlib.params.setup`` (inside the notebook) or `notebook_params`.
     name : the experiment ("speech", "images") for notebooks that train several (03).
     """
     profile = params["profile"]
@@ -195,14 +196,14 @@ def configs(
     ------
     ValueError
         For a notebook without a plan (the message lists the planned ones), or an invalid
-        parameter (``notebooks.ParameterError``, naming it).
+        parameter (``paperlib.params.ParameterError``, naming it).
     SelectionPending
         For 01/02 before notebook 03 wrote its selection (unless `pending_ok`).
     """
     if notebook not in PLANNERS:
         raise ValueError(f"notebook {notebook!r} has no training plan; planned: {sorted(PLANNERS)}")
     params = dict(params or {})
-    if results_dir is not None and "results_dir" in notebooks.SPECS[notebook]:
+    if results_dir is not None and "results_dir" in SPECS[notebook]:
         params["results_dir"] = str(results_dir)
     resolved = notebook_params(notebook, profile, params)
     return [
@@ -293,4 +294,4 @@ def runs(
 
 def planned_notebooks() -> list[str]:
     """The notebooks with a training plan whose source exists, in order."""
-    return [n for n in notebooks.notebook_names() if n in PLANNERS]
+    return [n for n in notebook_names() if n in PLANNERS]

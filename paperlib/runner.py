@@ -33,14 +33,8 @@ from typing import Any
 
 from paperlib import progress
 from paperlib.config import PROFILES
-from paperlib.notebooks import (
-    NOTEBOOK_DIR,
-    SPECS,
-    ParameterError,
-    find_notebook_dir,
-    notebook_names,
-    validate,
-)
+from paperlib.notebooks import NOTEBOOK_DIR, find_notebook_dir
+from paperlib.params import SPECS, ParameterError, notebook_names, validate
 from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
 
 PACKAGE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@ the notebooks' parameter check accept it by name; an unregistered name is refuse
 
 import pytest
 
-from paperlib import config, experiment, notebooks
+from paperlib import config, experiment, params
 from paperlib.data import load_data
 from paperlib.models import build_model
 from paperlib.regularizers import ELBO, OBJECTIVES, build_objective
@@ -42,7 +42,7 @@ def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
         "results_dir": "r",
         "out_dir": "o",
     }
-    assert notebooks.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]
+    assert params.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]
 
 
 def test_an_unregistered_name_is_still_refused():
@@ -57,5 +57,5 @@ def test_an_unregistered_name_is_still_refused():
     ns = {"profile": "smoke", "seeds": None, "objectives": ["elbo", "not_registered"]}
     ns.update(alpha=None, beta=None, dataset="synthetic_speech", data_dir="d", steps=None)
     ns.update(results_dir="r", out_dir="o")
-    with pytest.raises(notebooks.ParameterError, match="objectives"):
-        notebooks.check_params("01_speech_dsae", ns)
+    with pytest.raises(params.ParameterError, match="objectives"):
+        params.check_params("01_speech_dsae", ns)

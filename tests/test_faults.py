@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config, notebooks
+from paperlib import config, notebooks, params
 from paperlib.data import load_data, make_loaders, real
 from paperlib.data.speech import cache_path
 from paperlib.models import build_model
@@ -207,22 +207,24 @@ def _ns01(**changes):
     ],
 )
 def test_bad_notebook_parameters_are_named(changes, named):
-    with pytest.raises(notebooks.ParameterError, match=re.escape(named)):
-        notebooks.check_params("01_speech_dsae", _ns01(**changes))
+    with pytest.raises(params.ParameterError, match=re.escape(named)):
+        params.check_params("01_speech_dsae", _ns01(**changes))
 
 
 def test_good_parameters_resolve_profile_defaults():
-    assert notebooks.check_params("01_speech_dsae", _ns01())["seeds"] == [0]
+    assert params.check_params("01_speech_dsae", _ns01())["seeds"] == [0]
 
 
-@pytest.mark.parametrize("name", notebooks.notebook_names())
+@pytest.mark.parametrize("name", params.notebook_names())
 def test_parameters_are_checked_in_the_first_cell_after_the_parameters_cell(name):
+    # setup() calls params.check_params
     import jupytext
 
     cells = [c for c in jupytext.read(notebooks.NOTEBOOK_DIR / f"{name}.py").cells]
     code = [c for c in cells if c.cell_type == "code"]
     i = next(k for k, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
-    assert code[i + 1].source.lstrip().startswith(f'params = notebooks.check_params("{name}"')
+    first = code[i + 1].source.lstrip()
+    assert re.match(rf'params, \w+ = setup\("{name}", globals\(\)\)', first), first
 
 
 def _run_all(*args):

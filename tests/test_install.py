@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paperlib import colab, notebooks, records, runner
+from paperlib import colab, notebooks, params, records, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -206,7 +206,7 @@ def test_badges_cells_and_twins_follow_pyproject():
     assert colab.sync(check=True) == [], "run: python -m paperlib.colab sync"
     readme = (ROOT / "README.md").read_text()
     path = colab.github_path()
-    for name in notebooks.notebook_names():
+    for name in params.notebook_names():
         if name != "04_summary":
             assert colab.colab_url(name) in readme
             assert (ROOT / "notebooks" / f"{name}.ipynb").exists(), "Colab opens the twin"
@@ -217,7 +217,7 @@ def test_badges_cells_and_twins_follow_pyproject():
 def test_a_new_repository_url_changes_every_link():
     fork = "https://github.com/someone/my-fork"
     badges = colab.badges_markdown(fork)
-    assert badges.count("someone/my-fork") == 1 + len(notebooks.notebook_names())
+    assert badges.count("someone/my-fork") == 1 + len(params.notebook_names())
     assert colab.github_path() not in badges
     assert "git+https://github.com/someone/my-fork" in colab.install_cell(fork)
     with pytest.raises(ValueError, match="https://github.com/OWNER/REPO"):
@@ -250,7 +250,7 @@ def test_install_cell_installs_from_the_repository_keeping_colabs_torch(monkeypa
     assert f"torch=={version('torch')}" in cmd, "pip must not replace Colab's torch"
     assert f"paperlib @ git+{colab.repository_url()}" in cmd
     assert calls[1] == "setup"
-    notebooks.check_params(
+    params.check_params(
         "04_summary",
         {**ns, "profile": "smoke", "results_dir": "r", "out_dir": "o"},
     )  # nothing the cell defined trips the parameter check

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paperlib import records, summary
-from paperlib.notebooks import notebook_names
+from paperlib.params import notebook_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,3 +219,43 @@ def test_twin_check_ignores_jupyterlab_metadata_but_not_content(tmp_path):
     nbformat.write(nb, twin)
     assert sync_ipynb(check=True, folder=folder) == [twin], "a twin with outputs is stale"
     assert sync_ipynb(folder=folder) == [twin] and sync_ipynb(check=True, folder=folder) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# each notebook reads like a paper: set-up in one call, a reader's guide after every figure
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_every_figure_is_followed_by_what_to_look_for(name):
+    import jupytext
+
+    from paperlib.notebooks import NOTEBOOK_DIR
+
+    cells = jupytext.read(NOTEBOOK_DIR / f"{name}.py").cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and "summary.add_figure(" in cell.source:
+            nxt = cells[i + 1] if i + 1 < len(cells) else None
+            assert nxt is not None and nxt.cell_type == "markdown", f"{name}: cell {i}"
+            assert nxt.source.startswith("**What to look for"), f"{name}: cell {i + 1}"
+
+
+def test_setup_checks_the_parameters_and_builds_each_notebooks_config():
+    from paperlib import config, plan
+    from paperlib.params import ParameterError, setup
+
+    ns = {"profile": "smoke", "seeds": None, "steps": None, "beta": None, "out_dir": "o"}
+    params, cfg = setup("00_walkthrough", ns)
+    assert params["seeds"] == [0] and cfg == config.load("smoke", "speech")
+    _, quick = setup("00_walkthrough", {**ns, "profile": "quick"})
+    assert quick.model.hidden == 64 and quick.train.steps == 300  # shrunk to the 3-minute budget
+    with pytest.raises(ParameterError, match="'stpes'"):
+        setup("00_walkthrough", {**ns, "stpes": 3})
+
+    ns01 = {
+        **{"profile": "smoke", "seeds": None, "objectives": ["elbo", "mi", "cmi"]},
+        **{"alpha": None, "beta": None, "dataset": None, "data_dir": None, "steps": 7},
+        **{"results_dir": "r", "out_dir": "o"},
+    }
+    params, cfg = setup("01_speech_dsae", ns01)
+    assert cfg == plan.base_config("01_speech_dsae", params) and cfg.train.steps == 7
+    assert setup("04_summary", {"profile": "smoke", "results_dir": "r", "out_dir": "o"})[1] is None

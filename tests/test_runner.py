@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import notebooks
+from paperlib import params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,12 +57,12 @@ def test_check_params_catches_a_misspelled_injected_name():
         "beta": None,
         "out_dir": "x",
         "profil": "quick",
-        "np": notebooks,
+        "np": params,
     }
-    with pytest.raises(notebooks.ParameterError, match="'profil'.*did you mean 'profile'"):
-        notebooks.check_params("00_walkthrough", ns)
+    with pytest.raises(params.ParameterError, match="'profil'.*did you mean 'profile'"):
+        params.check_params("00_walkthrough", ns)
     del ns["profil"]
-    assert notebooks.check_params("00_walkthrough", ns)["seeds"] == [0]
+    assert params.check_params("00_walkthrough", ns)["seeds"] == [0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,466 @@
+"""Notebook parameters and set-up: one declared spec per notebook, validated before and inside
+each run, and the first call of every notebook, `setup`.
+
+papermill only *warns* about a parameter the notebook does not declare, and a misspelled name
+silently becomes a new variable. So every notebook calls `setup` (which calls `check_params`) in
+the cell after its ``parameters`` cell, and `paperlib.runner` checks ``-p`` overrides against the
+same spec before starting a kernel. Both fail with a message naming the parameter and the
+accepted values.
+
+``None`` for a parameter means "the profile's default", resolved by `check_params`.
+
+This is the notebooks' support layer: it builds on `paperlib.plan` and `paperlib.experiment`
+(imported inside the functions that need them: `paperlib.plan` reads the specs here).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paperlib.components import BUILTIN_DATASETS as DATASETS
+from paperlib.components import registered
+from paperlib.config import PROFILES
+from paperlib.notebooks import NOTEBOOK_DIR
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: a check, a description, and per-profile defaults for ``None``."""
+
+    check: Callable[[Any], str | None]  # returns an error fragment, or None when the value is fine
+    accepted: str
+    defaults: Mapping[str, Any] | None = None
+
+
+def _choice(*choices: Any) -> Param:
+    return Param(lambda v: None if v in choices else "", f"one of {list(choices)}")
+
+
+def _seeds() -> Param:
+    def check(v: Any) -> str | None:
+        ok = v is None or (
+            isinstance(v, list) and v and all(isinstance(s, int) and s >= 0 for s in v)
+        )
+        return None if ok else ""
+
+    return Param(
+        check,
+        "a non-empty list of non-negative ints, or None for the profile's seeds",
+        defaults={"smoke": [0], "quick": [0, 1, 2], "paper": [0, 1, 2, 3, 4]},
+    )
+
+
+def _final_seeds() -> Param:
+    """Seeds of the reported runs: none of them is used by the weight selection (03: 0, 1, 2)."""
+    return Param(
+        _seeds().check,
+        _seeds().accepted,
+        defaults={"smoke": [0], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]},
+    )
+
+
+def _objectives() -> Param:
+    def check(v: Any) -> str | None:
+        known = registered("objective")
+        ok = isinstance(v, list) and v and all(o in known for o in v) and len(set(v)) == len(v)
+        return None if ok else ""
+
+    return Param(
+        check,
+        "a non-empty list of distinct registered objective names "
+        "(built in: elbo, mi, cmi, cmi_club)",
+    )
+
+
+def _weight(hi: float) -> Param:
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return ""
+        return None if 0.0 <= v <= hi else ""
+
+    return Param(check, f"None (the preset's selected weight) or a number in [0, {hi}]")
+
+
+def _weights_grid(hi: float) -> Param:
+    def check(v: Any) -> str | None:
+        ok = v is None or (
+            isinstance(v, list)
+            and v
+            and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= hi
+                for w in v
+            )
+        )
+        return None if ok else ""
+
+    return Param(check, f"a non-empty list of numbers in [0, {hi}]")
+
+
+def _optional(param: Param) -> Param:
+    """`param`, or None for the profile's preset (its dataset, its data folder)."""
+    return Param(
+        lambda v: None if v is None else param.check(v), f"None (the preset's) or {param.accepted}"
+    )
+
+
+def _string() -> Param:
+    return Param(lambda v: None if isinstance(v, str) else "", "a string (a folder path)")
+
+
+def _opt_int(lo: int) -> Param:
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        return None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else ""
+
+    return Param(check, f"None (the profile's default) or an int >= {lo}")
+
+
+def _number_list(ok: Callable[[Any], bool]) -> Callable[[Any], str | None]:
+    """Check: None, or a non-empty list of numbers (no bools) each passing `ok`."""
+
+    def check(v: Any) -> str | None:
+        good = v is None or (
+            isinstance(v, list)
+            and v
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in v)
+        )
+        return None if good else ""
+
+    return check
+
+
+_COMMON: dict[str, Param] = {
+    "profile": _choice(*PROFILES),
+    "seeds": _seeds(),
+    "out_dir": _string(),
+}
+
+SPECS: dict[str, dict[str, Param]] = {
+    "00_walkthrough": {
+        **_COMMON,
+        "seeds": Param(
+            _seeds().check, _seeds().accepted, defaults={"smoke": [0], "quick": [0], "paper": [0]}
+        ),
+        # the walkthrough's budget is 3 minutes: fewer steps than the speech preset's 500
+        "steps": Param(
+            _opt_int(1).check,
+            _opt_int(1).accepted,
+            defaults={"smoke": None, "quick": 300, "paper": 300},
+        ),
+        "beta": _weight(100.0),
+    },
+    "01_speech_dsae": {
+        **_COMMON,
+        "seeds": _final_seeds(),
+        "results_dir": _string(),
+        "objectives": _objectives(),
+        "alpha": _weight(20.0),
+        "beta": _weight(100.0),
+        "dataset": _optional(_choice("synthetic_speech", "timit", "librispeech")),
+        "data_dir": _optional(_string()),
+        "steps": _opt_int(1),
+    },
+    "02_images_pixelcnn_vae": {
+        **_COMMON,
+        "seeds": _final_seeds(),
+        "results_dir": _string(),
+        "objectives": _objectives(),
+        "alpha": _weight(20.0),
+        "beta": _weight(100.0),
+        "dataset": _optional(
+            _choice(
+                *[
+                    d
+                    for d in DATASETS
+                    if d in ("mnist5k", "digits8x8", "mnist", "fashion_mnist", "cifar10")
+                ]
+            )
+        ),
+        "data_dir": _optional(_string()),
+        "steps": _opt_int(1),
+    },
+    "03_information_plane": {
+        **_COMMON,
+        "seeds": Param(
+            _seeds().check,
+            _seeds().accepted,
+            # at least two seeds for every weight setting (one seed's ranking is noise)
+            defaults={"smoke": [0], "quick": [0, 1], "paper": [0, 1, 2]},
+        ),
+        "experiments": Param(
+            lambda v: None if isinstance(v, list) and v and set(v) <= {"speech", "images"} else "",
+            "a non-empty list from ['speech', 'images']",
+        ),
+        "alphas": Param(
+            _weights_grid(20.0).check,
+            _weights_grid(20.0).accepted + ", or None for the profile's grid",
+            defaults={"smoke": [2.0], "quick": [1.0, 3.0], "paper": [0.5, 1.0, 2.0, 5.0]},
+        ),
+        "betas": Param(
+            lambda v: None if v == "tied" else _weights_grid(100.0).check(v),
+            _weights_grid(100.0).accepted
+            + ", 'tied' (cmi at beta = alpha: ELBO + alpha I(x;z|s)), or None for the profile's",
+            # tied in the quick profile: the paper's objective, and half the runs of a grid
+            defaults={"smoke": "tied", "quick": "tied", "paper": [0.5, 1.0, 2.0, 4.0, 8.0]},
+        ),
+        # None: the experiments' own step count, so the selection holds at the reported budget
+        "steps": _opt_int(1),
+    },
+    "05_mechanism": {
+        **_COMMON,
+        # paired differences need at least two seeds; the issue asks for five
+        "seeds": Param(
+            _seeds().check,
+            _seeds().accepted,
+            defaults={"smoke": [0, 1], "quick": [0, 1, 2, 3, 4], "paper": list(range(10))},
+        ),
+        # the first value of each dial is the centre of the one-at-a-time sweep
+        "leaks": Param(
+            _number_list(lambda x: 0.0 < x <= 1.0),
+            "a non-empty list of numbers in (0, 1] (the first is the centre), or None",
+            defaults={
+                "smoke": [0.1, 0.9],
+                # 0.3 as well would add 15 runs, past the notebook's time budget
+                "quick": [0.1, 0.9],
+                "paper": [0.05, 0.1, 0.3, 0.9],
+            },
+        ),
+        "z_dims": Param(
+            _number_list(lambda x: isinstance(x, int) and x >= 1),
+            "a non-empty list of ints >= 1 (the first is the centre), or None",
+            defaults={"smoke": [2], "quick": [2, 8], "paper": [1, 2, 4, 8]},
+        ),
+        "alphas": Param(
+            _weights_grid(20.0).check,
+            _weights_grid(20.0).accepted + ", or None for the profile's grid",
+            defaults={"smoke": [2.0], "quick": [1.0, 2.0], "paper": [1.0, 2.0, 4.0]},
+        ),
+        "betas": Param(
+            _weights_grid(100.0).check,
+            _weights_grid(100.0).accepted + ", or None for the profile's grid",
+            defaults={"smoke": [8.0], "quick": [2.0, 8.0], "paper": [2.0, 8.0, 32.0]},
+        ),
+        # weights are chosen on the validation split with their own seeds
+        "selection_seeds": Param(
+            _seeds().check,
+            _seeds().accepted,
+            defaults={"smoke": [0], "quick": [100, 101], "paper": [100, 101, 102]},
+        ),
+        "steps": _opt_int(1),
+    },
+    "04_summary": {
+        "profile": _choice(*PROFILES),
+        "results_dir": _string(),
+        "out_dir": _string(),
+    },
+}
+
+
+def notebook_names() -> list[str]:
+    """The notebooks the suite runs (those with a source in notebooks/), in order."""
+    return sorted(n for n in SPECS if (NOTEBOOK_DIR / f"{n}.py").exists())
+
+
+def validate(notebook: str, params: Mapping[str, Any]) -> None:
+    """Raise ParameterError naming the first unknown or invalid parameter in `params`."""
+    if notebook not in SPECS:
+        raise ParameterError(f"unknown notebook {notebook!r}; accepted: {notebook_names()}")
+    spec = SPECS[notebook]
+    for name, value in params.items():
+        if name not in spec:
+            close = [k for k in spec if _similar(k, name)]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParameterError(
+                f"{notebook}: unknown parameter {name!r}{hint}; accepted parameters: {sorted(spec)}"
+            )
+        if spec[name].check(value) is not None:
+            raise ParameterError(
+                f"{notebook}: parameter {name!r} = {value!r} is not accepted; "
+                f"expected {spec[name].accepted}"
+            )
+
+
+def check_params(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a notebook's parameters as they stand in its namespace and resolve ``None``.
+
+    Called in the cell after the ``parameters`` cell with ``globals()``. Every user-level
+    global (not a module, not private, not an IPython name) must be a declared parameter: a
+    misspelled name injected by papermill is caught here.
+
+    Returns
+    -------
+    dict of parameter -> value, with profile defaults filled in for ``None``.
+    """
+    ignore = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+    found = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in ignore
+        and not isinstance(v, types.ModuleType)
+        and not inspect.isfunction(v)
+        and not inspect.isclass(v)
+        and not inspect.isbuiltin(v)
+    }
+    validate(notebook, found)
+    missing = sorted(set(SPECS[notebook]) - set(found))
+    if missing:
+        raise ParameterError(f"{notebook}: the parameters cell lacks {missing}")
+    profile = found.get("profile", "quick")
+    resolved = dict(found)
+    for name, param in SPECS[notebook].items():
+        if resolved.get(name) is None and param.defaults is not None:
+            resolved[name] = param.defaults[profile]
+    return resolved
+
+
+def _similar(a: str, b: str) -> bool:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+
+
+# ----------------------------------------------------------------------------------------------
+# the first call of every notebook
+#
+# The library modules are imported inside the functions: `paperlib.runner` reads the specs above
+# without loading torch, and `paperlib.plan` imports this module.
+
+#: the walkthrough's changes to the quick speech preset, to fit its 3-minute budget
+_WALKTHROUGH_SHRINK = {
+    "data__n_speakers": 32,  # of 64: the corpus renders in seconds
+    "data__n_heldout_speakers": 8,  # held-out speakers for the verification EER
+    "data__utts_per_speaker": 24,  # of 40
+    "model__hidden": 64,  # of 128: LSTM steps about 3x faster
+    "eval__posthoc_critic_steps": 200,  # of 300
+}
+
+
+def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
+    """The configuration that `notebook` trains from, given its resolved `params`.
+
+    - ``00_walkthrough``: the smoke speech preset in the smoke profile, otherwise the quick
+      speech preset shrunk to the walkthrough's budget (`_WALKTHROUGH_SHRINK`);
+    - ``01_speech_dsae``, ``02_images_pixelcnn_vae``: ``plan.base_config`` (the preset of the
+      profile with ``dataset``, ``data_dir`` and ``steps``), the Config that the cluster launcher
+      plans from as well;
+    - ``03_information_plane``: ``{experiment: plan.base_config(...)}`` for each of
+      ``experiments``;
+    - ``05_mechanism``: the mechanism preset of the profile;
+    - ``04_summary``: None (it trains nothing).
+
+    ``steps``, where the notebook has it and it is not None, replaces the preset's step count.
+    """
+    from paperlib import config, plan
+
+    if notebook in ("01_speech_dsae", "02_images_pixelcnn_vae"):
+        return plan.base_config(notebook, params)
+    if notebook == "03_information_plane":
+        return {name: plan.base_config(notebook, params, name) for name in params["experiments"]}
+    if notebook == "04_summary":
+        return None
+    if notebook == "00_walkthrough":
+        smoke = params["profile"] == "smoke"
+        cfg = config.load("smoke" if smoke else "quick", "speech")
+        if not smoke:
+            cfg = cfg.replace(**_WALKTHROUGH_SHRINK)
+    elif notebook == "05_mechanism":
+        cfg = config.load(params["profile"], "mechanism")
+    else:
+        raise ParameterError(f"unknown notebook {notebook!r}; accepted: {notebook_names()}")
+    if params.get("steps") is not None:
+        cfg = cfg.replace(train__steps=params["steps"])
+    return cfg
+
+
+def setup(notebook: str, namespace: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The cell after a notebook's ``parameters`` cell: ``params, cfg = setup(name, globals())``.
+
+    Validates the parameters as they stand in `namespace` (`check_params`: an unknown, misspelled
+    or invalid one raises `ParameterError` naming it) and builds the notebook's configuration
+    (`notebook_config`).
+
+    Returns
+    -------
+    (params, cfg): the parameters with the profile's defaults filled in for ``None``, and the
+    notebook's Config (a dict of Configs for 03, None for 04).
+    """
+    params = check_params(notebook, namespace)
+    return params, notebook_config(notebook, params)
+
+
+# ----------------------------------------------------------------------------------------------
+# notebooks 01 and 02: the objectives compared on the same seeds
+
+
+@dataclass
+class Comparison:
+    """What notebooks 01 and 02 report besides their figures (see `compare_objectives`).
+
+    ``res`` holds the trained models, metrics per seed, histories and encodings; ``floors`` the
+    chance, random-init, raw-input and ceiling references; ``paired`` the per-seed differences
+    ``cmi - mi`` and ``cmi - elbo``; ``regime`` whether z and s share information under ``mi``.
+    """
+
+    res: Any  # experiment.ExperimentResult
+    floors: dict[str, float]
+    paired: dict[str, dict[str, dict[str, float]]]
+    regime: str
+    params: dict[str, Any]
+
+    def write_metrics(self, out_dir: str | Path) -> Path:
+        """``<out_dir>/metrics.json``: the metrics per seed, with the parameters, weights, wall
+        time, floors, paired differences and regime in ``_meta``."""
+        from paperlib import records
+
+        return records.write_metrics(
+            f"{out_dir}/metrics.json",
+            self.res.metrics,
+            self.res.cfg,
+            params=self.params,
+            weights=self.res.weights,
+            wall_seconds=self.res.wall_seconds,
+            floors=self.floors,
+            paired=self.paired,
+            regime=self.regime,
+        )
+
+
+def compare_objectives(params: Mapping[str, Any], cfg: Any) -> Comparison:
+    """Train every objective of ``params["objectives"]`` for every seed and evaluate on the test
+    split; then the floors, the paired differences and the regime.
+
+    Weights: ``alpha`` and ``beta`` of None take the weights that notebook 03 chose for this
+    profile and step count, read from ``<results_dir>/03_information_plane/`` (relative to the
+    working folder, like the notebooks' other paths); ``experiment.load_selection`` refuses a
+    stale or foreign selection.
+    """
+    from paperlib import evaluate, experiment
+
+    alpha, beta = params["alpha"], params["beta"]
+    selection = None
+    if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
+        selection = experiment.load_selection(
+            f"{params['results_dir']}/03_information_plane/{experiment.SELECTION_FILE}", cfg
+        )
+    res = experiment.run_experiment(
+        cfg, params["objectives"], params["seeds"], alpha=alpha, beta=beta, selection=selection
+    )
+    floors = res.compute_floors()
+    paired = res.paired()
+    regime = (
+        evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
+    )
+    return Comparison(res, floors, paired, regime, dict(params))
