@@ -33,25 +33,20 @@ penalty); Poole et al. 2019 (all-pairs critics for variational MI bounds).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paperlib.gaussian import gaussian_log_prob
-from paperlib.mi import _as_generator, club_bound, mlp, shuffle_rows
-
-#: sin / cos frequencies of the position code e_t (plus the linear ramp t / (T - 1))
-N_FREQUENCIES = 4
-
-
-def position_code(T: int, device: torch.device | None = None) -> Tensor:
-    """e_t for t = 0..T-1: [t / (T - 1), sin(pi k t / (T - 1)), cos(...)], k = 1..4 -> (T, 9)."""
-    u = torch.linspace(0.0, 1.0, T, device=device) if T > 1 else torch.zeros(1, device=device)
-    k = torch.arange(1, N_FREQUENCIES + 1, device=device, dtype=u.dtype)
-    angle = math.pi * u[:, None] * k  # (T, K)
-    return torch.cat([u[:, None], angle.sin(), angle.cos()], dim=1)
+from paperlib.mi import (
+    N_FREQUENCIES,
+    _as_generator,
+    club_bound,
+    mlp,
+    position_code,
+    set_summary,
+    shuffle_rows,
+)
 
 
 class SetCritic(nn.Module):
@@ -77,22 +72,22 @@ class SetCritic(nn.Module):
 
     def summary(self, s: Tensor) -> Tensor:
         """h(s_1:T) = mean_t phi([s_t, e_t]): (B, T, Ds) -> (B, hidden)."""
-        if s.dim() != 3:
-            raise ValueError(f"s must be (B, T, Ds), got shape {tuple(s.shape)}")
-        B, T, _ = s.shape
-        e = position_code(T, s.device).to(s.dtype).expand(B, T, -1)  # (B, T, 9)
-        return self.phi(torch.cat([s, e], dim=-1)).mean(dim=1)
+        return set_summary(self.phi, s)
 
     def scores(self, z: Tensor, s: Tensor) -> Tensor:
         """T_ij = f(z_i)^T g(h_j) + a(z_i) + b(h_j) for all pairs: (B, B)."""
         fz, gh = self.f(z), self.g(self.summary(s))  # (B, E + 1)
         return fz[:, :-1] @ gh[:, :-1].T + fz[:, -1:] + gh[:, -1]
 
-    def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """I_q(z; s_1:T) ~ mean_i T(z_i, s_i), in nats; differentiable in z and s."""
+    def rows(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """T(z_i, s_i) of each joint pair, the estimated log density ratio: (B,)."""
         fz, gh = self.f(z), self.g(self.summary(s))
         # T_ii = f(z_i) . g(h_i) + a(z_i) + b(h_i)
-        return ((fz[:, :-1] * gh[:, :-1]).sum(-1) + fz[:, -1] + gh[:, -1]).mean()
+        return (fz[:, :-1] * gh[:, :-1]).sum(-1) + fz[:, -1] + gh[:, -1]
+
+    def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """I_q(z; s_1:T) ~ mean_i T(z_i, s_i), in nats; differentiable in z and s."""
+        return self.rows(z, s).mean()
 
     def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(logistic loss over all pairs, balanced accuracy) on a batch; `generator` unused.
@@ -180,8 +175,7 @@ class _LocalSummary(nn.Module):
             raise ValueError(f"s must be (B, T, Ds) or (B, Ds), got shape {tuple(s.shape)}")
         if self.phi is not None:
             B, T, _ = s.shape
-            e = position_code(T, s.device).to(s.dtype).expand(B, T, -1)
-            return self.phi(torch.cat([s, e], dim=-1)).mean(dim=1)  # (B, H)
+            return set_summary(self.phi, s)  # (B, H)
         if self.gru is not None:
             return self.gru(s)[1][-1]  # (B, H)
         b, t = s.shape[:2]
@@ -215,9 +209,13 @@ class DensityRatioCritic(nn.Module):
     def logits(self, z: Tensor, h: Tensor) -> Tensor:
         return self.net(torch.cat([z, h], dim=-1)).squeeze(-1)
 
+    def rows(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """logit D(z_i, s_i) of each joint pair, the estimated log density ratio: (B,)."""
+        return self.logits(z, self.summary(s, generator))
+
     def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """I_q(z; s) ~ mean logit D on joint pairs; differentiable in z and s."""
-        return self.logits(z, self.summary(s, generator)).mean()
+        return self.rows(z, s, generator).mean()
 
     def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(BCE loss, accuracy) on joint vs whole-row-shuffled z."""

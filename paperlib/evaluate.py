@@ -102,6 +102,7 @@ def encode_dataset(
     max_items: int | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
+    sequences: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run ``model(x)`` over a split and collect per-item posterior statistics.
 
@@ -113,13 +114,14 @@ def encode_dataset(
     device : where to run; default the model's device.
     generator : CPU torch.Generator choosing the random frame per item; default seeded with 0.
         The model's own sampling (z_sample, s) uses torch's global RNG: seed it for repeatability.
+    sequences : also keep the whole sampled sequence ``s_seq`` (N, T, Ds).
 
     Returns
     -------
     dict of numpy arrays, N items:
         ``z_mean``, ``z_logvar``, ``z_sample`` (N, Dz); ``s_pooled`` (N, Ds) = mean over T of the
         sampled s; ``s_frames`` (N, Ds) = s at one random position per item, ``frame_index``
-        (N,) that position; ``y`` (N,); ``y_local_at_frame`` (N,) when batches carry
+        (N,) that position; with `sequences`, ``s_seq`` (N, T, Ds); ``y`` (N,); ``y_local_at_frame`` (N,) when batches carry
         ``y_local``; ``kl_z``, ``kl_s``, ``log_px``, ``elbo`` (N,) in nats.
     """
     was_training = model.training
@@ -147,6 +149,8 @@ def encode_dataset(
                 "log_px": out.log_px,
                 "elbo": out.elbo,
             }
+            if sequences:
+                got["s_seq"] = out.s  # (B, T, Ds)
             if "y" in batch:
                 got["y"] = batch["y"]
             if "y_local" in batch:
@@ -419,7 +423,9 @@ def posthoc_mi_zs(
 ) -> dict[str, float]:
     """Sequence-level I_q(z; s) of an encoded set with a bootstrap interval, in nats.
 
-    ``paperlib.mi.estimate_mi_interval`` on (z_sample, enc[s_key]): a density-ratio critic,
+    ``paperlib.mi.estimate_mi_interval`` on (z_sample, enc[s_key]): a density-ratio critic
+    (on a sequence ``s_seq`` (N, T, Ds), the set critic: the training critic's summary
+    mean_t phi([s_t, e_t]), so that both estimate I(z; s_1:T)),
     rank-transformed inputs (`paperlib.mi.rank_gauss`), K-fold cross-fitting so that every row
     is held out once, and a percentile bootstrap over the held-out per-row log-ratios. Meant for
     the whole training split's encodings (thousands of rows), not a small test set.
@@ -428,7 +434,9 @@ def posthoc_mi_zs(
     ----------
     enc : output of `encode_dataset` (needs ``z_sample`` and `s_key`).
     seed : seeds the folds, the critic and the bootstrap.
-    s_key : ``"s_pooled"`` (s averaged over the sequence: sequence-level) or ``"s_frames"``.
+    s_key : ``"s_seq"`` (the whole sequence s_1:T, from ``encode_dataset(..., sequences=True)``),
+        ``"s_pooled"`` (s averaged over the sequence: a lower bound on I(z; s_1:T), since the
+        mean is a function of s_1:T) or ``"s_frames"`` (s_t at one random t).
     level : confidence level of the interval.
     max_rows : use at most this many rows (the first ones; None: all).
     **options : override `POSTHOC_ZS` (folds, steps, batch_size, hidden) or pass other
@@ -447,6 +455,9 @@ def posthoc_mi_zs(
     if max_rows is not None:
         z, s = z[:max_rows], s[:max_rows]
     kwargs = {**POSTHOC_ZS, "rank_transform": True, **options}
+    if s.ndim == 3:  # (N, T, Ds) -> rows of T * Ds features for the set critic
+        kwargs.update(critic="set", y_steps=s.shape[1])
+        s = s.reshape(len(s), -1)
     out = estimate_mi_interval(
         torch.as_tensor(z, dtype=torch.float32),
         torch.as_tensor(s, dtype=torch.float32),
@@ -460,6 +471,54 @@ def posthoc_mi_zs(
         "mi_zs_nats_low": out["low"],
         "mi_zs_nats_high": out["high"],
         "mi_zs_rows": out["n_rows"],
+    }
+
+
+@torch.no_grad()
+def critic_mi_zs(
+    critic: torch.nn.Module,
+    enc: dict[str, np.ndarray],
+    seed: int = 0,
+    level: float = 0.95,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """The training critic's own I_q(z; s_1:T) on encoded rows it never trained on, in nats.
+
+    The mean over rows of the critic's log-ratio T(z_i, s_i) (``critic.rows``) on ``z_sample``
+    and the whole sequence ``s_seq`` of an encoded split (``encode_dataset(...,
+    sequences=True)``), with a percentile bootstrap interval over rows. On a held-out split this
+    checks the estimate the penalty trained on (``mi_zs_train_final``) against rows the critic
+    never saw: a critic that memorised its batches scores lower here.
+
+    Returns ``mi_zs_critic_nats`` with ``_low`` / ``_high``; an empty dict when the critic has
+    no per-row log-ratio.
+    """
+    from paperlib.stats import bootstrap_ci  # lazy: scipy only when needed
+
+    if not hasattr(critic, "rows"):
+        return {}
+    for key in ("z_sample", "s_seq"):
+        if key not in enc:
+            raise ValueError(f"critic_mi_zs: {key!r} is not in the encoded set {sorted(enc)}")
+    was_training = critic.training
+    critic.eval()
+    dev = next(critic.parameters()).device
+    z = torch.as_tensor(enc["z_sample"], dtype=torch.float32)
+    s = torch.as_tensor(enc["s_seq"], dtype=torch.float32)
+    try:
+        terms = np.concatenate(
+            [
+                _np(critic.rows(z[a : a + batch_size].to(dev), s[a : a + batch_size].to(dev)))
+                for a in range(0, len(z), batch_size)
+            ]
+        )
+    finally:
+        critic.train(was_training)
+    low, high = bootstrap_ci(terms, level=level, seed=seed)
+    return {
+        "mi_zs_critic_nats": float(terms.mean()),
+        "mi_zs_critic_nats_low": low,
+        "mi_zs_critic_nats_high": high,
     }
 
 

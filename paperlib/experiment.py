@@ -371,14 +371,22 @@ def floors(
 
 
 def evaluate_run(
-    model, cfg: Config, bundle: DataBundle, classifiers: Classifiers, split: str = "test"
+    model,
+    cfg: Config,
+    bundle: DataBundle,
+    classifiers: Classifiers,
+    split: str = "test",
+    critic: torch.nn.Module | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
     """Every metric of DESIGN section 4 that applies to this dataset, on `split`.
 
-    Post-hoc I(z; s) (``mi_zs_nats`` with ``mi_zs_nats_low`` / ``_high``) is estimated on the
-    encoded *training* split (up to ``eval.max_items`` rows, cross-fitted, bootstrap interval;
-    `evaluate.posthoc_mi_zs`), since a few hundred test rows leave the estimate too noisy;
-    the encoder never saw those rows' values of the critic. Class consistency uses 500 test
+    Post-hoc I(z; s_1:T) (``mi_zs_nats`` with ``mi_zs_nats_low`` / ``_high``) is estimated on
+    the encoded *training* split (up to ``eval.max_items`` rows, cross-fitted, bootstrap
+    interval; `evaluate.posthoc_mi_zs`) by a fresh set critic on the whole sequence s_1:T, the
+    quantity the training critic estimates; ``mi_zs_pooled_nats`` is the same on s averaged
+    over the sequence (a lower bound). A few hundred test rows would leave these too noisy.
+    With the run's training `critic` (cmi), ``mi_zs_critic_nats`` is that critic's own
+    estimate on the `split` rows it never trained on (`evaluate.critic_mi_zs`). Class consistency uses 500 test
     items x 4 samples and comes with its per-run floor ``class_consistency@shuffled_z``. The
     EER is on centred embeddings (`evaluate.eer`).
 
@@ -392,8 +400,10 @@ def evaluate_run(
     torch.manual_seed(seed)  # the posterior samples drawn while encoding
     gen = torch.Generator().manual_seed(seed)
     enc = {
-        "train": evaluate.encode_dataset(model, loaders["train"], max_items=n, generator=gen),
-        split: evaluate.encode_dataset(model, loaders[split], max_items=n, generator=gen),
+        name: evaluate.encode_dataset(
+            model, loaders[name], max_items=n, generator=gen, sequences=True
+        )
+        for name in ("train", split)
     }
     m: dict[str, float] = {}
     m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
@@ -401,7 +411,13 @@ def evaluate_run(
     e = enc[split]
     m["mi_xz_nats"] = evaluate.aggregate_mi_xz(e["z_sample"], e["z_mean"], e["z_logvar"])
     m["mi_xz_bound_nats"] = math.log(len(e["z_sample"]))
-    m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed))
+    m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_seq"))
+    pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
+    m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
+    if critic is not None:
+        m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
+    for e in enc.values():  # the sequences are large (images: N x H W x Ds) and used only here
+        e.pop("s_seq")
     kind = bundle.info["kind"]
     if kind == "speech":
         if "heldout" in loaders:
@@ -531,6 +547,12 @@ class ExperimentResult:
 CRITIC_CHANCE_MARGIN = 0.55
 
 
+def training_critic(objective) -> torch.nn.Module | None:
+    """The objective's I(z; s) critic (cmi), or None."""
+    critics = getattr(objective, "critics", {})
+    return critics["zs"] if "zs" in critics else None
+
+
 def training_metrics(history) -> dict[str, float]:
     """What a run's training says about itself, as metrics.
 
@@ -585,8 +607,10 @@ def run_experiment(
     res.weights = {o: {"alpha": a, "beta": b} for o, a, b in grid}
     for i, cfg in enumerate(grid_configs(base, grid, list(seeds))):
         objective = cfg.objective.name
-        model, _, history = train_run(cfg, bundle, run_root)
-        metrics, enc = evaluate_run(model, cfg, bundle, classifiers, split=split)
+        model, objective, history = train_run(cfg, bundle, run_root)
+        metrics, enc = evaluate_run(
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(objective)
+        )
         metrics.update(training_metrics(history))
         for key, value in metrics.items():
             res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
@@ -648,8 +672,10 @@ def sweep(
     rows = []
     for cfg in grid_configs(base, grid, list(seeds)):
         o = cfg.objective
-        model, _, history = train_run(cfg, bundle, run_root)
-        metrics, _ = evaluate_run(model, cfg, bundle, classifiers, split=split)
+        model, objective, history = train_run(cfg, bundle, run_root)
+        metrics, _ = evaluate_run(
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(objective)
+        )
         metrics.update(training_metrics(history))
         rows.append(
             {

@@ -106,6 +106,47 @@ def mlp(d_in: int, hidden: int, d_out: int, n_hidden: int = 2) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: sin / cos frequencies of the position code e_t (plus the linear ramp t / (T - 1))
+N_FREQUENCIES = 4
+
+
+def position_code(T: int, device: torch.device | None = None) -> Tensor:
+    """e_t for t = 0..T-1: [t / (T - 1), sin(pi k t / (T - 1)), cos(...)], k = 1..4 -> (T, 9)."""
+    u = torch.linspace(0.0, 1.0, T, device=device) if T > 1 else torch.zeros(1, device=device)
+    k = torch.arange(1, N_FREQUENCIES + 1, device=device, dtype=u.dtype)
+    angle = math.pi * u[:, None] * k  # (T, K)
+    return torch.cat([u[:, None], angle.sin(), angle.cos()], dim=1)
+
+
+def set_summary(phi: nn.Module, s: Tensor) -> Tensor:
+    """The DeepSets summary h(s_1:T) = mean_t phi([s_t, e_t]): (B, T, Ds) -> (B, H).
+
+    `phi` maps Ds + 9 features (s_t and its position code e_t) to H.
+    """
+    if s.dim() != 3:
+        raise ValueError(f"s must be (B, T, Ds), got shape {tuple(s.shape)}")
+    B, T, _ = s.shape
+    e = position_code(T, s.device).to(s.dtype).expand(B, T, -1)  # (B, T, 9)
+    # h = mean_t phi([s_t, e_t])
+    return phi(torch.cat([s, e], dim=-1)).mean(dim=1)
+
+
+class _SetSummary(nn.Module):
+    """Rows y of T * Ds features read as sequences (T, Ds) and summarised by `set_summary`."""
+
+    def __init__(self, y_dim: int, steps: int, hidden: int):
+        super().__init__()
+        if steps < 1 or y_dim % steps:
+            raise ValueError(f"y_steps={steps!r} must divide the {y_dim} features of y")
+        self.steps = steps
+        self.phi = nn.Sequential(
+            nn.Linear(y_dim // steps + 1 + 2 * N_FREQUENCIES, hidden), nn.ELU()
+        )
+
+    def forward(self, y: Tensor) -> Tensor:
+        return set_summary(self.phi, y.reshape(len(y), self.steps, -1))
+
+
 # ----------------------------------------------------------------------------------------------
 # estimators of I(x; y) from paired samples
 
@@ -179,16 +220,24 @@ class _AllPairsCritic(nn.Module):
     """
 
     def __init__(
-        self, x_dim: int, y_dim: int, hidden: int, embed: int = 32, bilinear: bool = False
+        self,
+        x_dim: int,
+        y_dim: int,
+        hidden: int,
+        embed: int = 32,
+        bilinear: bool = False,
+        y_steps: int = 0,
     ):
         super().__init__()
         self.bilinear = bilinear
+        # y_steps > 0: y holds sequences (T, Ds) and g sees their set summary (`set_summary`)
+        self.summary = _SetSummary(y_dim, y_steps, hidden) if y_steps else nn.Identity()
         # the last output of each MLP is the additive term a(x), b(y)
         self.f = mlp(x_dim, hidden, embed + 1)
-        self.g = mlp(y_dim, hidden, embed + 1)
+        self.g = mlp(hidden if y_steps else y_dim, hidden, embed + 1)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        fx, gy = self.f(x), self.g(y)  # (B, E + 1)
+        fx, gy = self.f(x), self.g(self.summary(y))  # (B, E + 1)
         ex, ey = fx[:, :-1], gy[:, :-1]
         if self.bilinear:
             # T_ij = f_i . g_j + a_i + b_j                                                  (B, B)
@@ -199,7 +248,7 @@ class _AllPairsCritic(nn.Module):
         return -d2 + fx[:, -1:] + gy[:, -1]
 
     def pair(self, x: Tensor, y: Tensor) -> Tensor:
-        fx, gy = self.f(x), self.g(y)
+        fx, gy = self.f(x), self.g(self.summary(y))
         if self.bilinear:
             # T_ii = f_i . g_i + a_i + b_i                                                   (B,)
             return (fx[:, :-1] * gy[:, :-1]).sum(-1) + fx[:, -1] + gy[:, -1]
@@ -240,6 +289,10 @@ class DensityRatio(MIEstimator):
       B(B - 1) negatives (every off-diagonal pair) at the cost of a (B, B) matrix.
     - "distance": T = -|f(x) - g(y)|^2 + a(x) + b(y), the same all-pairs negatives.
     - "concat": T = MLP([x, y]) with `n_negatives` shuffles of the whole x block per positive.
+    - "set": the bilinear critic with g applied to the DeepSets summary of a sequence: each row
+      of y holds ``y_steps`` steps of ``y_dim / y_steps`` features, read as (T, Ds), and
+      g(h), h = mean_t phi([y_t, e_t]) (`set_summary`, the summary of the training critic
+      `paperlib.critics.SetCritic`), so that I(x; y_1:T) of whole sequences is estimated.
 
     Checkpoint selection (`select_loss`, used by `estimate_mi` on held-out pairs) uses the
     prior-weighted logistic loss with weight k = `select_weight` on the negatives,
@@ -265,17 +318,26 @@ class DensityRatio(MIEstimator):
         n_negatives: int = 4,
         embed: int = 32,
         select_weight: float = 1000.0,
+        y_steps: int = 0,
     ):
         super().__init__(x_dim, y_dim, hidden)
-        if critic not in ("distance", "bilinear", "concat"):
+        if critic not in ("distance", "bilinear", "concat", "set"):
             raise ValueError(
-                f"critic {critic!r} is not accepted; choose 'bilinear', 'distance' or 'concat'"
+                f"critic {critic!r} is not accepted; choose 'bilinear', 'distance', 'concat' "
+                "or 'set'"
+            )
+        if (critic == "set") != (y_steps > 0):
+            raise ValueError(
+                f"critic 'set' goes with y_steps > 0 (steps per row of y), got critic "
+                f"{critic!r} and y_steps {y_steps!r}"
             )
         if select_weight <= 0:
             raise ValueError(f"select_weight must be positive, got {select_weight!r}")
         self.critic_kind = critic
         self.critic = (
-            _AllPairsCritic(x_dim, y_dim, hidden, embed, bilinear=critic == "bilinear")
+            _AllPairsCritic(
+                x_dim, y_dim, hidden, embed, bilinear=critic != "distance", y_steps=y_steps
+            )
             if critic != "concat"
             else _ConcatCritic(x_dim, y_dim, hidden)
         )
