@@ -607,9 +607,9 @@ def run_experiment(
     res.weights = {o: {"alpha": a, "beta": b} for o, a, b in grid}
     for i, cfg in enumerate(grid_configs(base, grid, list(seeds))):
         objective = cfg.objective.name
-        model, objective, history = train_run(cfg, bundle, run_root)
+        model, trained, history = train_run(cfg, bundle, run_root)
         metrics, enc = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(objective)
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained)
         )
         metrics.update(training_metrics(history))
         for key, value in metrics.items():
@@ -672,9 +672,9 @@ def sweep(
     rows = []
     for cfg in grid_configs(base, grid, list(seeds)):
         o = cfg.objective
-        model, objective, history = train_run(cfg, bundle, run_root)
+        model, trained, history = train_run(cfg, bundle, run_root)
         metrics, _ = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(objective)
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained)
         )
         metrics.update(training_metrics(history))
         rows.append(
