@@ -144,6 +144,28 @@ def _resolve_names(only: list[str] | None) -> list[str]:
     return sorted(set(chosen))
 
 
+def overrides(pairs: list[tuple[str, str]] | list[list[str]], names: list[str]) -> dict:
+    """``-p NAME VALUE`` pairs -> {notebook: {parameter: value}} for the selected `names`.
+
+    VALUE is JSON where it parses, else a string. NAME ``NN:param`` (``03:experiments``) applies
+    to notebook NN only, which must be among `names`; a plain NAME to every notebook.
+    """
+    out: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for key, text in pairs:
+        targets = names
+        if ":" in key:
+            prefix, key = key.split(":", 1)
+            (target,) = _resolve_names([prefix])
+            if target not in names:
+                raise ParameterError(
+                    f"-p {prefix}:{key}: notebook {target} is not among the selected {names}"
+                )
+            targets = [target]
+        for n in targets:
+            out[n][key] = _parse_value(text)
+    return out
+
+
 def execute(
     input_path: Path, output_path: Path, params: dict[str, Any], log_path: Path, name: str
 ) -> None:
@@ -277,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         metavar=("NAME", "VALUE"),
         default=[],
-        help="override a parameter of every selected notebook (JSON value)",
+        help="override a parameter of every selected notebook (JSON value); NN:NAME (e.g. "
+        "03:experiments) overrides it in notebook NN only",
     )
     args = parser.parse_args(argv)
 
@@ -290,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
         find_notebook_dir()  # a wheel without its notebooks: say where we looked
         names = _resolve_names(args.only)
-        extra = {k: _parse_value(v) for k, v in args.p}
+        extra = overrides(args.p, names)
         for name in names:
-            validate(name, {k: v for k, v in extra.items()})
+            validate(name, extra[name])
     except (ParameterError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -321,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         print(f"run   {name} (profile {args.profile}) ...", flush=True)
         try:
-            seconds = run_notebook(name, args.profile, results, extra)
+            seconds = run_notebook(name, args.profile, results, extra[name])
         except BaseException:
             failed.append(name)
             raise

@@ -41,6 +41,8 @@ def test_run_all_smoke_writes_the_figure_then_skips(tmp_path):
         (["--only", "99_nothing"], "--only '99_nothing'"),
         (["--only", "00", "-p", "bta", "1"], "unknown parameter 'bta' (did you mean 'beta'?)"),
         (["--only", "00", "-p", "beta", "-1"], "parameter 'beta' = -1"),
+        (["--only", "00", "-p", "03:steps", "10"], "notebook 03_information_plane is not among"),
+        (["--only", "00", "-p", "77:steps", "10"], "--only '77'"),
     ],
 )
 def test_bad_arguments_fail_in_one_line_naming_them(tmp_path, args, message):
@@ -179,3 +181,16 @@ def test_a_notebook_under_papermill_prints_progress_to_its_log_and_the_terminal(
     assert "99_probe  fit 3/3 (100%) loss=1.0" in terminal
     outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_a_prefixed_override_reaches_only_its_notebook():
+    from paperlib.runner import overrides
+
+    got = overrides(
+        [("steps", "1500"), ("03:experiments", '["speech"]'), ("01:objectives", "elbo")],
+        ["01_speech_dsae", "03_information_plane"],
+    )
+    assert got == {
+        "01_speech_dsae": {"steps": 1500, "objectives": "elbo"},
+        "03_information_plane": {"steps": 1500, "experiments": ["speech"]},
+    }
