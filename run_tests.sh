@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-"$PY" -m ruff check paperlib tests benchmarks notebooks
+"$PY" -m ruff check paperlib tests benchmarks notebooks scripts
 "$PY" -m paperlib.notebooks check
 exec "$PY" -m pytest "$@"

@@ -47,3 +47,22 @@ def test_speed_vs_base_names_a_bad_base(tmp_path):
         text=True,
     )
     assert r.returncode != 0 and "--base 'no-such-rev' is not a commit" in r.stderr
+
+
+def test_speech_budget_study_resumes_one_run_from_budget_to_budget(tmp_path, monkeypatch):
+    """scripts/speech_budget.py: one run folder per objective, each budget resumes the last and
+    is evaluated on validation; the figure is drawn from the saved json."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import speech_budget
+
+    monkeypatch.setenv("PAPERLIB_WORKDIR", str(tmp_path))
+    out = tmp_path / "study"
+    argv = ["--profile", "smoke", "--steps", "2", "4", "--fallback-weights", "--out", str(out)]
+    speech_budget.main(argv)
+    rows = json.loads((out / "budget.json").read_text())["rows"]
+    assert [(r["objective"], r["steps"]) for r in rows] == [("mi", 2), ("mi", 4)]
+    assert rows[1]["train_seconds"] >= rows[0]["train_seconds"]  # resumed, not retrained
+    assert "probe_acc" in rows[0] and "vc_speaker_acc" in rows[0]
+    assert (out / "budget.png").exists() and (out / "budget.pdf").exists()

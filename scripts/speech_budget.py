@@ -1,0 +1,145 @@
+"""How long must the speech DSAE train? Validation metrics against training steps.
+
+The quick profile stops speech training at 500 steps, and every run's best validation ELBO
+was still at the last step (issue 13). This study trains one run per objective for longer,
+resuming one run folder from budget to budget, and evaluates the best-validation weights at
+each budget on the *validation* split (never the test split): the speaker probe on z and its
+raw-input reference, self-reconstruction and voice-conversion speaker accuracy, the NLL.
+
+    python scripts/speech_budget.py --steps 500 1000 2000 --objectives mi --seed 200
+
+Writes ``results/speech_budget/`` (budget.json with provenance, budget.png / .pdf). Seeds 200+
+are used by nothing else in the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from paperlib import config, experiment, plots, runtime
+from paperlib.data import load_data, make_loaders
+from paperlib.models import build_model
+from paperlib.records import provenance, write_json
+from paperlib.regularizers import build_objective
+from paperlib.train import fit
+
+METRICS = (
+    "probe_acc",
+    "recon_speaker_acc",
+    "vc_speaker_acc",
+    "speaker_probe_acc_s",
+    "mi_zs_nats",
+    "nll_nats",
+)
+
+
+def run(
+    steps: list[int],
+    objectives: list[str],
+    seed: int,
+    profile: str,
+    out: Path,
+    selection_file: Path | None,
+) -> dict:
+    base = config.load(profile, "speech")
+    bundle = load_data(base.data)
+    classifiers = experiment.fit_classifiers(base, bundle)
+    refs = experiment.floors(base, bundle, classifiers, seeds=[seed], split="val")
+    # the weights notebook 03 chose for this profile (checked), or the fallback without one
+    selection = experiment.load_selection(selection_file, base) if selection_file else None
+    rows = []
+    for objective in objectives:
+        weights = experiment.weights_for("speech", objective, selection=selection)
+        run_dir = runtime.work_dir() / "runs" / "speech_budget" / f"{objective}_s{seed}"
+        for budget in sorted(steps):
+            # patience 0: train the whole budget; the best validation ELBO's weights are kept
+            cfg = experiment.run_config(base, objective, seed, **weights).replace(
+                train__steps=budget, train__patience=0
+            )
+            runtime.seed_everything(seed)
+            loaders = make_loaders(cfg.data, bundle, seed=seed)
+            model = build_model(cfg.model, bundle.info)
+            objective_module = build_objective(cfg.objective, model, seed=seed)
+            history = fit(model, objective_module, loaders, cfg, run_dir=run_dir)
+            model.eval()
+            t0 = time.perf_counter()
+            m, _ = experiment.evaluate_run(model, cfg, bundle, classifiers, split="val")
+            row = {
+                "objective": objective,
+                "steps": budget,
+                "best_step": history.best_step,
+                "train_seconds": history.train_seconds,
+                "eval_seconds": time.perf_counter() - t0,
+                **{k: m[k] for k in METRICS if k in m},
+            }
+            print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+            rows.append(row)
+    result = {"rows": rows, "references": refs, "weights": selection, **provenance(base)}
+    write_json(out / "budget.json", result)
+    return result
+
+
+def figure(result: dict, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    refs = result["references"]
+    ceiling = refs["vc_speaker_acc@ceiling"]
+    # (metric, title, [(reference value, label, line style)])
+    panels = [
+        ("probe_acc", "speaker probe on z (val)", [
+            (refs["probe_acc@raw_input"], "raw input", "--"),
+            (0.9 * refs["probe_acc@raw_input"], "target: 0.9 x raw input", ":"),
+            (refs["probe_acc@random_init"], "random init", "-."),
+        ]),
+        ("speaker_probe_acc_s", "speaker probe on s (val)", [
+            (refs["speaker_probe_acc_s@random_init"], "random init", "-."),
+        ]),
+        ("recon_speaker_acc", "speaker acc. of reconstructions", [
+            (ceiling, "real utterances", "--"),
+        ]),
+        ("vc_speaker_acc", "VC speaker consistency", [
+            (ceiling, "real utterances", "--"), (0.5, "target 0.5", ":"),
+        ]),
+    ]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.2), constrained_layout=True)
+    for ax, (key, title, lines) in zip(axes, panels, strict=True):
+        for objective in sorted({r["objective"] for r in result["rows"]}):
+            pts = [(r["steps"], r[key]) for r in result["rows"] if r["objective"] == objective]
+            ax.plot(*zip(*pts, strict=True), marker="o", label=objective)
+        for value, label, style in lines:
+            ax.axhline(value, color="grey", ls=style, lw=1, label=label)
+        ax.set(title=title, xlabel="training steps", ylim=(0, 1))
+        ax.legend(fontsize=7)
+    plots.save_figure(fig, out / "budget")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, nargs="+", default=[500, 1000, 2000])
+    p.add_argument("--objectives", nargs="+", default=["mi"])
+    p.add_argument("--seed", type=int, default=200)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--selection",
+        type=Path,
+        default=runtime.in_work_dir("results/03_information_plane/selected_weights.json"),
+        help="notebook 03's selected_weights.json (default: the one in results/)",
+    )
+    p.add_argument("--fallback-weights", action="store_true", help="ignore --selection")
+    p.add_argument("--replot", action="store_true", help="redraw the figure from budget.json")
+    a = p.parse_args(argv)
+    out = a.out or runtime.in_work_dir("results/speech_budget")
+    if a.replot:
+        result = json.loads((out / "budget.json").read_text())
+    else:
+        selection = None if a.fallback_weights else a.selection
+        result = run(a.steps, a.objectives, a.seed, a.profile, out, selection)
+    figure(result, out)
+
+
+if __name__ == "__main__":
+    main()
