@@ -19,19 +19,25 @@ def _sequences(n, d, T, a, generator):
     return z, s
 
 
-def test_the_set_critic_estimates_sequence_level_mi():
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    d, T, a = 2, 16, 0.5
-    truth = d / 2 * math.log(1 + a * a * T)  # 1.61 nats; one frame: 0.22
+def _trained_critic(seed, d, T, a, steps=600):
+    """A SetCritic (hidden 64) trained on batches of 128 fresh `_sequences`; with its generator."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     critic = SetCritic(d, d, hidden=64)
     opt = torch.optim.Adam(critic.parameters(), lr=2e-3)
-    for _ in range(600):
+    for _ in range(steps):
         z, s = _sequences(128, d, T, a, gen)
-        loss, acc = critic.loss(z, s, gen)
+        loss, _ = critic.loss(z, s, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return critic, gen
+
+
+def test_the_set_critic_estimates_sequence_level_mi():
+    d, T, a = 2, 16, 0.5
+    truth = d / 2 * math.log(1 + a * a * T)  # 1.61 nats; one frame: 0.22
+    critic, gen = _trained_critic(0, d, T, a)
     z, s = _sequences(4096, d, T, a, gen)
     with torch.no_grad():
         est = float(critic.mi(z, s))
@@ -89,18 +95,9 @@ def test_the_training_critic_on_held_out_rows_matches_its_training_estimate():
     bootstrap interval that holds the closed form; rows() is the per-pair term behind mi()."""
     from paperlib import evaluate
 
-    torch.manual_seed(3)
-    gen = torch.Generator().manual_seed(3)
     d, T, a = 2, 16, 0.5
     truth = d / 2 * math.log(1 + a * a * T)
-    critic = SetCritic(d, d, hidden=64)
-    opt = torch.optim.Adam(critic.parameters(), lr=2e-3)
-    for _ in range(600):
-        z, s = _sequences(128, d, T, a, gen)
-        loss, _ = critic.loss(z, s, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    critic, gen = _trained_critic(3, d, T, a)
     z, s = _sequences(2000, d, T, a, gen)
     with torch.no_grad():
         assert torch.allclose(critic.rows(z[:64], s[:64]).mean(), critic.mi(z[:64], s[:64]))
