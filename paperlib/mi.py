@@ -868,6 +868,17 @@ def _cross_fit(
     return np.asarray(values), np.asarray(weights, dtype=np.float64), per_row_terms
 
 
+def _scale(rows: Tensor) -> Tensor:
+    """Per-column std of the training rows; 1 where a column is (nearly) constant there.
+
+    A column constant on the training rows tells the critic nothing; dividing by its ~0 std
+    would send any held-out row whose value differs (s_t of a position that varies only on
+    other rows, or a held-out value ranked outside the training ones) to +-1e8.
+    """
+    sd = rows.std(0)
+    return torch.where(sd < 1e-6, torch.ones_like(sd), sd)
+
+
 def _fit_and_estimate(
     cls: type[MIEstimator],
     xt: Tensor,
@@ -901,8 +912,8 @@ def _fit_and_estimate(
             rank_gauss(yt[tr_idx].cpu().numpy(), yt.cpu().numpy()), dtype=torch.float32
         )
     if standardize:
-        mx, sx = xt[tr_idx].mean(0), xt[tr_idx].std(0).clamp_min(1e-8)
-        my, sy = yt[tr_idx].mean(0), yt[tr_idx].std(0).clamp_min(1e-8)
+        mx, sx = xt[tr_idx].mean(0), _scale(xt[tr_idx])
+        my, sy = yt[tr_idx].mean(0), _scale(yt[tr_idx])
         xt, yt = (xt - mx) / sx, (yt - my) / sy
     xt, yt = xt.to(dev), yt.to(dev)
     x_tr, y_tr = xt[tr_idx.to(dev)], yt[tr_idx.to(dev)]

@@ -43,8 +43,10 @@ def run(
     profile: str,
     out: Path,
     selection_file: Path | None,
+    overrides: dict | None = None,
+    alpha: float | None = None,
 ) -> dict:
-    base = config.load(profile, "speech")
+    base = config.load(profile, "speech", **(overrides or {}))
     bundle = load_data(base.data)
     classifiers = experiment.fit_classifiers(base, bundle)
     refs = experiment.floors(base, bundle, classifiers, seeds=[seed], split="val")
@@ -52,8 +54,9 @@ def run(
     selection = experiment.load_selection(selection_file, base) if selection_file else None
     rows = []
     for objective in objectives:
-        weights = experiment.weights_for("speech", objective, selection=selection)
-        run_dir = runtime.work_dir() / "runs" / "speech_budget" / f"{objective}_s{seed}"
+        weights = experiment.weights_for("speech", objective, alpha=alpha, selection=selection)
+        tag = "".join(f"_{k.split('__')[1]}{v:g}" for k, v in sorted((overrides or {}).items()))
+        run_dir = runtime.work_dir() / "runs" / "speech_budget" / f"{objective}_s{seed}{tag}"
         for budget in sorted(steps):
             # patience 0: train the whole budget; the best validation ELBO's weights are kept
             cfg = experiment.run_config(base, objective, seed, **weights).replace(
@@ -77,7 +80,13 @@ def run(
             }
             print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
             rows.append(row)
-    result = {"rows": rows, "references": refs, "weights": selection, **provenance(base)}
+    result = {
+        "rows": rows,
+        "references": refs,
+        "weights": selection,
+        "overrides": overrides or {},
+        **provenance(base),
+    }
     write_json(out / "budget.json", result)
     return result
 
@@ -130,14 +139,25 @@ def main(argv: list[str] | None = None) -> None:
         help="notebook 03's selected_weights.json (default: the one in results/)",
     )
     p.add_argument("--fallback-weights", action="store_true", help="ignore --selection")
+    p.add_argument(
+        "--kl-s-weight",
+        type=float,
+        default=None,
+        help="objective.kl_s_weight (gamma on KL_s) instead of the preset's; the selection was "
+        "made at the preset's, so pass --alpha (else the fallback weights)",
+    )
+    p.add_argument("--alpha", type=float, default=None, help="alpha of mi and cmi")
     p.add_argument("--replot", action="store_true", help="redraw the figure from budget.json")
     a = p.parse_args(argv)
     out = a.out or runtime.in_work_dir("results/speech_budget")
     if a.replot:
         result = json.loads((out / "budget.json").read_text())
     else:
-        selection = None if a.fallback_weights else a.selection
-        result = run(a.steps, a.objectives, a.seed, a.profile, out, selection)
+        overrides = {}
+        if a.kl_s_weight is not None:
+            overrides["objective__kl_s_weight"] = a.kl_s_weight
+        selection = None if a.fallback_weights or overrides else a.selection
+        result = run(a.steps, a.objectives, a.seed, a.profile, out, selection, overrides, a.alpha)
     figure(result, out)
 
 

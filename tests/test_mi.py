@@ -222,3 +222,18 @@ def test_estimate_mi_interval_cross_fits_and_brackets_its_estimate():
         estimate_mi_interval(x, y, "infonce")
     with pytest.raises(ValueError, match="folds"):
         estimate_mi_interval(x, y, folds=1)
+
+
+@pytest.mark.parametrize("rank_transform", [False, True])
+def test_a_column_constant_on_the_training_rows_does_not_blow_up_held_out_rows(rank_transform):
+    """s_t at an image position can be constant on one fold's rows and not on the other's;
+    standardising it by its ~0 training std sent held-out rows to +-1e8 (estimates of -1000s
+    of nats). Such a column now keeps scale 1 and the estimate stays near the truth."""
+    x, y = correlated_gaussians(2000, 1, 0.8, generator=13)
+    rare = torch.zeros(2000, 1)
+    rare[5] = 1e-3  # one row: constant 0 on the training rows of the split that holds it out
+    y = torch.cat([y, rare], dim=1)
+    out = estimate_mi_interval(
+        x, y, folds=2, steps=300, hidden=32, rank_transform=rank_transform, seed=1
+    )
+    assert abs(out["nats"] - gaussian_mi(0.8, 1)) <= 0.2 * gaussian_mi(0.8, 1)
