@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -367,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             (results / "run_all.json").write_text(
                 json.dumps(
                     {
+                        "command": shlex.join(["./run_all.sh", *(argv or sys.argv[1:])]),
                         "profile": args.profile,
                         "jobs": args.jobs,
                         "notebooks": first,

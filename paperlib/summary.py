@@ -240,6 +240,23 @@ def _run_all_time(results_dir: Path) -> str:
     return f"; run_all.sh (notebooks in parallel) before this summary: {seconds:.0f} s"
 
 
+def _overridden(run_json: Path) -> str:
+    """The parameters a notebook ran with beyond profile and folders, e.g. "steps=1500"."""
+    if not run_json.exists():
+        return ""
+    params = json.loads(run_json.read_text()).get("params", {})
+    skip = {"profile", "out_dir", "results_dir"}
+    return ", ".join(f"`{k}={v!r}`" for k, v in params.items() if k not in skip)
+
+
+def _command(results_dir: Path) -> str:
+    """The run_all.sh command recorded in run_all.json, else the default one."""
+    path = results_dir / "run_all.json"
+    if path.exists():
+        return json.loads(path.read_text()).get("command", "./run_all.sh")
+    return "./run_all.sh"
+
+
 def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -> Path:
     """Write ``results/README.md`` from every ``results/NN_name/metrics.json`` and figures.json."""
     results_dir = Path(results_dir)
@@ -255,6 +272,9 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
         wall = json.loads(run.read_text()).get("wall_seconds", 0.0) if run.exists() else 0.0
         total_wall += wall
         parts = [f"## {nb_dir.name}\n", f"Wall time: {wall:.0f} s.\n"]
+        extra = _overridden(run)
+        if extra:
+            parts.append(f"Parameters set for this run: {extra}.\n")
         metrics_path = nb_dir / "metrics.json"
         if metrics_path.exists():
             metrics = records.read_metrics(metrics_path)
@@ -276,7 +296,7 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
     header = [
         "# Results\n",
         "Every number below was measured by this repository's code on the data named in each",
-        "section; none is typed in. Regenerate with `./run_all.sh`.\n",
+        f"section; none is typed in. Regenerate with `{_command(results_dir)}`.\n",
         f"- profile: `{meta_seen.get('profile', 'unknown')}`",
         f"- git commit: `{meta_seen.get('git_commit', 'unknown')}`",
         f"- versions: {json.dumps(meta_seen.get('versions', {}))}",

@@ -156,6 +156,16 @@ def test_summary_table_from_fixture_metrics(tmp_path):
     assert "| cmi | **0.850 ± 0.071** | **0.100 ± 0.000** | 5.500 ± 0.707 |" in text
     assert "![fig_a](01_speech_dsae/fig_a.png)" in text and "*What A shows.*" in text
     assert "sum of the notebooks' wall times: 12 s" in text
+    assert "Regenerate with `./run_all.sh`" in text and "Parameters set" not in text
+
+    # a run with overrides names them, and the command that made the folder
+    run = {"profile": "quick", "wall_seconds": 1.0, "params": {"profile": "quick", "steps": 1500}}
+    (nb / "run.json").write_text(json.dumps(run))
+    command = "./run_all.sh --results r --only 01 -p 01:steps 1500"
+    (tmp_path / "run_all.json").write_text(json.dumps({"command": command}))
+    text = summary.write_summary(tmp_path).read_text()
+    assert "Parameters set for this run: `steps=1500`." in text
+    assert f"Regenerate with `{command}`" in text
 
 
 # ----------------------------------------------------------------------------------------------
