@@ -24,6 +24,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "kl_z_nats": ("KL(q(z|x)||p(z)) [nats]", 0),
     "mi_xz_nats": ("I(x;z) [nats]", 0),
     "mi_zs_nats": ("I(z;s_1:T), fresh critic [nats]", -1),
+    "mi_zs_pooled_nats": ("I(z;mean s), fresh critic [nats]", -1),
     "phone_probe_acc_z": ("phone acc. from z", -1),
     "speaker_probe_acc_s": ("speaker acc. from s", -1),
     "local_probe_acc_z": ("local factor acc. from z", -1),
