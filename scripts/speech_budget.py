@@ -122,6 +122,10 @@ def figure(result: dict, out: Path) -> None:
             ax.axhline(value, color="grey", ls=style, lw=1, label=label)
         ax.set(title=title, xlabel="training steps", ylim=(0, 1))
         ax.legend(fontsize=7)
+    changed = ", ".join(
+        f"{k.replace('__', '.')} = {v:g}" for k, v in result.get("overrides", {}).items()
+    )
+    fig.suptitle(f"speech, quick preset{' with ' + changed if changed else ''}", fontsize=9)
     plots.save_figure(fig, out / "budget")
 
 
