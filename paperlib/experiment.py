@@ -206,10 +206,16 @@ def run_dir_for(cfg: Config, root: str | Path | None = None) -> Path:
     return root / cfg.experiment / cfg.profile / name
 
 
-def train_run(cfg: Config, bundle: DataBundle, run_root: str | Path | None = None):
+def train_run(
+    cfg: Config,
+    bundle: DataBundle,
+    run_root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+):
     """Build the model and objective named by `cfg` and fit them (resuming when possible).
 
-    Runs are resumable and cached under ``runs/<experiment>/<profile>/`` (`run_dir_for`).
+    Runs are resumable and cached under ``runs/<experiment>/<profile>/`` (`run_dir_for`), or in
+    `run_dir` when given (one folder that a study resumes from budget to budget).
 
     Returns
     -------
@@ -223,7 +229,8 @@ def train_run(cfg: Config, bundle: DataBundle, run_root: str | Path | None = Non
     model = build_model(cfg.model, bundle.info)
     # the objective's own generator (critic shuffles, prior samples) follows the run's seed
     objective = build_objective(cfg.objective, model, seed=cfg.train.seed)
-    history = fit(model, objective, loaders, cfg, run_dir=run_dir_for(cfg, run_root))
+    run_dir = run_dir if run_dir is not None else run_dir_for(cfg, run_root)
+    history = fit(model, objective, loaders, cfg, run_dir=run_dir)
     model.eval()
     return model, objective, history
 

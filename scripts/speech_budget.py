@@ -20,11 +20,8 @@ import time
 from pathlib import Path
 
 from paperlib import config, experiment, plots, runtime
-from paperlib.data import load_data, make_loaders
-from paperlib.models import build_model
+from paperlib.data import load_data
 from paperlib.records import provenance, write_json
-from paperlib.regularizers import build_objective
-from paperlib.train import fit
 
 METRICS = (
     "probe_acc",
@@ -62,12 +59,7 @@ def run(
             cfg = experiment.run_config(base, objective, seed, **weights).replace(
                 train__steps=budget, train__patience=0
             )
-            runtime.seed_everything(seed)
-            loaders = make_loaders(cfg.data, bundle, seed=seed)
-            model = build_model(cfg.model, bundle.info)
-            objective_module = build_objective(cfg.objective, model, seed=seed)
-            history = fit(model, objective_module, loaders, cfg, run_dir=run_dir)
-            model.eval()
+            model, _, history = experiment.train_run(cfg, bundle, run_dir=run_dir)
             t0 = time.perf_counter()
             m, _ = experiment.evaluate_run(model, cfg, bundle, classifiers, split="val")
             row = {
