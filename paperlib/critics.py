@@ -109,6 +109,132 @@ class SetCritic(nn.Module):
         return pos + neg, acc.detach()
 
 
+def coordinate_channels(grid: tuple[int, int], device=None, dtype=None) -> Tensor:
+    """(1, 2, H, W): each position's row and column, scaled to [-1, 1] (0 where a side is 1)."""
+    H, W = grid
+
+    def ramp(n: int) -> Tensor:
+        return (
+            torch.linspace(-1.0, 1.0, n, device=device) if n > 1 else torch.zeros(1, device=device)
+        )
+
+    i, j = torch.meshgrid(ramp(H), ramp(W), indexing="ij")
+    return torch.stack([i, j])[None].to(dtype or torch.float32)
+
+
+class WindowCritic(nn.Module):
+    """All-pairs density-ratio critic of z and s seen on its grid: I_q(z; s_window) or I_q(z; s_1:T).
+
+    s (B, T, Ds) is laid out on its grid (H, W) (an image's pixels in raster order; (1, T) for a
+    sequence of frames), with each position's coordinates as two more channels, and read by a
+    small convolutional net, so the critic sees spatial layout, unlike a mean over positions:
+
+        u_p = conv(s, coords)_p                (receptive field `window` x `window`: (window-1)/2
+                                                 3x3 layers; 3-wide along a sequence)
+        window target:   T_ij(p) = f(z_i)^T g(u_j,p) + a(z_i) + b(u_j,p)   at every position p
+        sequence target: T_ij    = f(z_i)^T g(h_j) + a(z_i) + b(h_j),  h_j = mean_p u_j,p
+
+    L = mean_(i, p) softplus(-T_ii(p)) + mean_(i != j, p) softplus(T_ij(p)), every off-diagonal
+    pair of the batch a negative. At the optimum T_ij(p) = log q(z, s_w(p)) / (q(z) q(s_w(p))),
+    so mean_(i, p) T_ii(p) estimates the window target
+
+        I_q(z; s_window) = 1/P sum_p I_q(z; s_w(p)),
+
+    what one receptive field of the local path holds about z (docs/DESIGN.md, "What s holds":
+    the whole of a PixelCNN's s_1:T holds x, so I(z; s_1:T) ~ I(x; z) there). With
+    ``window=0`` the positions are mean-pooled first and the target is I_q(z; s_1:T).
+
+    Parameters
+    ----------
+    z_dim, s_dim : sizes of z (B, Dz) and s_t (s of shape (B, H * W, Ds)).
+    grid : (H, W) of the positions.
+    hidden : width of f and g.
+    window : odd receptive field of the window target; 0: the sequence target (pooled).
+    conv_channels : channels of the convolutions (kept narrow: the critic runs every step).
+    embed : size of the bilinear embeddings.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        s_dim: int,
+        grid: tuple[int, int],
+        hidden: int = 128,
+        window: int = 5,
+        conv_channels: int = 32,
+        embed: int = 32,
+    ):
+        super().__init__()
+        if window < 0 or (window and window % 2 == 0):
+            raise ValueError(f"window must be 0 (sequence target) or odd, got {window!r}")
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.window = int(window)
+        kh = 3 if self.grid[0] > 1 else 1
+        layers: list[nn.Module] = []
+        c = s_dim + 2
+        for _ in range(max((window - 1) // 2, 1)):
+            layers += [nn.Conv2d(c, conv_channels, (kh, 3), padding=(kh // 2, 1)), nn.ELU()]
+            c = conv_channels
+        self.conv = nn.Sequential(*layers)
+        # g: 1x1 layers at each position (the same MLP as f, as convolutions)
+        self.g = nn.Sequential(
+            nn.Conv2d(c, hidden, 1), nn.ELU(), nn.Conv2d(hidden, hidden, 1), nn.ELU(),
+            nn.Conv2d(hidden, embed + 1, 1),
+        )  # fmt: skip
+        self.f = mlp(z_dim, hidden, embed + 1)
+        self.register_buffer("coords", coordinate_channels(self.grid), persistent=False)
+
+    def features(self, s: Tensor) -> Tensor:
+        """g(u_p) at each position (window target) or g(mean_p u_p): (B, E + 1, P) or (B, E + 1, 1)."""
+        if s.dim() != 3:
+            raise ValueError(f"s must be (B, T, Ds), got shape {tuple(s.shape)}")
+        B, T, Ds = s.shape
+        H, W = self.grid
+        if T != H * W:
+            raise ValueError(f"s has {T} positions, but the critic's grid {self.grid} has {H * W}")
+        m = s.transpose(1, 2).reshape(B, Ds, H, W)
+        u = self.conv(torch.cat([m, self.coords.to(s.dtype).expand(B, -1, -1, -1)], dim=1))
+        if self.window == 0:
+            u = u.mean(dim=(2, 3), keepdim=True)  # h = mean_p u_p
+        return self.g(u).flatten(2)
+
+    def scores(self, z: Tensor, s: Tensor) -> Tensor:
+        """T_ij(p) for all pairs and positions: (B, B, P)."""
+        fz, gs = self.f(z), self.features(s)  # (B, E + 1), (B, E + 1, P)
+        # T_ij(p) = f(z_i) . g(u_j,p) + a(z_i) + b(u_j,p)
+        return (
+            torch.einsum("ie,jep->ijp", fz[:, :-1], gs[:, :-1])
+            + fz[:, -1, None, None]
+            + gs[:, -1][None]
+        )
+
+    def rows(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """mean_p T(z_i, s_i)(p) of each joint pair, the estimated log density ratio: (B,)."""
+        fz, gs = self.f(z), self.features(s)
+        # T_ii(p) = f(z_i) . g(u_i,p) + a(z_i) + b(u_i,p), averaged over p
+        t = (fz[:, :-1, None] * gs[:, :-1]).sum(1) + fz[:, -1:] + gs[:, -1]
+        return t.mean(-1)
+
+    def mi(self, z: Tensor, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """I_q(z; s_window) ~ mean_(i, p) T_ii(p), in nats (I_q(z; s_1:T) with window 0)."""
+        return self.rows(z, s).mean()
+
+    def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(logistic loss over all pairs and positions, balanced accuracy); `generator` unused."""
+        t = self.scores(z, s)  # (B, B, P)
+        b = t.shape[0]
+        if b < 2:
+            raise ValueError("WindowCritic needs a batch of at least 2 sequences")
+        diag = t.diagonal(dim1=0, dim2=1)  # (P, B)
+        pos = F.softplus(-diag).mean()
+        sp = F.softplus(t.clamp_min(-30.0))
+        n_off = b * (b - 1) * t.shape[2]
+        neg = (sp.sum() - sp.diagonal(dim1=0, dim2=1).sum()) / n_off
+        neg_right = ((t < 0).float().sum() - (diag < 0).float().sum()) / n_off
+        acc = 0.5 * ((diag > 0).float().mean() + neg_right)
+        return pos + neg, acc.detach()
+
+
 class PriorRatioCritic(nn.Module):
     """T(z) = log q(z) / p(z), from a logistic classifier of q(z) samples vs p(z) = N(0, I).
 
@@ -255,6 +381,8 @@ class ClubCritic(nn.Module):
 
 __all__ = [
     "ClubCritic",
+    "WindowCritic",
+    "coordinate_channels",
     "DensityRatioCritic",
     "PriorRatioCritic",
     "SetCritic",
