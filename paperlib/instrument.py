@@ -1,0 +1,433 @@
+"""The I_q(z; s) instrument: planted ground truth, a second critic family, and the reading of a
+trained critic on held-out rows. Used by the qualification (benchmarks/qualify_critics.py,
+tests/test_instrument.py), the monitor during training (`CMIObjective.monitor`) and evaluation.
+
+Targets (docs/DESIGN.md, "What s holds"):
+
+- "sequence": I_q(z; s_1:T), s seen whole;
+- "window": I_q(z; s_window) = 1/P sum_p I_q(z; s_w(p)), s_w(p) the positions of a
+  `window` x `window` patch around p on the grid (clipped at the borders; `window` frames
+  along a sequence of frames).
+
+Planted ground truth. z ~ N(0, I_Dz) and
+
+    s_p = c_p A0 z + sigma eps_p,   c_p = +1 on the first half of the positions, -1 on the rest,
+
+with A0 (Ds x Dz) of orthonormal columns on `rank` of z's dimensions. sum_p c_p = 0, so the mean
+of s over positions carries nothing of z: a critic must see where each s_p sits. In closed form
+(z Gaussian, the noise independent), for a set w of positions
+
+    I(z; s_w) = rank / 2 * log(1 + |w| / sigma^2)           (c_p^2 = 1)
+
+and sigma is solved (bisection) so that the target quantity equals the planted value.
+
+The second family. The training critics (`paperlib.critics.SetCritic`, `WindowCritic`) see s
+through a convolution or a DeepSets summary. The other family is the cross-fitted
+`paperlib.mi.DensityRatio` estimator with MLPs on *flattened* inputs: all of s_1:T for the
+sequence target, one window patch with its position for the window target (one random position
+per item; the estimate is then E_p I(z; s_w(p)), the window target).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from paperlib.mi import DensityRatio, estimate_mi_interval
+
+#: the other family's settings: cross-fitted, rank-transformed, selected on held-out rows
+OTHER_FAMILY = dict(folds=2, steps=600, batch_size=256, hidden=128, critic="bilinear")
+#: the monitor's settings during training (a few seconds on a CPU every `monitor_every` steps)
+MONITOR = dict(steps=400, positions=16)
+#: the post-hoc reading of each run's target in evaluation (`experiment.evaluate_run`)
+EVALUATION = dict(steps=800, positions=25)
+#: principal components of the flattened source that the other family reads
+COMPONENTS = 32
+
+
+# ----------------------------------------------------------------------------------------------
+# windows on a grid
+
+
+def window_sizes(grid: tuple[int, int], window: int) -> np.ndarray:
+    """|w(p)| for every position p (raster order): the in-bounds positions of its window."""
+    H, W = grid
+    half = window // 2
+    rows = np.arange(H)
+    cols = np.arange(W)
+    n_r = (np.minimum(rows + half, H - 1) - np.maximum(rows - half, 0) + 1) if H > 1 else np.ones(1)
+    n_c = np.minimum(cols + half, W - 1) - np.maximum(cols - half, 0) + 1
+    return (n_r[:, None] * n_c[None, :]).reshape(-1)
+
+
+def window_patches(
+    s: np.ndarray | Tensor, grid: tuple[int, int], window: int, seed: int = 0
+) -> np.ndarray:
+    """One window per item, at a random position: (N, window_h * window * Ds + 2).
+
+    The patch around p (zeros outside the grid, as the critic's padded convolution sees it),
+    flattened, then p's row and column in [-1, 1].
+    """
+    s = s.detach().cpu().numpy() if isinstance(s, Tensor) else np.asarray(s)
+    N, T, Ds = s.shape
+    H, W = grid
+    if T != H * W:
+        raise ValueError(f"s has {T} positions, the grid {grid} has {H * W}")
+    half = window // 2
+    wh = window if H > 1 else 1
+    hh = half if H > 1 else 0
+    padded = np.zeros((N, H + 2 * hh, W + 2 * half, Ds), dtype=np.float32)
+    padded[:, hh : hh + H, half : half + W] = s.reshape(N, H, W, Ds)
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, T, N)
+    i, j = np.divmod(p, W)
+    di, dj = np.meshgrid(np.arange(wh), np.arange(window), indexing="ij")
+    patch = padded[np.arange(N)[:, None, None], i[:, None, None] + di, j[:, None, None] + dj]
+    coords = np.stack([_unit(i, H), _unit(j, W)], axis=1)
+    return np.concatenate([patch.reshape(N, -1), coords], axis=1).astype(np.float32)
+
+
+def _unit(k: np.ndarray, n: int) -> np.ndarray:
+    return 2.0 * k / (n - 1) - 1.0 if n > 1 else np.zeros_like(k, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# planted ground truth
+
+
+def planted_mi(
+    sigma2: float, rank: int, grid: tuple[int, int], target: str, window: int = 5
+) -> float:
+    """Closed-form target quantity of `planted` data with noise variance sigma2 (nats)."""
+    T = grid[0] * grid[1]
+    if target == "sequence":
+        sizes = np.array([T])
+    elif target == "window":
+        sizes = window_sizes(grid, window)
+    else:
+        raise ValueError(f"target must be 'sequence' or 'window', got {target!r}")
+    # I(z; s_w) = rank / 2 log(1 + |w| / sigma^2), averaged over windows
+    return float(np.mean(rank / 2.0 * np.log1p(sizes / sigma2)))
+
+
+class Planted:
+    """A source of planted (z, s) with a closed-form target value (module docstring).
+
+    ``Planted(z_dim, s_dim, grid, nats, target, window, rank, seed).sample(n, rng)`` draws n
+    fresh rows; ``.true`` is the target quantity in nats. ``nats=0`` plants nothing
+    (independent s of the same marginal scale). The structure (A0, sigma) is fixed by `seed`.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        s_dim: int,
+        grid: tuple[int, int],
+        nats: float,
+        target: str = "sequence",
+        window: int = 5,
+        rank: int = 4,
+        seed: int = 0,
+    ):
+        self.z_dim, self.s_dim, self.grid = z_dim, s_dim, grid
+        self.rank = min(rank, z_dim, s_dim)
+        T = grid[0] * grid[1]
+        rng = np.random.default_rng(seed)
+        self.c = np.where(np.arange(T) < T // 2, 1.0, -1.0)  # sum_p c_p = 0 for even T
+        q, _ = np.linalg.qr(rng.standard_normal((s_dim, s_dim)))
+        self.a0 = q[:, : self.rank]  # (Ds, r) orthonormal columns on z's first `rank` dims
+        if nats <= 0:
+            self.sigma2, self.true = None, 0.0
+            return
+        lo, hi = 1e-6, 1e8  # bisection on log sigma^2: the MI falls as the noise grows
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            above = planted_mi(mid, self.rank, grid, target, window) > nats
+            lo, hi = (mid, hi) if above else (lo, mid)
+        self.sigma2 = math.sqrt(lo * hi)
+        self.true = planted_mi(self.sigma2, self.rank, grid, target, window)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(z (n, Dz), s (n, T, Ds)) drawn fresh."""
+        T = len(self.c)
+        z = rng.standard_normal((n, self.z_dim))
+        noise = rng.standard_normal((n, T, self.s_dim))
+        if self.sigma2 is None:
+            return z.astype(np.float32), noise.astype(np.float32)
+        # s_p = c_p A0 z_{1:r} + sigma eps_p
+        signal = np.einsum("p,nr,dr->npd", self.c, z[:, : self.rank], self.a0)
+        s = signal + math.sqrt(self.sigma2) * noise
+        return z.astype(np.float32), s.astype(np.float32)
+
+
+def planted(
+    n: int,
+    z_dim: int,
+    s_dim: int,
+    grid: tuple[int, int],
+    nats: float,
+    target: str = "sequence",
+    window: int = 5,
+    rank: int = 4,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """n rows of `Planted` data: (z (n, Dz), s (n, T, Ds), true nats)."""
+    source = Planted(z_dim, s_dim, grid, nats, target, window, rank, seed)
+    z, s = source.sample(n, np.random.default_rng(seed + 1))
+    return z, s, source.true
+
+
+# ----------------------------------------------------------------------------------------------
+# readings
+
+
+def other_family(
+    z: np.ndarray | Tensor,
+    s: np.ndarray | Tensor,
+    target: str,
+    grid: tuple[int, int],
+    window: int = 5,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, float]:
+    """The other family's cross-fitted estimate of the target: {"nats", "low", "high", ...}.
+
+    "sequence": `paperlib.mi.estimate_mi_interval` with MLPs on flattened s_1:T (`OTHER_FAMILY`,
+    overridden by `options`). "window": `window_family`.
+    """
+    z = z.detach().cpu().numpy() if isinstance(z, Tensor) else np.asarray(z)
+    s = s.detach().cpu().numpy() if isinstance(s, Tensor) else np.asarray(s)
+    if target == "window":
+        return window_family(z, s, grid, window, seed=seed, **options)
+    if target != "sequence":
+        raise ValueError(f"target must be 'sequence' or 'window', got {target!r}")
+    options.pop("positions", None)  # a window-family setting
+    kw = {**OTHER_FAMILY, **options}
+    y = project(s.reshape(len(s), -1), COMPONENTS, seed)
+    return estimate_mi_interval(z, y, "density_ratio", seed=seed, **kw)
+
+
+def project(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The top-`k` principal components of the rows y (all of them when y has <= k columns).
+
+    Fitted on every row without z, so it leaks nothing of z into held-out folds. A critic on
+    thousands of flattened features over-fits a few thousand rows (a flattened 5x5x32 window
+    read -3.6 nats where 0.57 was there); the planted signal, like any signal stronger than the
+    noise along its directions, lives in the leading components.
+    """
+    from sklearn.decomposition import PCA
+
+    if y.shape[1] <= k:
+        return y
+    return PCA(n_components=k, random_state=seed).fit_transform(y).astype(np.float32)
+
+
+def _all_patches(s: np.ndarray, grid: tuple[int, int], window: int, pos: np.ndarray) -> np.ndarray:
+    """(N, K, patch + 2): the window patch and coordinates of each item at positions `pos` (K,)."""
+    N, T, Ds = s.shape
+    H, W = grid
+    half = window // 2
+    wh, hh = (window, half) if H > 1 else (1, 0)
+    padded = np.zeros((N, H + 2 * hh, W + 2 * half, Ds), dtype=np.float32)
+    padded[:, hh : hh + H, half : half + W] = s.reshape(N, H, W, Ds)
+    i, j = np.divmod(pos, W)
+    di, dj = np.meshgrid(np.arange(wh), np.arange(window), indexing="ij")
+    patch = padded[:, i[:, None, None] + di, j[:, None, None] + dj]  # (N, K, wh, w, Ds)
+    coords = np.broadcast_to(np.stack([_unit(i, H), _unit(j, W)], 1), (N, len(pos), 2))
+    return np.concatenate([patch.reshape(N, len(pos), -1), coords], axis=2).astype(np.float32)
+
+
+def window_family(
+    z: np.ndarray,
+    s: np.ndarray,
+    grid: tuple[int, int],
+    window: int = 5,
+    *,
+    positions: int = 49,
+    folds: int = 2,
+    steps: int = 1500,
+    batch_size: int = 512,
+    hidden: int = 128,
+    lr: float = 1e-3,
+    eval_every: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """E_p I(z; s_w(p)) by an MLP density-ratio critic on flattened window patches.
+
+    Rows are (z_i, patch of item i at p, p's coordinates) for `positions` positions p spread
+    over the grid, so the critic sees many windows per item, like the convolutional training
+    critic, but through an unshared MLP on the flattened patch (`paperlib.mi.DensityRatio`,
+    bilinear all-pairs). Folds split *items*, never rows of one item: each fold's critic trains
+    on the other items (early stopping on a fifth of them, held out) and is read on its own
+    items. The interval is a percentile bootstrap over items of their mean log-ratio.
+    """
+    from paperlib.stats import bootstrap_ci
+
+    N, T, _ = s.shape
+    rng = np.random.default_rng(seed)
+    pos = np.linspace(0, T - 1, min(positions, T)).round().astype(int)
+    patches = _all_patches(s, grid, window, pos)  # (N, K, D)
+    K = patches.shape[1]
+    # the patch's leading components, its coordinates kept as they are
+    flat = patches.reshape(N * K, -1)
+    reduced = project(flat[:, :-2], COMPONENTS, seed)
+    patches = np.concatenate([reduced, flat[:, -2:]], axis=1).reshape(N, K, -1)
+    D = patches.shape[2]
+    # standardise with all rows' statistics per feature (an invertible map: MI unchanged)
+    flat = patches.reshape(-1, D)
+    mu, sd = flat.mean(0), flat.std(0)
+    sd = np.where(sd < 1e-6, 1.0, sd)
+    patches = (patches - mu) / sd
+    zs = (z - z.mean(0)) / np.where(z.std(0) < 1e-6, 1.0, z.std(0))
+    order = rng.permutation(N)
+    item_terms = np.zeros(N)
+    gen = torch.Generator().manual_seed(seed)
+    for k in range(folds):
+        held = order[k::folds]
+        train = np.setdiff1d(order, held)
+        n_stop = max(len(train) // 5, 2)
+        stop, fit = train[:n_stop], train[n_stop:]
+
+        def rows(items: np.ndarray) -> tuple[Tensor, Tensor]:
+            x = torch.tensor(np.repeat(zs[items], K, axis=0), dtype=torch.float32)
+            y = torch.tensor(patches[items].reshape(-1, D), dtype=torch.float32)
+            return x, y
+
+        x_fit, y_fit = rows(fit)
+        x_stop, y_stop = rows(stop)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + k)
+            est = DensityRatio(zs.shape[1], D, hidden, critic="bilinear")
+        opt = torch.optim.Adam(est.parameters(), lr=lr)
+        sel = torch.randperm(len(x_stop), generator=gen)[:2048]
+        best, best_state = math.inf, None
+        for step in range(1, steps + 1):
+            idx = torch.randint(0, len(x_fit), (batch_size,), generator=gen)
+            loss = est.loss(x_fit[idx], y_fit[idx], gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % eval_every == 0 or step == steps:
+                with torch.no_grad():
+                    crit = float(est.select_loss(x_stop[sel], y_stop[sel], gen))
+                if crit < best:
+                    best = crit
+                    best_state = {n: v.detach().clone() for n, v in est.state_dict().items()}
+        est.load_state_dict(best_state)
+        est.eval()
+        x_h, y_h = rows(held)
+        with torch.no_grad():
+            t = torch.cat(
+                [est.estimate_rows(a, b, gen) for a, b in zip(x_h.split(4096), y_h.split(4096))]
+            )
+        item_terms[held] = t.double().numpy().reshape(len(held), K).mean(1)
+    low, high = bootstrap_ci(item_terms, level=level, seed=seed)
+    return {"nats": float(item_terms.mean()), "low": low, "high": high, "n_rows": float(N)}
+
+
+def critic_reading(critic: nn.Module, z: Tensor, s: Tensor, batch: int = 256) -> float:
+    """The critic's estimate mean_i rows(z_i, s_i) on the given (held-out) rows, in nats."""
+    was = critic.training
+    critic.eval()
+    with torch.no_grad():
+        vals = [critic.rows(zc, sc) for zc, sc in zip(z.split(batch), s.split(batch))]
+    critic.train(was)
+    return float(torch.cat(vals).mean())
+
+
+def fit_critic(
+    critic: nn.Module,
+    sample: Callable[[int, torch.Generator], tuple[Tensor, Tensor]],
+    steps: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Train a training critic as `cmi` trains it: Adam at its own learning rate, `steps`
+    minibatches of `batch_size` joint rows from ``sample(batch_size, generator)``, its own
+    all-pairs loss. Returns the balanced accuracy of each step.
+
+    `sample` draws rows as the run would see them: fresh posterior samples of a frozen encoder
+    on training items (`encoder_sampler`), fresh planted rows (`planted_sampler`), or rows of a
+    fixed set (`rows_sampler`).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr)
+    accs = []
+    critic.train()
+    for _ in range(steps):
+        z, s = sample(batch_size, gen)
+        loss, acc = critic.loss(z, s, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        accs.append(float(acc))
+    return accs
+
+
+def rows_sampler(z: Tensor, s: Tensor) -> Callable[[int, torch.Generator], tuple[Tensor, Tensor]]:
+    """Minibatches of a fixed set of rows (drawn with replacement)."""
+
+    def sample(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(0, len(z), (min(b, len(z)),), generator=gen)
+        return z[idx], s[idx]
+
+    return sample
+
+
+def planted_sampler(source: Planted) -> Callable[[int, torch.Generator], tuple[Tensor, Tensor]]:
+    """Fresh rows of a `Planted` source at every step (seeded from the step's generator)."""
+
+    def sample(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        z, s = source.sample(b, rng)
+        return torch.from_numpy(z), torch.from_numpy(s)
+
+    return sample
+
+
+def encoder_sampler(
+    model: nn.Module, x: Tensor
+) -> Callable[[int, torch.Generator], tuple[Tensor, Tensor]]:
+    """Fresh (z, s) of a frozen model on minibatches of its training items `x`: what the
+    critic sees during training (a new posterior sample of each item at every visit)."""
+
+    def sample(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(0, len(x), (min(b, len(x)),), generator=gen)
+        with torch.no_grad():
+            out = model(x[idx])
+        return out.z.float(), out.s.float()
+
+    return sample
+
+
+def agreement(a: float, b: float, floor: float = 0.05) -> float:
+    """max(a, b) / min(a, b) of two readings in nats, each first raised to `floor`: below a
+    twentieth of a nat two readings agree whatever their ratio."""
+    lo, hi = sorted((max(a, floor), max(b, floor)))
+    return float(hi / lo)
+
+
+__all__ = [
+    "OTHER_FAMILY",
+    "Planted",
+    "encoder_sampler",
+    "planted_sampler",
+    "rows_sampler",
+    "agreement",
+    "critic_reading",
+    "fit_critic",
+    "other_family",
+    "project",
+    "planted",
+    "planted_mi",
+    "window_family",
+    "window_patches",
+    "window_sizes",
+]

@@ -1,0 +1,173 @@
+"""Qualify the I_q(z; s) instrument before trusting it (issue 20; docs/DESIGN.md, "Instrument").
+
+For a model's s shape and the penalty's target, three kinds of rows:
+
+- planted: `paperlib.instrument.planted` data with a closed-form value (0.5 to 4 nats), no
+  pooled statistic carrying it. Pass: the training critic recovers >= 80 % of it.
+- independent: the same shapes, true value 0. Pass: within 0.05 nats of 0.
+- frozen: the encodings of a trained `mi` run. Pass: the training critic's held-out reading is
+  within 20 % of the other family's (`paperlib.instrument.other_family`).
+
+The training critic is built by `paperlib.regularizers.zs_critic` from the run's objective
+config and trained as the run trains it: its learning rate, its batch size, ``n_critic`` steps
+per model step for the run's step budget (`training_steps`), on training rows; it is read on
+held-out rows. benchmarks/qualify_critics.py prints the table; tests/test_instrument.py holds
+the cases on small shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from paperlib import instrument
+from paperlib.regularizers import zs_critic
+
+#: pass thresholds of the qualification
+MIN_RECOVERED, MAX_INDEPENDENT, MAX_FROZEN_GAP = 0.8, 0.05, 0.2
+
+
+def target_of(obj_cfg) -> str:
+    """The quantity a run's penalty estimates: "window" or "sequence"."""
+    return "window" if obj_cfg.critic_pairs == "window" else "sequence"
+
+
+def training_steps(cfg) -> int:
+    """Critic steps of one run: n_critic per model step over the training budget."""
+    return cfg.objective.n_critic * cfg.train.steps
+
+
+def critic_row(
+    cfg,
+    sample,
+    z_out: np.ndarray | torch.Tensor,
+    s_out: np.ndarray | torch.Tensor,
+    grid: tuple[int, int],
+    steps: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The training critic trained on rows from ``sample`` (`paperlib.instrument.fit_critic`),
+    read on the held-out rows (z_out, s_out).
+
+    Returns ``critic_nats`` (held-out reading) and ``critic_acc`` (balanced accuracy on its
+    training batches over the last tenth of its steps).
+    """
+    z_out, s_out = torch.as_tensor(z_out).float(), torch.as_tensor(s_out).float()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = zs_critic(cfg.objective, z_out.shape[1], s_out.shape[2], grid)
+    steps = training_steps(cfg) if steps is None else steps
+    accs = instrument.fit_critic(
+        critic, sample, steps=steps, batch_size=cfg.data.batch_size, lr=cfg.objective.critic_lr,
+        seed=seed,
+    )  # fmt: skip
+    tail = accs[-max(len(accs) // 10, 1) :]
+    return {
+        "critic_nats": instrument.critic_reading(critic, z_out, s_out),
+        "critic_acc": float(np.mean(tail)),
+    }
+
+
+def planted_row(
+    cfg,
+    z_dim: int,
+    s_dim: int,
+    grid: tuple[int, int],
+    nats: float,
+    n: int = 2000,
+    steps: int | None = None,
+    other: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One planted (or, with ``nats=0``, independent) row: truth, training critic, other family.
+
+    The training critic sees fresh planted rows at every step, as a run sees fresh posterior
+    samples; it is read on `n` held-out rows, on which the other family is cross-fitted.
+    """
+    target = target_of(cfg.objective)
+    window = cfg.objective.critic_window
+    source = instrument.Planted(z_dim, s_dim, grid, nats, target, window, seed=seed)
+    z, s = source.sample(n, np.random.default_rng(seed + 1))
+    row: dict[str, Any] = {
+        "case": "planted" if nats > 0 else "independent",
+        "true_nats": source.true,
+    }
+    row.update(critic_row(cfg, instrument.planted_sampler(source), z, s, grid, steps, seed))
+    if other:
+        row["other_nats"] = instrument.other_family(z, s, target, grid, window, seed=seed)["nats"]
+    if nats > 0:
+        row["recovered"] = row["critic_nats"] / source.true
+        row["passed"] = bool(row["recovered"] >= MIN_RECOVERED)
+    else:
+        row["passed"] = bool(abs(row["critic_nats"]) <= MAX_INDEPENDENT)
+    return row
+
+
+def frozen_row(
+    cfg,
+    model: torch.nn.Module,
+    x_train: torch.Tensor,
+    x_held: torch.Tensor,
+    grid: tuple[int, int],
+    steps: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A trained run's frozen encoder: the training critic against the other family.
+
+    The critic trains as in the run, on fresh posterior samples of minibatches of `x_train`
+    (`paperlib.instrument.encoder_sampler`), and is read on the encodings of `x_held`; the
+    other family is cross-fitted on one encoding of each training item, as evaluation does.
+    """
+    target = target_of(cfg.objective)
+    model.eval()
+
+    def encode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            outs = [model(chunk) for chunk in x.split(256)]
+        return torch.cat([o.z for o in outs]).float(), torch.cat([o.s for o in outs]).float()
+
+    torch.manual_seed(seed)
+    z_held, s_held = encode(x_held)
+    z_tr, s_tr = encode(x_train)
+    row: dict[str, Any] = {"case": "frozen"}
+    sample = instrument.encoder_sampler(model, x_train)
+    row.update(critic_row(cfg, sample, z_held, s_held, grid, steps, seed))
+    other = instrument.other_family(
+        z_tr, s_tr, target, grid, cfg.objective.critic_window, seed=seed
+    )
+    row["other_nats"] = other["nats"]
+    row["other_low"], row["other_high"] = other["low"], other["high"]
+    ref = max(abs(other["nats"]), 1e-9)
+    row["gap"] = abs(row["critic_nats"] - other["nats"]) / ref
+    row["passed"] = bool(row["gap"] <= MAX_FROZEN_GAP)
+    return row
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of qualification rows."""
+    head = "| model | target | case | true | training critic | acc. | other family | pass |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f = {k: f"{v:.3f}" for k, v in r.items() if isinstance(v, float)}
+        f = {k: f.get(k, "–") for k in ("true_nats", "critic_nats", "critic_acc", "other_nats")}
+        lines.append(
+            f"| {r.get('model', '')} | {r.get('target', '')} | {r['case']} | {f['true_nats']} | "
+            f"{f['critic_nats']} | {f['critic_acc']} | {f['other_nats']} | "
+            f"{'yes' if r['passed'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "MAX_FROZEN_GAP",
+    "MAX_INDEPENDENT",
+    "MIN_RECOVERED",
+    "critic_row",
+    "format_rows",
+    "frozen_row",
+    "planted_row",
+    "target_of",
+    "training_steps",
+]
