@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import conversion, evaluate, records, runtime, stats
+from paperlib import conversion, evaluate, instrument, records, runtime, stats
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
+from paperlib.regularizers import grid_of
 
 #: the name of notebook 03's selection file (in its results folder)
 SELECTION_FILE = "selected_weights.json"
@@ -421,6 +422,18 @@ def evaluate_run(
     m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_seq"))
     pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
     m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
+    # the penalty's target (I(z; s_window) or I(z; s_1:T)) by the qualified other family
+    target = "window" if cfg.objective.critic_pairs == "window" else "sequence"
+    other = instrument.other_family(
+        enc["train"]["z_sample"], enc["train"]["s_seq"], target, grid_of(model),
+        cfg.objective.critic_window, seed=seed, **instrument.EVALUATION,
+    )  # fmt: skip
+    m.update(
+        {
+            f"mi_zs_target_nats{k}": other[n]
+            for k, n in (("", "nats"), ("_low", "low"), ("_high", "high"))
+        }
+    )
     if critic is not None:
         m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
     for e in enc.values():  # the sequences are large (images: N x H W x Ds) and used only here

@@ -45,7 +45,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from paperlib.critics import ClubCritic, DensityRatioCritic, PriorRatioCritic, SetCritic
+from paperlib.critics import (
+    ClubCritic,
+    DensityRatioCritic,
+    PriorRatioCritic,
+    SetCritic,
+    WindowCritic,
+)
 from paperlib.gaussian import minibatch_mi_xz
 from paperlib.mi import mmd
 from paperlib.outputs import VAEOutput
@@ -88,6 +94,7 @@ class Objective(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.z_dim, self.s_dim = int(model.z_dim), int(model.s_dim)
+        self.grid = grid_of(model)
         self.generator = torch.Generator()
         self.generator.manual_seed(seed)
         self.critics = nn.ModuleDict()
@@ -248,17 +255,29 @@ class CMIObjective(MIObjective):
     """ELBO + alpha * I_q(x; z) - beta * I_q(z; s)  (Akuzawa et al. 2021, the proposed method).
 
     I_q(z; s) ~ mean_i logit D(z_i, s_i), D the adversarial density-ratio critic (DESIGN
-    section 2); beta is 0 before ``warmup_steps`` so the critic warms up first.
+    section 2). The critic warms up before beta acts: beta is 0 for ``warmup_steps``, then
+    (with ``warmup_plateau`` > 0) until the critic's held-out accuracy - measured on each new
+    batch before the critic trains on it, as an EMA - has not improved by 0.005 for
+    ``warmup_plateau`` steps (at most until ``warmup_max_steps``); then beta rises linearly over
+    ``beta_ramp_steps``. The step where it started is logged (``beta_start``) and checkpointed.
     """
 
+    #: EMA weight of the held-out accuracy, and the rise that counts as an improvement
+    ACC_EMA, ACC_MIN_GAIN = 0.05, 0.005
+
+    def __init__(self, cfg, model: nn.Module, seed: int = 0):
+        super().__init__(cfg, model, seed)
+        self.beta_start: int | None = None
+        self.acc_ema, self.acc_best, self.acc_best_step = 0.5, 0.5, 0
+        self._step = 0
+
+    @property
+    def target(self) -> str:
+        """What the penalty estimates: "window" (I(z; s_window)) or "sequence" (I(z; s_1:T))."""
+        return "window" if self.cfg.critic_pairs == "window" else "sequence"
+
     def _init_zs_critic(self) -> None:
-        if self.cfg.critic_pairs == "set":
-            # I_q(z; s_1:T) over the whole sequence, all B x B pairs per step (critics.py)
-            self.critics["zs"] = SetCritic(self.z_dim, self.s_dim, self.cfg.critic_hidden)
-            return
-        self.critics["zs"] = DensityRatioCritic(
-            self.z_dim, self.s_dim, self.cfg.critic_hidden, mode=self.cfg.critic_pairs
-        )
+        self.critics["zs"] = zs_critic(self.cfg, self.z_dim, self.s_dim, self.grid)
 
     def critic_losses(self, out: VAEOutput) -> dict[str, Tensor]:
         losses = super().critic_losses(out)
@@ -267,10 +286,47 @@ class CMIObjective(MIObjective):
         losses["critic_acc_zs"] = acc
         return losses
 
+    def critic_step(self, out: VAEOutput) -> dict[str, float]:
+        with torch.no_grad():
+            # held-out accuracy: this batch, before the critic trains on it
+            _, acc = self.critics["zs"].loss(out.z.detach(), out.s.detach(), self.generator)
+        self.acc_ema += self.ACC_EMA * (float(acc) - self.acc_ema)
+        if self.acc_ema > self.acc_best + self.ACC_MIN_GAIN:
+            self.acc_best, self.acc_best_step = self.acc_ema, self._step
+        logs = super().critic_step(out)
+        self._maybe_start_beta(self._step + 1)
+        logs["critic_acc_zs_heldout"] = self.acc_ema
+        return logs
+
+    def _maybe_start_beta(self, done: int) -> None:
+        cfg = self.cfg
+        if self.beta_start is not None or done < cfg.warmup_steps:
+            return
+        plateau = cfg.warmup_plateau == 0 or done - self.acc_best_step >= cfg.warmup_plateau
+        capped = cfg.warmup_max_steps > 0 and done >= cfg.warmup_max_steps
+        if plateau or capped:
+            self.beta_start = done
+
+    def beta_at(self, step: int) -> float:
+        """beta at a step: 0 while the critic warms up, then a linear ramp to cfg.beta."""
+        if self.beta_start is None:
+            # without a critic step yet (evaluation), the fixed warm-up decides
+            if self.cfg.warmup_plateau > 0 or step < self.cfg.warmup_steps:
+                return 0.0
+            start = self.cfg.warmup_steps
+        else:
+            start = self.beta_start
+        if step < start:
+            return 0.0
+        ramp = self.cfg.beta_ramp_steps
+        # beta_t = beta * min(1, (t - start + 1) / ramp)
+        return self.cfg.beta * (min(1.0, (step - start + 1) / ramp) if ramp > 0 else 1.0)
+
     def model_loss(self, out: VAEOutput, step: int) -> tuple[Tensor, dict[str, float]]:
+        self._step = step
         t = self.elbo_terms(out)
         m = self.mi_xz_terms(out)
-        beta = self.cfg.beta if step >= self.cfg.warmup_steps else 0.0
+        beta = self.beta_at(step)
         critic = self.critics["zs"]
         with _frozen(critic), torch.set_grad_enabled(torch.is_grad_enabled() and beta > 0):
             # I_q(z;s) ~ mean_i logit D(z_i, s_i): gradient into z and s, not into D
@@ -278,7 +334,94 @@ class CMIObjective(MIObjective):
         # objective = ELBO + alpha * I_q(x;z) - beta * I_q(z;s)
         objective = t["elbo_train"] + self.cfg.alpha * m["mi_xz"] - beta * mi_zs
         loss = -objective
-        return loss, _floats(t, **m, mi_zs=mi_zs, beta=torch.tensor(beta), loss=loss)
+        start = -1.0 if self.beta_start is None else float(self.beta_start)
+        return loss, _floats(
+            t, **m, mi_zs=mi_zs, beta=torch.tensor(beta), beta_start=torch.tensor(start), loss=loss
+        )
+
+    @torch.no_grad()
+    def monitor(
+        self, model: nn.Module, x: Tensor, done: int, final: bool = False
+    ) -> dict[str, float]:
+        """Every ``monitor_every`` steps: the training critic's reading on validation rows `x`
+        beside a fresh critic of the other family fitted there (paperlib.instrument), and their
+        ratio (max / min; a run above `MONITOR_RATIO` is flagged in the tables); also at the
+        run's last step (`final`)."""
+        every = self.cfg.monitor_every
+        if every <= 0 or (done % every and not final):
+            return {}
+        from paperlib import instrument  # the estimator family; lazy: sklearn, scipy
+
+        was = model.training
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(done)
+            outs = [model(chunk) for chunk in x.split(256)]
+        model.train(was)
+        z = torch.cat([o.z for o in outs]).float()
+        s = torch.cat([o.s for o in outs]).float()
+        reading = instrument.critic_reading(self.critics["zs"], z, s)
+        with torch.enable_grad():
+            other = instrument.other_family(
+                z.cpu(), s.cpu(), self.target, self.grid, self.cfg.critic_window, seed=done,
+                **instrument.MONITOR,
+            )  # fmt: skip
+        return {
+            "mi_zs_val_critic": reading,
+            "mi_zs_val_other": other["nats"],
+            "monitor_ratio": instrument.agreement(reading, other["nats"]),
+        }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = super().get_extra_state()
+        state["warmup"] = {
+            "beta_start": -1 if self.beta_start is None else self.beta_start,
+            "acc": [self.acc_ema, self.acc_best, self.acc_best_step],
+        }
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        if "warmup" in state:
+            start = int(state["warmup"]["beta_start"])
+            self.beta_start = None if start < 0 else start
+            ema, best, best_step = state["warmup"]["acc"]
+            self.acc_ema, self.acc_best, self.acc_best_step = (
+                float(ema),
+                float(best),
+                int(best_step),
+            )
+
+
+def zs_critic(obj_cfg, z_dim: int, s_dim: int, grid: tuple[int, int]) -> nn.Module:
+    """The `cmi` objective's I_q(z; s) critic named by ``obj_cfg.critic_pairs`` (a fresh one:
+    the qualification trains it on planted and frozen data exactly as training does).
+
+    "set": SetCritic on s_1:T; "window" / "conv": WindowCritic on s laid out on `grid`, per
+    window (``critic_window``) or pooled; "sequence" / "step": DensityRatioCritic.
+    """
+    pairs = obj_cfg.critic_pairs
+    if pairs == "set":
+        # I_q(z; s_1:T) over the whole sequence, all B x B pairs per step (critics.py)
+        return SetCritic(z_dim, s_dim, obj_cfg.critic_hidden)
+    if pairs in ("window", "conv"):
+        # s on its grid, read by a convolution: each window (I(z; s_window)) or pooled
+        window = obj_cfg.critic_window if pairs == "window" else 0
+        return WindowCritic(z_dim, s_dim, grid, obj_cfg.critic_hidden, window=window)
+    return DensityRatioCritic(z_dim, s_dim, obj_cfg.critic_hidden, mode=pairs)
+
+
+#: two readings of I(z; s) that differ by more than this factor flag a run in the tables
+MONITOR_RATIO = 1.5
+
+
+def grid_of(model: nn.Module) -> tuple[int, int]:
+    """The grid of s's positions: (H, W) of an image model's ``x_shape`` (C, H, W), else (1, T)
+    with T the model's ``n_frames`` (1 when the model does not say)."""
+    shape = getattr(model, "x_shape", None)
+    if shape is not None and len(shape) == 3:
+        return int(shape[1]), int(shape[2])
+    return 1, int(getattr(model, "n_frames", 1) or 1)
 
 
 @OBJECTIVES.register("cmi_club")
@@ -310,7 +453,10 @@ __all__ = [
     "ELBO",
     "MIObjective",
     "MMD_SCALE",
+    "MONITOR_RATIO",
     "OBJECTIVES",
     "Objective",
     "build_objective",
+    "grid_of",
+    "zs_critic",
 ]

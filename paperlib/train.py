@@ -338,6 +338,11 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             if best.enabled and (done % tc.eval_every == 0 or done == tc.steps):
                 terms.update(best.update(model, done))
                 stopped = best.plateaued
+                monitor = getattr(objective, "monitor", None)
+                if monitor is not None:
+                    # the training critic beside a fresh critic of another family (cmi)
+                    final = done == tc.steps or stopped
+                    terms.update(monitor(model, best.x.to(device), done, final=final))
             if done % tc.log_every == 0 or done == tc.steps or stopped:
                 history.rows.append({"step": done, **terms})
                 if writer is not None:
