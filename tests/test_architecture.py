@@ -19,10 +19,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("records and statistics", {"records", "progress", "stats"}),
     ("data", {"data"}),
     ("models", {"models"}),
-    ("estimators and critics", {"mi", "critics"}),
+    ("estimators and critics", {"mi", "critics", "instrument"}),
     ("objectives", {"regularizers"}),
     ("training", {"train"}),
-    ("evaluation", {"evaluate", "conversion"}),
+    ("evaluation", {"evaluate", "conversion", "s_content", "qualify"}),
     ("experiments and reports", {"experiment", "mechanism", "components", "plots", "summary"}),
     ("notebook support", {"plan", "runner", "launch", "notebooks", "params", "colab"}),
 ]

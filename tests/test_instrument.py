@@ -1,0 +1,232 @@
+"""The I(z; s) instrument: planted ground truth, the window critic, its warm-up and monitor,
+what s holds, and the qualification rows (issue 20), on tiny shapes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib import config, instrument, qualify, s_content
+from paperlib.critics import WindowCritic
+from paperlib.regularizers import CMIObjective, grid_of, zs_critic
+
+GRID, DS, DZ = (6, 6), 4, 3
+
+
+# -- planted ground truth -----------------------------------------------------------------------
+
+
+def test_planted_data_hits_its_closed_form_and_no_pooled_statistic_carries_it():
+    z, s, true = instrument.planted(4000, DZ, DS, GRID, 1.5, "window", window=3, rank=2, seed=0)
+    assert true == pytest.approx(1.5, rel=1e-6)
+    assert s.shape == (4000, 36, DS)
+    # the mean over positions holds no z: its correlation with every z dimension is ~0
+    pooled = s.mean(1)
+    corr = np.corrcoef(np.concatenate([z, pooled], 1).T)[:DZ, DZ:]
+    assert np.abs(corr).max() < 0.06
+    # while the first half of the positions alone does
+    half = s[:, :18].mean(1)
+    corr = np.corrcoef(np.concatenate([z, half], 1).T)[:DZ, DZ:]
+    assert np.abs(corr).max() > 0.5
+    # the independent case plants nothing
+    _, s0, zero = instrument.planted(10, DZ, DS, GRID, 0.0)
+    assert zero == 0.0 and s0.shape == (10, 36, DS)
+
+
+def test_window_sizes_and_patches_follow_the_grid():
+    sizes = instrument.window_sizes((4, 5), 3)
+    assert sizes.reshape(4, 5)[0, 0] == 4 and sizes.reshape(4, 5)[1, 1] == 9
+    assert instrument.window_sizes((1, 6), 5).tolist() == [3, 4, 5, 5, 4, 3]
+    s = np.arange(2 * 20 * 1, dtype=np.float32).reshape(2, 20, 1)
+    p = instrument.window_patches(s, (4, 5), 3, seed=0)
+    assert p.shape == (2, 9 + 2)
+    # the sequence target's closed form: rank / 2 log(1 + T / sigma^2)
+    assert instrument.planted_mi(1.0, 2, (1, 8), "sequence") == pytest.approx(math.log(9))
+
+
+# -- the window critic ----------------------------------------------------------------------------
+
+
+def test_the_window_critic_scores_each_position_from_its_window_only():
+    """d T_ii(p) / d s_q = 0 for q outside p's window (checked by gradients), != 0 inside."""
+    torch.manual_seed(0)
+    critic = WindowCritic(DZ, DS, GRID, hidden=8, window=3, conv_channels=4)
+    z = torch.randn(2, DZ)
+    s = torch.randn(2, 36, DS, requires_grad=True)
+    t = critic.scores(z, s)  # (B, B, P)
+    p = 2 * 6 + 3  # row 2, column 3
+    t[0, 0, p].backward()
+    touched = (s.grad[0].abs().sum(-1) > 0).reshape(6, 6)
+    expected = torch.zeros(6, 6, dtype=torch.bool)
+    expected[1:4, 2:5] = True
+    assert torch.equal(touched, expected)
+    assert s.grad[1].abs().sum() == 0  # another item's s never enters T_00
+
+
+def _fit_window(source, steps=400, seed=0):
+    torch.manual_seed(seed)
+    critic = WindowCritic(DZ, DS, GRID, hidden=32, window=3)
+    sample = instrument.planted_sampler(source)
+    instrument.fit_critic(critic, sample, steps=steps, batch_size=64, lr=2e-3, seed=seed)
+    return critic
+
+
+def test_the_window_critic_recovers_planted_window_mi_and_reads_zero_without_it():
+    source = instrument.Planted(DZ, DS, GRID, 1.0, "window", window=3, rank=2, seed=1)
+    z, s = (torch.as_tensor(a) for a in source.sample(1000, np.random.default_rng(9)))
+    got = instrument.critic_reading(_fit_window(source), z, s)
+    assert got >= 0.8 * source.true
+    # fixed rows sampled with replacement: the same critic memorises nothing here either
+    critic = WindowCritic(DZ, DS, GRID, hidden=32, window=3)
+    z0, s0, _ = instrument.planted(2000, DZ, DS, GRID, 0.0, seed=2)
+    z0, s0 = torch.as_tensor(z0), torch.as_tensor(s0)
+    sample = instrument.rows_sampler(z0[:1500], s0[:1500])
+    instrument.fit_critic(critic, sample, steps=200, batch_size=64, lr=2e-3)
+    assert abs(instrument.critic_reading(critic, z0[1500:], s0[1500:])) <= 0.05
+
+
+def test_the_window_critic_rejects_wrong_shapes():
+    critic = WindowCritic(DZ, DS, GRID, hidden=8, window=3)
+    with pytest.raises(ValueError, match="grid"):
+        critic.mi(torch.randn(2, DZ), torch.randn(2, 35, DS))
+    with pytest.raises(ValueError, match="odd"):
+        WindowCritic(DZ, DS, GRID, window=4)
+
+
+def test_agreement_is_a_ratio_with_a_floor():
+    assert instrument.agreement(1.0, 2.0) == pytest.approx(2.0)
+    assert instrument.agreement(0.01, 0.04) == pytest.approx(1.0)  # both below 0.05 nats
+    assert instrument.agreement(-1.0, 0.5) == pytest.approx(10.0)
+
+
+# -- the objective: warm-up on the critic's plateau, beta ramp, monitor ---------------------------
+
+
+class _Model(torch.nn.Module):
+    z_dim, s_dim, x_shape = DZ, DS, (1, *GRID)
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1)
+
+
+def _cmi(**over):
+    cfg = config.load("smoke", "images").objective
+    cfg = cfg.__class__(
+        **{**cfg.__dict__, "name": "cmi", "alpha": 1.0, "beta": 2.0, "critic_pairs": "window",
+           "critic_window": 3, "critic_hidden": 8, **over}
+    )  # fmt: skip
+    return CMIObjective(cfg, _Model(), seed=0)
+
+
+def test_beta_waits_for_the_critics_plateau_then_ramps_in():
+    obj = _cmi(warmup_steps=2, warmup_plateau=3, warmup_max_steps=50, beta_ramp_steps=4)
+    assert grid_of(_Model()) == GRID and obj.target == "window"
+    # the held-out accuracy keeps rising until step 5, then stays flat
+    for step, acc in enumerate([0.55, 0.6, 0.65, 0.7, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75]):
+        obj._step = step
+        obj.acc_ema = acc - 0.01  # the EMA update below lands on `acc`
+        obj.ACC_EMA = 1.0
+        if acc > obj.acc_best + obj.ACC_MIN_GAIN:
+            obj.acc_best, obj.acc_best_step = acc, step
+        obj._maybe_start_beta(step + 1)
+    # the last gain came at step 4; three steps later (7 done) beta starts
+    assert obj.beta_start == 7
+    assert obj.beta_at(6) == 0.0
+    assert [obj.beta_at(t) for t in (7, 8, 9, 10, 20)] == [0.5, 1.0, 1.5, 2.0, 2.0]
+    # the state survives a checkpoint round trip
+    fresh = _cmi(warmup_steps=2, warmup_plateau=3, warmup_max_steps=50, beta_ramp_steps=4)
+    fresh.load_state_dict(obj.state_dict())
+    assert fresh.beta_start == 7 and fresh.acc_best_step == 4
+
+
+def test_the_warmup_is_capped_and_the_fixed_warmup_is_unchanged():
+    obj = _cmi(warmup_steps=2, warmup_plateau=100, warmup_max_steps=5)
+    obj.acc_best_step = 4
+    obj._maybe_start_beta(4)
+    assert obj.beta_start is None
+    obj._maybe_start_beta(5)
+    assert obj.beta_start == 5
+    fixed = _cmi(warmup_steps=3, warmup_plateau=0)
+    assert fixed.beta_at(2) == 0.0 and fixed.beta_at(3) == 2.0
+
+
+def test_the_monitor_reads_both_families_on_its_schedule(monkeypatch):
+    monkeypatch.setattr(instrument, "MONITOR", dict(steps=20, positions=4))
+    obj = _cmi(monitor_every=4)
+
+    class Model(_Model):
+        def forward(self, x):
+            from paperlib.outputs import VAEOutput
+
+            b = len(x)
+            z = x[:, :DZ]
+            s = x[:, DZ:].reshape(b, 36, DS)
+            zero = torch.zeros(b)
+            return VAEOutput(z, z, z, s, zero, zero, zero)
+
+    x = torch.randn(64, DZ + 36 * DS)
+    assert obj.monitor(Model(), x, 3) == {}
+    got = obj.monitor(Model(), x, 4)
+    assert set(got) == {"mi_zs_val_critic", "mi_zs_val_other", "monitor_ratio"}
+    assert got["monitor_ratio"] >= 1.0
+    assert obj.monitor(Model(), x, 5, final=True) != {}
+
+
+# -- what s holds ---------------------------------------------------------------------------------
+
+
+def test_a_pixelcnn_s_holds_x_as_a_whole_but_one_position_does_not():
+    from paperlib.data import load_data
+    from paperlib.models import build_model
+
+    cfg = config.load("smoke", "images")
+    bundle = load_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, bundle.info)
+    tr = s_content.encode(model, bundle.train, 200)
+    te = s_content.encode(model, bundle.val, 100)
+    table = s_content.what_s_holds(tr, te, window=3)
+    assert table["s_1:T"]["x"] > 0.9  # s_{t+1} sees x_t: the sequence is x again
+    assert table["s_t"]["x"] < 0.2
+    assert table["window"]["x_t"] > table["s_t"]["x_t"]
+    md = s_content.format_table({"random init": table})
+    assert md.count("\n") == 1 + 4
+
+
+def test_choose_target_is_window_only_when_s_is_x_again():
+    table = {"s_1:T": {"x": 0.97, "label": 0.88}, "raw x": {"label": 0.84}}
+    assert s_content.choose_target(table) == "window"
+    table["s_1:T"]["label"] = 0.07  # holds the frames, not the speaker: not x again
+    assert s_content.choose_target(table) == "sequence"
+    table["s_1:T"].update(x=0.5, label=0.88)
+    assert s_content.choose_target(table) == "sequence"
+
+
+# -- qualification rows ---------------------------------------------------------------------------
+
+
+def test_qualification_rows_on_a_small_shape():
+    cfg = config.load("smoke", "images").replace(
+        objective__critic_pairs="window", objective__critic_window=3, objective__critic_hidden=32,
+        objective__critic_lr=2e-3, data__batch_size=64, train__steps=400,
+    )  # fmt: skip
+    row = qualify.planted_row(cfg, DZ, DS, GRID, 1.0, n=1000, other=False, seed=1)
+    assert row["case"] == "planted" and row["passed"], row
+    assert isinstance(zs_critic(cfg.objective, DZ, DS, GRID), WindowCritic)
+
+    class Encoder(_Model):  # a frozen "encoder" whose s holds z in its first positions
+        def forward(self, x):
+            from paperlib.outputs import VAEOutput
+
+            z = x[:, :DZ] + 0.1 * torch.randn(len(x), DZ)
+            s = torch.zeros(len(x), 36, DS)
+            s[:, :4, :DZ] = x[:, None, :DZ]
+            zero = torch.zeros(len(x))
+            return VAEOutput(z, z, z, s, zero, zero, zero)
+
+    x = torch.randn(700, DZ)
+    frozen = qualify.frozen_row(cfg, Encoder(), x[:500], x[500:], GRID, steps=30, seed=0)
+    assert {"critic_nats", "other_nats", "gap", "passed"} <= set(frozen)
+    assert "| images |" not in qualify.format_rows([frozen])  # no model tag given
