@@ -15,6 +15,9 @@
   is kept in ``results/NN_name/run.json`` and in the git-ignored ``results/_logs/``, so a fresh
   clone regenerates every result even when results are committed. ``run`` says what differs,
   ``skip`` what matched.
+- Each profile writes its own results folder (`results_folder`): ``quick``, the profile whose
+  results are committed, ``results/``; every other profile ``results/<profile>/``
+  (``results/smoke/`` is git-ignored), so no profile overwrites another's results.
 - ``--jobs N`` runs independent notebooks in parallel; the summary runs last.
 - One log file per notebook in ``results/_logs/``. Training progress (`paperlib.progress`,
   plain text under the runner) goes into that log and is echoed to the terminal, each line
@@ -51,7 +54,8 @@ SUMMARY = "04_summary"
 #: notebooks that read notebook 03's weight selection, so run after it
 SELECTION = "03_information_plane"
 NEEDS_SELECTION = ("01_speech_dsae", "02_images_pixelcnn_vae")
-#: the default profile, which `_command` leaves out of the commands it suggests
+#: the profile whose results are committed: it writes results/ itself, every other profile its
+#: own subfolder (results/smoke/ is git-ignored)
 COMMITTED_PROFILE = "quick"
 #: parameters that the runner sets itself, and the option that sets them
 SET_BY_RUNNER = {"profile": "--profile", "out_dir": "--results", "results_dir": "--results"}
@@ -62,9 +66,13 @@ class NotebookFailed(RuntimeError):
 
 
 def results_folder(profile: str, given: str | Path | None = None) -> Path:
-    """Where a run of `profile` writes: `given` (``--results``), else ``results/`` (in the
-    checkout, or in the working folder after a wheel install)."""
-    return Path(given) if given is not None else in_work_dir("results")
+    """Where a run of `profile` writes: `given` (``--results``), else ``results/`` for the
+    committed profile and ``results/<profile>/`` for the others (in the checkout, or in the
+    working folder after a wheel install)."""
+    if given is not None:
+        return Path(given)
+    base = in_work_dir("results")
+    return base if profile == COMMITTED_PROFILE else base / profile
 
 
 def code_hash(name: str) -> str:
@@ -512,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results",
         default=None,
-        help="results folder (default: results/ of the checkout, else of the working folder)",
+        help=f"results folder (default: results/ for the {COMMITTED_PROFILE} profile, "
+        "results/<profile>/ for the others, in the checkout or else in the working folder)",
     )
     parser.add_argument(
         "-p",

@@ -1,8 +1,10 @@
 """run_all.sh: smoke profile end to end, skip logic, and clear failures that keep old results."""
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -375,3 +377,55 @@ def test_a_selection_made_for_another_profile_is_refused_with_the_command(
     shutil.rmtree(tmp_path / "03_information_plane")
     rc, _, err = _main(capsys, tmp_path, "--only", "01")
     assert rc == 2 and "selected_weights.json does not exist; make it with `./run_all.sh" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# each profile writes its own results folder (issue 22, item 8)
+
+
+def test_each_profile_writes_its_own_results_folder():
+    from paperlib.runtime import in_work_dir
+
+    assert runner.results_folder("quick") == in_work_dir("results")
+    assert runner.results_folder("smoke") == in_work_dir("results") / "smoke"
+    assert runner.results_folder("paper") == in_work_dir("results") / "paper"
+    assert runner.results_folder("smoke", "elsewhere") == Path("elsewhere")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "results/smoke/00_walkthrough/run.json"], cwd=ROOT
+    )
+    assert ignored.returncode == 0, "results/smoke/ is git-ignored"
+
+
+def test_smoke_on_a_fresh_checkout_leaves_the_committed_results_as_they_are(tmp_path):
+    """The working tree (tracked and untracked files) as a fresh repository; a smoke run of the
+    walkthrough there writes results/smoke/ and must leave ``git status`` clean."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    repo = tmp_path / "repo"
+    for name in filter(None, (f.decode() for f in files)):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh"]):
+        subprocess.run([*git, *cmd], cwd=repo, check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    env.pop("PAPERLIB_WORKDIR", None)
+    r = subprocess.run(
+        [sys.executable, "-m", "paperlib.runner", "--profile", "smoke", "--only", "00"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"-> {repo / 'results' / 'smoke' / '00_walkthrough'}" in r.stdout
+    assert json.loads((repo / "results/smoke/00_walkthrough/run.json").read_text())["request"]
+    # nothing tracked changed, nothing untracked appeared (results/smoke/, runs/ are ignored)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
+    assert status.stdout == b"", f"the smoke run changed the checkout:\n{status.stdout.decode()}"
