@@ -125,7 +125,7 @@ def resolve(name: str, profile: str, extra: dict[str, Any], results: Path) -> di
         given["results_dir"] = str(results.resolve())
     try:
         return plan.notebook_params(name, profile, given)
-    except ParameterError:
+    except ParameterError:  # already names the parameter (a ValueError too)
         raise
     except ValueError as err:  # a Config that refuses a value (paperlib.config checks ranges)
         raise ParameterError(f"{name}: {err}") from None
@@ -168,7 +168,8 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _changes(old: Any, new: Any, what: str, limit: int = 2) -> str | None:
-    """'parameter seeds: [0] -> [5]'-style description of what differs, or None."""
+    """What differs between two records, ``parameters changed: seeds [100] -> [5]``, or None
+    when they are equal (nested keys dotted: ``train.steps``; at most `limit` named)."""
     if old == new:
         return None
     a, b = _flat(old if old is not None else {}), _flat(new if new is not None else {})
@@ -195,18 +196,15 @@ def stale_reason(name: str, req: dict[str, Any], results: Path) -> str | None:
     if not isinstance(run, dict):
         return "no result yet"
     recorded = _read_json(_stamp(results, name))
-    if recorded is None:
-        return "not yet run by this checkout"
-    if not isinstance(recorded, dict) or recorded != run.get("request"):
-        return "its result was not made by this checkout's last run"
-    if recorded.get("code") != req["code"] and recorded.get("config") == req["config"]:
-        code = "code changed (the notebook's source or paperlib)"
-    else:
-        code = None
-    return (
+    if not isinstance(recorded, dict):
+        return "no record of its request in _logs/ (a fresh clone, or an older runner)"
+    if recorded != run.get("request"):
+        return "its result is not the one this checkout's last run made"
+    code = "code changed (the notebook's source or paperlib)"
+    return (  # the first difference, in the order a user can act on
         _changes(recorded.get("params"), req["params"], "parameters")
         or _changes(recorded.get("config"), req["config"], "configuration")
-        or code
+        or (code if recorded.get("code") != req["code"] else None)
         or _changes(recorded.get("data"), req["data"], "inputs")
     )
 
