@@ -617,7 +617,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from paperlib.runner import _parse_value, _resolve_names
+    from paperlib.runner import _parse_value, _resolve_names, results_folder
 
     try:
         if args.profile not in PROFILES:
@@ -636,7 +636,11 @@ def main(argv: list[str] | None = None) -> int:
         # a dry run counts 01/02 with fallback weights while 03's selection is missing; a real
         # launch leaves them out until it exists
         pending: list[str] | None = None if args.dry_run else []
-        runs = plan.runs(args.profile, chosen, extra, run_root, pending=pending)
+        # 01/02 read notebook 03's selection where the runner will: the profile's results folder
+        results = results_folder(args.profile, args.results)
+        runs = plan.runs(
+            args.profile, chosen, extra, run_root, pending=pending, results_dir=results
+        )
         settings = ClusterSettings()
         if args.cluster_config:
             settings = ClusterSettings.from_yaml(args.cluster_config)

@@ -16,6 +16,7 @@ This is the notebooks' support layer: it builds on `paperlib.plan` and `paperlib
 from __future__ import annotations
 
 import inspect
+import json
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,34 +46,52 @@ def _choice(*choices: Any) -> Param:
     return Param(lambda v: None if v in choices else "", f"one of {list(choices)}")
 
 
+def _repeated(values: list[Any]) -> str | None:
+    """Why a list that must hold distinct values does not, or None when its values are distinct.
+
+    Compared with ``==`` (1 and 1.0 are the same weight), so unhashable values are fine too.
+    """
+    for i, v in enumerate(values):
+        if v in values[:i]:
+            return f"{v!r} appears more than once: that run would be trained and counted twice"
+    return None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _seeds() -> Param:
     def check(v: Any) -> str | None:
-        ok = v is None or (
-            isinstance(v, list) and v and all(isinstance(s, int) and s >= 0 for s in v)
-        )
-        return None if ok else ""
+        if v is None:
+            return None
+        if not (isinstance(v, list) and v and all(_is_int(s) and s >= 0 for s in v)):
+            return ""
+        # a repeated seed trains the same run twice and counts it twice in every mean and spread
+        return _repeated(v)
 
     return Param(
         check,
-        "a non-empty list of non-negative ints, or None for the profile's seeds",
+        "a non-empty list of distinct non-negative ints, or None for the profile's seeds",
         defaults={"smoke": [0], "quick": [0, 1, 2], "paper": [0, 1, 2, 3, 4]},
     )
 
 
 def _final_seeds() -> Param:
-    """Seeds of the reported runs: none of them is used by the weight selection (03: 0, 1, 2)."""
+    """Seeds of the reported runs: none of them is one that notebook 03 selects the weights on
+    (``paperlib.plan.check_run`` refuses an overlap before a run starts)."""
     return Param(
         _seeds().check,
         _seeds().accepted,
-        defaults={"smoke": [0], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]},
+        defaults={"smoke": [100], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]},
     )
 
 
 def _objectives() -> Param:
     def check(v: Any) -> str | None:
         known = registered("objective")
-        ok = isinstance(v, list) and v and all(o in known for o in v) and len(set(v)) == len(v)
-        return None if ok else ""
+        ok = isinstance(v, list) and v and all(isinstance(o, str) and o in known for o in v)
+        return _repeated(v) if ok else ""
 
     return Param(
         check,
@@ -92,19 +111,27 @@ def _weight(hi: float) -> Param:
     return Param(check, f"None (the preset's selected weight) or a number in [0, {hi}]")
 
 
-def _weights_grid(hi: float) -> Param:
+def _number_list(ok: Callable[[Any], bool]) -> Callable[[Any], str | None]:
+    """Check: None, or a non-empty list of distinct numbers (no bools) each passing `ok`."""
+
     def check(v: Any) -> str | None:
-        ok = v is None or (
+        if v is None:
+            return None
+        good = (
             isinstance(v, list)
             and v
-            and all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= hi
-                for w in v
-            )
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in v)
         )
-        return None if ok else ""
+        # a repeated grid point trains the same runs twice and weighs them twice
+        return _repeated(v) if good else ""
 
-    return Param(check, f"a non-empty list of numbers in [0, {hi}]")
+    return check
+
+
+def _weights_grid(hi: float) -> Param:
+    return Param(
+        _number_list(lambda w: 0.0 <= w <= hi), f"a non-empty list of distinct numbers in [0, {hi}]"
+    )
 
 
 def _optional(param: Param) -> Param:
@@ -125,20 +152,6 @@ def _opt_int(lo: int) -> Param:
         return None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else ""
 
     return Param(check, f"None (the profile's default) or an int >= {lo}")
-
-
-def _number_list(ok: Callable[[Any], bool]) -> Callable[[Any], str | None]:
-    """Check: None, or a non-empty list of numbers (no bools) each passing `ok`."""
-
-    def check(v: Any) -> str | None:
-        good = v is None or (
-            isinstance(v, list)
-            and v
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in v)
-        )
-        return None if good else ""
-
-    return check
 
 
 _COMMON: dict[str, Param] = {
@@ -200,8 +213,12 @@ SPECS: dict[str, dict[str, Param]] = {
             defaults={"smoke": [0], "quick": [0, 1], "paper": [0, 1, 2]},
         ),
         "experiments": Param(
-            lambda v: None if isinstance(v, list) and v and set(v) <= {"speech", "images"} else "",
-            "a non-empty list from ['speech', 'images']",
+            lambda v: (
+                _repeated(v)
+                if isinstance(v, list) and v and all(e in ("speech", "images") for e in v)
+                else ""
+            ),
+            "a non-empty list of distinct names from ['speech', 'images']",
         ),
         "alphas": Param(
             _weights_grid(20.0).check,
@@ -229,7 +246,7 @@ SPECS: dict[str, dict[str, Param]] = {
         # the first value of each dial is the centre of the one-at-a-time sweep
         "leaks": Param(
             _number_list(lambda x: 0.0 < x <= 1.0),
-            "a non-empty list of numbers in (0, 1] (the first is the centre), or None",
+            "a non-empty list of distinct numbers in (0, 1] (the first is the centre), or None",
             defaults={
                 "smoke": [0.1, 0.9],
                 # 0.3 as well would add 15 runs, past the notebook's time budget
@@ -239,7 +256,7 @@ SPECS: dict[str, dict[str, Param]] = {
         ),
         "z_dims": Param(
             _number_list(lambda x: isinstance(x, int) and x >= 1),
-            "a non-empty list of ints >= 1 (the first is the centre), or None",
+            "a non-empty list of distinct ints >= 1 (the first is the centre), or None",
             defaults={"smoke": [2], "quick": [2, 8], "paper": [1, 2, 4, 8]},
         ),
         "alphas": Param(
@@ -252,11 +269,12 @@ SPECS: dict[str, dict[str, Param]] = {
             _weights_grid(100.0).accepted + ", or None for the profile's grid",
             defaults={"smoke": [8.0], "quick": [2.0, 8.0], "paper": [2.0, 8.0, 32.0]},
         ),
-        # weights are chosen on the validation split with their own seeds
+        # weights are chosen on the validation split with their own seeds, never the reported
+        # ones (`check_params` refuses an overlap)
         "selection_seeds": Param(
             _seeds().check,
             _seeds().accepted,
-            defaults={"smoke": [0], "quick": [100, 101], "paper": [100, 101, 102]},
+            defaults={"smoke": [100], "quick": [100, 101], "paper": [100, 101, 102]},
         ),
         "steps": _opt_int(1),
     },
@@ -285,11 +303,37 @@ def validate(notebook: str, params: Mapping[str, Any]) -> None:
             raise ParameterError(
                 f"{notebook}: unknown parameter {name!r}{hint}; accepted parameters: {sorted(spec)}"
             )
-        if spec[name].check(value) is not None:
+        why = spec[name].check(value)
+        if why is not None:
             raise ParameterError(
-                f"{notebook}: parameter {name!r} = {value!r} is not accepted; "
-                f"expected {spec[name].accepted}"
+                f"{notebook}: parameter {name!r} = {value!r} is not accepted"
+                + (f" ({why})" if why else "")
+                + f"; expected {spec[name].accepted}"
             )
+
+
+#: (reported seeds, selection seeds) of a notebook that selects its own weights: the runs that
+#: chose the weights must not be the runs that report them
+_UNSEEN_SEEDS = {"05_mechanism": ("seeds", "selection_seeds")}
+
+
+def check_unseen_seeds(
+    notebook: str, reported: list[int], selecting: list[int], where: str, instead: str
+) -> None:
+    """Raise ParameterError when the reported `seeds` overlap the seeds that chose the weights.
+
+    Test metrics of a run whose validation scores picked the weights are not held out: the
+    selection would be reported on its own seeds. `where` names the selection, `instead` says
+    what would be accepted.
+    """
+    both = [s for s in reported if s in selecting]
+    if both:
+        raise ParameterError(
+            f"{notebook}: parameter 'seeds' = {reported} overlaps the seeds {selecting} on which "
+            f"{where} chooses the weights (seed{'s' if len(both) > 1 else ''} "
+            f"{', '.join(map(str, both))} in both), so the reported runs would not be held out; "
+            f"accepted: {instead}"
+        )
 
 
 def check_params(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
@@ -323,6 +367,17 @@ def check_params(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     for name, param in SPECS[notebook].items():
         if resolved.get(name) is None and param.defaults is not None:
             resolved[name] = param.defaults[profile]
+    if notebook in _UNSEEN_SEEDS:
+        report, select = _UNSEEN_SEEDS[notebook]
+        default = SPECS[notebook][report].defaults[profile]
+        check_unseen_seeds(
+            notebook,
+            resolved[report],
+            resolved[select],
+            f"its parameter {select!r}",
+            f"seeds disjoint from {select} (the profile's: {report} {default}, "
+            f"{select} {SPECS[notebook][select].defaults[profile]})",
+        )
     return resolved
 
 
@@ -445,15 +500,23 @@ def compare_objectives(params: Mapping[str, Any], cfg: Any) -> Comparison:
     Weights: ``alpha`` and ``beta`` of None take the weights that notebook 03 chose for this
     profile and step count, read from ``<results_dir>/03_information_plane/`` (relative to the
     working folder, like the notebooks' other paths); ``experiment.load_selection`` refuses a
-    stale or foreign selection.
+    stale or foreign selection, and `check_unseen_seeds` reported seeds that chose it.
     """
     from paperlib import evaluate, experiment
 
     alpha, beta = params["alpha"], params["beta"]
     selection = None
     if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-        selection = experiment.load_selection(
-            f"{params['results_dir']}/03_information_plane/{experiment.SELECTION_FILE}", cfg
+        path = Path(params["results_dir"]) / "03_information_plane" / experiment.SELECTION_FILE
+        selection = experiment.load_selection(path, cfg)
+        # held-out reporting: no reported seed is one whose validation runs chose the weights
+        chosen_on = json.loads(path.read_text()).get("seeds", [])
+        check_unseen_seeds(
+            f"the {cfg.experiment} experiment",
+            params["seeds"],
+            chosen_on,
+            f"notebook 03's selection {path}",
+            "seeds that the selection did not use, or fixed weights (alpha and beta)",
         )
     res = experiment.run_experiment(
         cfg, params["objectives"], params["seeds"], alpha=alpha, beta=beta, selection=selection

@@ -19,6 +19,7 @@ function ``params -> [(base Config, grid, seeds)]`` here and calls `base_config`
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 from paperlib import config, experiment, notebooks, runtime, train
 from paperlib.config import Config
-from paperlib.params import SPECS, check_params, notebook_names
+from paperlib.params import SPECS, ParameterError, check_params, check_unseen_seeds, notebook_names
 
 #: the objectives that notebook 03 sweeps (mi per alpha, cmi per (alpha, beta)); elbo has no
 #: weight to choose, and notebooks 01/02 train it
@@ -168,6 +169,130 @@ def _plan_sweep(
     # 03: experiment.sweep(base_config(..., name), sweep_grid(params), seeds) per experiment
     grid = sweep_grid(p)
     return [(base_config("03_information_plane", p, n), grid, p["seeds"]) for n in p["experiments"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# the notebooks of one run agree on notebook 03's selection
+
+
+def selection_users(resolved: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The notebooks of a run (name -> resolved parameters) that take notebook 03's weights:
+    01/02 unless both ``alpha`` and ``beta`` are given."""
+    return [
+        n
+        for n in _EXPERIMENT_OF
+        if n in resolved and (resolved[n]["alpha"] is None or resolved[n]["beta"] is None)
+    ]
+
+
+def check_run(
+    profile: str,
+    resolved: Mapping[str, Mapping[str, Any]],
+    results_dir: str | Path,
+    command: str = "./run_all.sh",
+) -> None:
+    """Refuse, before anything runs, a run whose 01/02 cannot use notebook 03's selection.
+
+    The selection is the one notebook 03 makes in this run when 03 is among `resolved`, else the
+    file in `results_dir`. It serves notebook 01 (02) when it was made for the same profile, the
+    same step count and base configuration (``experiment.base_hash``), for its experiment, on
+    seeds that 01 (02) does not report (held-out reporting, DESIGN section 2).
+
+    Parameters
+    ----------
+    profile : the run's profile.
+    resolved : notebook -> its resolved parameters (``notebook_params``), for the run's notebooks.
+    results_dir : the run's results folder.
+    command : how the user calls the runner here (``./run_all.sh --profile smoke``), for the fix.
+
+    Raises
+    ------
+    ParameterError
+        One line: the notebook, the parameter and its value, what the selection was made for,
+        and the command or parameter that makes them match.
+    """
+    users = selection_users(resolved)
+    if not users:
+        return
+    sweep_nb = "03_information_plane"
+    if sweep_nb in resolved:
+        p03 = resolved[sweep_nb]
+        where, made_for, seeds = "notebook 03 in this run", profile, p03["seeds"]
+        made = {e: base_config(sweep_nb, p03, e) for e in p03["experiments"]}
+        entries = {e: (c.train.steps, experiment.base_hash(c)) for e, c in made.items()}
+    else:
+        path = Path(results_dir) / sweep_nb / experiment.SELECTION_FILE
+        where = f"notebook 03's selection {path}"
+        make = f"`{command} --only 03`"
+        if not path.exists():
+            raise ParameterError(
+                f"{users[0]} takes its weights from notebook 03's selection, and {path} does not "
+                f"exist; make it with {make} (or run both: add --only 03), or pass -p "
+                f"{users[0][:2]}:alpha and -p {users[0][:2]}:beta"
+            )
+        try:
+            data = json.loads(path.read_text())
+            made_for, seeds = data["profile"], list(data["seeds"])
+            entries = {
+                e: (int(v["steps"]), str(v["base_hash"])) for e, v in data["experiments"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ParameterError(
+                f"{where} cannot be read ({type(err).__name__}: {err}); make it again with {make}"
+            ) from None
+    for nb in users:
+        p, short = resolved[nb], nb[:2]
+        name, base = _EXPERIMENT_OF[nb], base_config(nb, p)
+        fixed = f"or fixed weights: -p {short}:alpha and -p {short}:beta"
+        in_run = sweep_nb in resolved
+        if made_for != profile:
+            raise ParameterError(
+                f"{nb}: profile {profile!r} cannot use {where}, made for profile {made_for!r}; "
+                f"make a matching one with `{command} --only 03`, {fixed}"
+            )
+        if name not in entries:
+            if in_run:
+                raise ParameterError(
+                    f"{nb}: takes its {name} weights from notebook 03, whose parameter "
+                    f"'experiments' = {resolved[sweep_nb]['experiments']} leaves out {name!r}; "
+                    f"accepted: experiments that include {name!r}, {fixed}"
+                )
+            raise ParameterError(
+                f"{nb}: {where} holds no {name!r} weights (made for {sorted(entries)}); make "
+                f"them with `{command} --only 03`, {fixed}"
+            )
+        steps, made_hash = entries[name]
+        if steps != base.train.steps:
+            shown = p["steps"] if p["steps"] is not None else f"None (the preset's {steps})"
+            match = (
+                f"accepted: the same step count for 03 (-p 03:steps {base.train.steps}, or -p "
+                f"steps {base.train.steps} for both)"
+                if in_run
+                else f"make a matching selection with `{command} --only 03 -p 03:steps "
+                f"{base.train.steps}`"
+            )
+            raise ParameterError(
+                f"{nb}: parameter 'steps' = {shown} trains {base.train.steps} steps, but {where} "
+                f"chose the {name} weights at {steps} steps; {match}, {fixed}"
+            )
+        if made_hash != experiment.base_hash(base):
+            given = {k: p[k] for k in ("dataset", "data_dir") if p[k] is not None}
+            what = f"parameters {given}" if given else "its preset"
+            raise ParameterError(
+                f"{nb}: its {name} configuration ({what}; base config "
+                f"{experiment.base_hash(base)}) is not the one {where} selected on "
+                f"({made_hash}); make a matching selection with `{command} --only 03`"
+                + ("" if given else " (the code or a preset changed since)")
+                + f", {fixed}"
+            )
+        default = SPECS[nb]["seeds"].defaults[profile]
+        check_unseen_seeds(
+            nb,
+            p["seeds"],
+            seeds,
+            where,
+            f"seeds that the selection does not use (the profile's: {default}), {fixed}",
+        )
 
 
 #: notebook -> function of its resolved parameters giving [(base Config, grid, seeds)]

@@ -1,4 +1,5 @@
-"""Run directories, crash-safe checkpoints, metrics.json and history.csv.
+"""Run directories, crash-safe checkpoints, metrics.json and history.csv; one trainer per run
+folder (`run_lock`).
 
 Checkpoints hold only tensors, lists, dicts and scalars so that they load with
 ``torch.load(..., weights_only=True)``: no pickle payload from a checkpoint is ever executed.
@@ -13,7 +14,9 @@ import json
 import math
 import os
 import random
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ import torch
 
 from paperlib import __version__
 from paperlib.config import Config
+from paperlib.progress import PREFIX
 
 CHECKPOINT_FORMAT = 1
 
@@ -383,3 +387,144 @@ def run_dir(root: str | Path, *parts: str) -> Path:
     path = Path(root, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# one trainer per run folder
+#
+# Two processes that train the same run folder (a notebook beside a cluster job, two notebooks
+# whose plans share a run) would interleave their checkpoints and history rows. `fit` holds the
+# folder's lock while it trains. The lock is an OS file lock (``filelock``: flock on Unix), so
+# the kernel drops it when its holder dies, however it dies; a record beside it says who holds
+# it, and a record found by the next holder is the trace of a killed one.
+
+#: environment variable: how many seconds `run_lock` waits for another trainer of the same run
+#: folder. Unset or empty: as long as it takes (the run then resumes from the other's
+#: checkpoints); 0: refuse at once.
+LOCK_WAIT_ENV = "PAPERLIB_LOCK_WAIT"
+#: the lock file and its holder record, in the run folder
+LOCK_FILE = "train.lock"
+HOLDER_FILE = "train.lock.json"
+
+
+class RunLocked(RuntimeError):
+    """Another process trains the same run folder, and this one was told not to wait (longer)."""
+
+
+def lock_wait() -> float:
+    """Seconds to wait for a run folder's lock, from ``$PAPERLIB_LOCK_WAIT`` (inf when unset).
+
+    Raises
+    ------
+    ValueError
+        For a value that is not a number >= 0, naming the variable and what it accepts.
+    """
+    text = os.environ.get("PAPERLIB_LOCK_WAIT", "").strip()  # LOCK_WAIT_ENV
+    if not text:
+        return math.inf
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ValueError(
+            f"{LOCK_WAIT_ENV}={text!r} is not accepted; use a number of seconds >= 0 (0 refuses "
+            "at once), or leave it unset to wait as long as the other run trains"
+        )
+    return seconds
+
+
+def _holder(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _who(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "another process (it has not written its pid yet)"
+    return (
+        f"pid {record.get('pid', '?')} on host {record.get('host', '?')} "
+        f"since {record.get('since', '?')}"
+    )
+
+
+def _say(line: str) -> None:
+    # the progress prefix: run_all.sh echoes the line to the terminal, not only to the log
+    print(f"{PREFIX} {line}", flush=True)
+
+
+@contextmanager
+def run_lock(run_dir: str | Path, wait: float | None = None) -> Iterator[Path]:
+    """Hold `run_dir`'s lock for the duration of the block: one trainer per run folder.
+
+    - Free: taken at once, and the holder record (pid, host, start time, command) is written
+      to ``train.lock.json`` beside the lock.
+    - Held by another process: one line says who holds it, then the call waits up to `wait`
+      seconds (default ``$PAPERLIB_LOCK_WAIT``, unset: without limit) and takes it once the
+      other run has finished; the caller then resumes from that run's checkpoints.
+    - Left by a killed process: the OS released its lock with the process, so the lock is
+      taken at once; its record is still there, and one line says whose lock is taken over.
+
+    Raises
+    ------
+    RunLocked
+        When the lock is still held after `wait` seconds (at once for ``wait=0``); the message
+        names the holder and the fix.
+    """
+    from filelock import FileLock, Timeout
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    wait = lock_wait() if wait is None else float(wait)
+    lock, record = FileLock(str(folder / LOCK_FILE)), folder / HOLDER_FILE
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        held = _holder(record)
+        holder = _who(held)
+        stop = f"`kill {held['pid']}` on {held.get('host', '?')}" if held else "stop it"
+        fix = (
+            "start this run again once that one has finished (it resumes from the "
+            f"checkpoints), or stop that one ({stop})"
+        )
+        mine = held is not None and held.get("pid") == os.getpid()
+        if mine and held.get("host") == socket.gethostname():
+            raise RunLocked(
+                f"run folder {folder} is already being trained by this process (pid "
+                f"{os.getpid()}); train each run folder once at a time"
+            ) from None
+        if wait == 0:
+            raise RunLocked(
+                f"run folder {folder} is being trained by {holder}; {fix}; unset "
+                f"{LOCK_WAIT_ENV} to wait for it instead"
+            ) from None
+        limit = "until it finishes" if math.isinf(wait) else f"up to {wait:g} s"
+        _say(f"waiting: run folder {folder} is being trained by {holder}; waiting {limit}")
+        try:
+            lock.acquire(timeout=-1 if math.isinf(wait) else wait)
+        except Timeout:
+            raise RunLocked(
+                f"run folder {folder} is still being trained by {_who(_holder(record))} after "
+                f"{wait:g} s ({LOCK_WAIT_ENV}={wait:g}); {fix}"
+            ) from None
+    try:
+        left = _holder(record)
+        if left is not None:  # its holder died without releasing: the OS released the lock
+            _say(f"taking over run folder {folder}: its lock was left by {_who(left)}, "
+                 "which no longer holds it")  # fmt: skip
+        write_json(
+            record,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(sys.argv)[:300],
+            },
+        )
+        yield folder
+    finally:
+        record.unlink(missing_ok=True)  # before the release: a record found later means a kill
+        lock.release()

@@ -4,10 +4,20 @@
 - A notebook executes into a staging folder; only when it succeeds does its folder replace
   ``results/NN_name/``. A failure names the notebook and the failing cell's error, exits non-zero,
   and leaves every earlier result untouched.
-- A notebook that this checkout already ran in the same profile on exactly the current inputs
-  (a content hash of its source, paperlib and the recorded weights) is skipped unless
-  ``--force``. The stamp lives in the git-ignored ``results/_logs/``, so a fresh clone
-  regenerates every result even when results are committed.
+- Before anything runs, every ``-p`` override is checked against the notebooks' declared
+  parameters, and the run as a whole against notebook 03's selection (`plan.check_run`): a
+  refusal is one line that names the parameter, its value and what would be accepted.
+- Up to date means the same request: a notebook is skipped (unless ``--force``) when this
+  checkout already ran it with the same resolved parameters (after the parameters cell, the
+  profile's defaults and ``-p``), the same configuration (the presets), the same code (its
+  source and paperlib) and the same inputs from the results folder (notebook 03's selection for
+  01/02, the other notebooks' results for the summary). The record of that request, `request`,
+  is kept in ``results/NN_name/run.json`` and in the git-ignored ``results/_logs/``, so a fresh
+  clone regenerates every result even when results are committed. ``run`` says what differs,
+  ``skip`` what matched.
+- Each profile writes its own results folder (`results_folder`): ``quick``, the profile whose
+  results are committed, ``results/``; every other profile ``results/<profile>/``
+  (``results/smoke/`` is git-ignored), so no profile overwrites another's results.
 - ``--jobs N`` runs independent notebooks in parallel; the summary runs last.
 - One log file per notebook in ``results/_logs/``. Training progress (`paperlib.progress`,
   plain text under the runner) goes into that log and is echoed to the terminal, each line
@@ -35,7 +45,8 @@ from typing import Any
 from paperlib import progress
 from paperlib.config import PROFILES
 from paperlib.notebooks import NOTEBOOK_DIR, find_notebook_dir
-from paperlib.params import SPECS, ParameterError, notebook_names, validate
+from paperlib.params import SPECS, ParameterError, _similar, notebook_names, validate
+from paperlib.records import write_json
 from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
 
 PACKAGE = Path(__file__).resolve().parent
@@ -43,15 +54,30 @@ SUMMARY = "04_summary"
 #: notebooks that read notebook 03's weight selection, so run after it
 SELECTION = "03_information_plane"
 NEEDS_SELECTION = ("01_speech_dsae", "02_images_pixelcnn_vae")
+#: the profile whose results are committed: it writes results/ itself, every other profile its
+#: own subfolder (results/smoke/ is git-ignored)
+COMMITTED_PROFILE = "quick"
+#: parameters that the runner sets itself, and the option that sets them
+SET_BY_RUNNER = {"profile": "--profile", "out_dir": "--results", "results_dir": "--results"}
 
 
 class NotebookFailed(RuntimeError):
     """A notebook raised in one of its cells."""
 
 
-def inputs_hash(name: str, profile: str, results: Path | None = None) -> str:
-    """sha256 of what a notebook's results depend on: its source, paperlib and the profile."""
-    h = hashlib.sha256(profile.encode())
+def results_folder(profile: str, given: str | Path | None = None) -> Path:
+    """Where a run of `profile` writes: `given` (``--results``), else ``results/`` for the
+    committed profile and ``results/<profile>/`` for the others (in the checkout, or in the
+    working folder after a wheel install)."""
+    if given is not None:
+        return Path(given)
+    base = in_work_dir("results")
+    return base if profile == COMMITTED_PROFILE else base / profile
+
+
+def code_hash(name: str) -> str:
+    """sha256 of the code a notebook runs: its source and every module of paperlib."""
+    h = hashlib.sha256()
     source = NOTEBOOK_DIR / f"{name}.py"
     h.update(f"notebooks/{source.name}".encode())
     h.update(source.read_bytes())
@@ -60,11 +86,137 @@ def inputs_hash(name: str, profile: str, results: Path | None = None) -> str:
         if f.exists():
             h.update(f.relative_to(PACKAGE.parent).as_posix().encode())
             h.update(f.read_bytes())
-    selection = Path(results) / SELECTION / "selected_weights.json" if results else None
-    if name in NEEDS_SELECTION and selection is not None and selection.exists():
-        # the weights notebook 03 chose are an input of 01 and 02
-        h.update(selection.read_bytes())
     return h.hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def data_inputs(name: str, params: dict[str, Any], results: Path) -> dict[str, str]:
+    """sha256 of each file that `name` reads from the results folder, by its relative path.
+
+    01/02 read notebook 03's selection (unless both weights are given); the summary reads the
+    other notebooks' metrics.json, run.json and figures.json, and run_all.json. The datasets
+    themselves are embedded or generated from the code and the configuration, which the request
+    holds already.
+    """
+    files: list[Path] = []
+    if name in NEEDS_SELECTION and (params.get("alpha") is None or params.get("beta") is None):
+        files.append(results / SELECTION / "selected_weights.json")
+    if name == SUMMARY:
+        files.append(results / "run_all.json")
+        for nb in notebook_names():
+            if nb != SUMMARY:
+                files += [results / nb / f for f in ("metrics.json", "run.json", "figures.json")]
+    return {f.relative_to(results).as_posix(): _file_hash(f) for f in files}
+
+
+def resolve(name: str, profile: str, extra: dict[str, Any], results: Path) -> dict[str, Any]:
+    """The parameters `name` runs with: its parameters cell, `profile`, the ``-p`` overrides
+    `extra` and the runner's folders, with ``None`` resolved to the profile's defaults.
+
+    Raises ParameterError naming an invalid parameter (also one that the configuration refuses).
+    """
+    from paperlib import plan
+
+    given = {**extra, "profile": profile}
+    if "results_dir" in SPECS[name]:
+        given["results_dir"] = str(results.resolve())
+    try:
+        return plan.notebook_params(name, profile, given)
+    except ParameterError:  # already names the parameter (a ValueError too)
+        raise
+    except ValueError as err:  # a Config that refuses a value (paperlib.config checks ranges)
+        raise ParameterError(f"{name}: {err}") from None
+
+
+def request(name: str, params: dict[str, Any], results: Path) -> dict[str, Any]:
+    """What a notebook's result depends on, as recorded beside it and compared before a rerun.
+
+    ``params``: the resolved parameters (where the result is written excluded); ``config``: the
+    Config(s) the notebook trains from (the presets with the parameters applied); ``code``:
+    `code_hash`; ``data``: `data_inputs`. JSON-normalised, so that a recorded request read back
+    compares equal.
+    """
+    from paperlib.params import notebook_config
+
+    try:
+        cfg = notebook_config(name, params)
+    except ValueError as err:
+        raise ParameterError(f"{name}: {err}") from None
+    if isinstance(cfg, dict):
+        config = {k: c.to_dict() for k, c in cfg.items()}
+    else:
+        config = cfg.to_dict() if cfg is not None else None
+    req = {
+        "params": {k: v for k, v in params.items() if k not in ("out_dir", "results_dir")},
+        "config": config,
+        "code": code_hash(name),
+        "data": data_inputs(name, params, results),
+    }
+    return json.loads(json.dumps(req, default=str))
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _changes(old: Any, new: Any, what: str, limit: int = 2) -> str | None:
+    """What differs between two records, ``parameters changed: seeds [100] -> [5]``, or None
+    when they are equal (nested keys dotted: ``train.steps``; at most `limit` named)."""
+    if old == new:
+        return None
+    a, b = _flat(old if old is not None else {}), _flat(new if new is not None else {})
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k, "(none)") != b.get(k, "(none)")]
+    shown = [f"{k} {a.get(k, '(none)')!r} -> {b.get(k, '(none)')!r}" for k in keys[:limit]]
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{what} changed: " + ", ".join(shown) + more
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def stale_reason(name: str, req: dict[str, Any], results: Path) -> str | None:
+    """Why `name` must run for request `req`, or None when its last result answers it.
+
+    The result answers it when ``results/<name>/run.json`` and this checkout's record in
+    ``results/_logs/`` both hold exactly `req`.
+    """
+    run = _read_json(results / name / "run.json")
+    if not isinstance(run, dict):
+        return "no result yet"
+    recorded = _read_json(_stamp(results, name))
+    if not isinstance(recorded, dict):
+        return "no record of its request in _logs/ (a fresh clone, or an older runner)"
+    if recorded != run.get("request"):
+        return "its result is not the one this checkout's last run made"
+    code = "code changed (the notebook's source or paperlib)"
+    return (  # the first difference, in the order a user can act on
+        _changes(recorded.get("params"), req["params"], "parameters")
+        or _changes(recorded.get("config"), req["config"], "configuration")
+        or (code if recorded.get("code") != req["code"] else None)
+        or _changes(recorded.get("data"), req["data"], "inputs")
+    )
+
+
+def _matched(req: dict[str, Any], extra: dict[str, Any]) -> str:
+    """What `skip` reports as matched: profile, the parameters given, code and inputs."""
+    given = ", ".join(f"{k}={v!r}" for k, v in extra.items()) or "the defaults"
+    inputs = f" and inputs {sorted(req['data'])}" if req["data"] else ""
+    return (
+        f"the same profile {req['params']['profile']}, parameters ({given}), configuration, "
+        f"code {req['code'][:12]}{inputs}"
+    )
 
 
 def kernel_cwd() -> Path:
@@ -119,16 +271,6 @@ def _stamp(results: Path, name: str) -> Path:
     return results / "_logs" / f"{name}.inputs"
 
 
-def is_up_to_date(name: str, results: Path, profile: str) -> bool:
-    """True when this checkout already ran `name` in `profile` on exactly the current inputs."""
-    stamp = _stamp(results, name)
-    return (
-        (results / name / "run.json").exists()
-        and stamp.exists()
-        and stamp.read_text().strip() == inputs_hash(name, profile, results)
-    )
-
-
 def _resolve_names(only: list[str] | None) -> list[str]:
     names = notebook_names()
     if not only:
@@ -149,19 +291,44 @@ def overrides(pairs: list[tuple[str, str]] | list[list[str]], names: list[str]) 
     """``-p NAME VALUE`` pairs -> {notebook: {parameter: value}} for the selected `names`.
 
     VALUE is JSON where it parses, else a string. NAME ``NN:param`` (``03:experiments``) applies
-    to notebook NN only, which must be among `names`; a plain NAME to every notebook.
+    to notebook NN only, which must be among `names`; a plain NAME to every notebook of `names`
+    that declares it, and at least one must. ``profile``, ``out_dir`` and ``results_dir`` are
+    the runner's (``--profile``, ``--results``).
+
+    Raises
+    ------
+    ParameterError
+        Naming the option and what would be accepted.
     """
     out: dict[str, dict[str, Any]] = {n: {} for n in names}
     for key, text in pairs:
-        targets = names
         if ":" in key:
             prefix, key = key.split(":", 1)
             (target,) = _resolve_names([prefix])
             if target not in names:
+                shown = [n.split("_", 1)[0] for n in names]
                 raise ParameterError(
-                    f"-p {prefix}:{key}: notebook {target} is not among the selected {names}"
+                    f"-p {prefix}:{key} {text}: notebook {target} is not among the selected "
+                    f"{names}; accepted prefixes here: {shown} (add --only "
+                    f"{target.split('_', 1)[0]} to run {target} too)"
                 )
             targets = [target]
+        else:
+            targets = [n for n in names if key in SPECS[n]]
+            if not targets:
+                known = sorted({k for n in names for k in SPECS[n]} - set(SET_BY_RUNNER))
+                close = [k for k in known if _similar(k, key)]
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                elsewhere = [n for n in notebook_names() if key in SPECS[n]]
+                there = f"; {elsewhere} declare it" if elsewhere else ""
+                raise ParameterError(
+                    f"-p {key} {text}: unknown parameter {key!r}{hint} for the notebooks of "
+                    f"this run {names}; accepted parameters: {known}{there}"
+                )
+        if key in SET_BY_RUNNER:
+            raise ParameterError(
+                f"-p {key} {text}: {key!r} is set by the runner; use {SET_BY_RUNNER[key]} instead"
+            )
         for n in targets:
             out[n][key] = _parse_value(text)
     return out
@@ -203,15 +370,23 @@ def execute(
 
 
 def run_notebook(
-    name: str, profile: str, results: Path, extra: dict[str, Any] | None = None
+    name: str,
+    profile: str,
+    results: Path,
+    extra: dict[str, Any] | None = None,
+    req: dict[str, Any] | None = None,
 ) -> float:
     """Execute one notebook into a staging folder, then move it into ``results/<name>``.
 
-    Returns the wall time in seconds. Raises NotebookFailed naming the cell and its error.
+    `req` is the notebook's `request` (computed here when None); it is recorded in run.json and
+    in ``results/_logs/`` once the notebook has succeeded. Returns the wall time in seconds.
+    Raises NotebookFailed naming the cell and its error.
     """
     import jupytext
     import nbformat
 
+    if req is None:
+        req = request(name, resolve(name, profile, extra or {}, results), results)
     params: dict[str, Any] = {"profile": profile, **(extra or {})}
     staging = results / ".staging" / name
     if staging.exists():
@@ -250,13 +425,15 @@ def run_notebook(
                 "params": {**params, "out_dir": str(results / name)},
                 "wall_seconds": round(seconds, 1),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                # what this result answers: the runner compares it before a rerun
+                "request": req,
             },
             indent=2,
         )
         + "\n"
     )
     _swap_into_place(staging, results / name)
-    _stamp(results, name).write_text(inputs_hash(name, profile, results) + "\n")
+    write_json(_stamp(results, name), req)
     return seconds
 
 
@@ -271,8 +448,55 @@ def _swap_into_place(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The run_all.sh command that works on this run's profile and results folder."""
+    words = ["./run_all.sh"]
+    if args.profile != COMMITTED_PROFILE:
+        words += ["--profile", args.profile]
+    if args.results:
+        words += ["--results", args.results]
+    return shlex.join(words)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like the runner's own refusals."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (./run_all.sh --help lists the options)\n")
+
+
+#: the runner's options, which a ``-p`` NAME or VALUE cannot be
+_OPTIONS = ("-p", "-h", "--help", "--profile", "--only", "--jobs", "--force", "--results")
+
+
+def _take_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every ``-p NAME VALUE`` taken out of `argv` before argparse sees it: a VALUE that starts
+    with '-' (``-p alpha -1e-3``, ``-p data_dir -x``) is a value, not an option."""
+    rest, pairs, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == "-p":
+            words = argv[i + 1 : i + 3]
+            if len(words) < 2 or any(w in _OPTIONS or w.startswith("--") for w in words):
+                raise ParameterError(
+                    f"-p {' '.join(words)}: -p takes a NAME and a VALUE "
+                    "(-p seeds '[0, 1]', -p 03:steps 1500)"
+                )
+            pairs.append((argv[i + 1], argv[i + 2]))
+            i += 3
+        else:
+            rest.append(argv[i])
+            i += 1
+    return rest, pairs
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rest, pairs = _take_overrides(argv)
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    parser = _OneLineParser(prog="run_all.sh", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--profile", default="quick", help=f"one of {list(PROFILES)} (default quick)"
     )
@@ -288,11 +512,14 @@ def main(argv: list[str] | None = None) -> int:
         default=min(2, os.cpu_count() or 1),
         help="notebooks run in parallel (default: 2, or 1 on a single core)",
     )
-    parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
+    parser.add_argument(
+        "--force", action="store_true", help="rerun notebooks whose results are up to date"
+    )
     parser.add_argument(
         "--results",
         default=None,
-        help="results folder (default: results/ of the checkout, else of the working folder)",
+        help=f"results folder (default: results/ for the {COMMITTED_PROFILE} profile, "
+        "results/<profile>/ for the others, in the checkout or else in the working folder)",
     )
     parser.add_argument(
         "-p",
@@ -300,11 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         metavar=("NAME", "VALUE"),
         default=[],
-        help="override a parameter of every selected notebook (JSON value); NN:NAME (e.g. "
-        "03:experiments) overrides it in notebook NN only",
+        help="override a parameter of every selected notebook that has it (JSON value); "
+        "NN:NAME (e.g. 03:experiments) overrides it in notebook NN only",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rest)
+    args.p = pairs  # taken out above; the option stays declared for --help
 
+    # Every refusal comes before anything is written: a refused run leaves results as they were.
     try:
         if args.profile not in PROFILES:
             raise ParameterError(
@@ -317,6 +546,12 @@ def main(argv: list[str] | None = None) -> int:
         extra = overrides(args.p, names)
         for name in names:
             validate(name, extra[name])
+        results = results_folder(args.profile, args.results)
+        resolved = {n: resolve(n, args.profile, extra[n], results) for n in names}
+        from paperlib import plan
+
+        plan.check_run(args.profile, resolved, results, _command(args))
+        requests = {n: request(n, resolved[n], results) for n in names}
     except (ParameterError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -331,57 +566,77 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
     headless_environment()
-    results = Path(args.results) if args.results else in_work_dir("results")
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    todo = [n for n in names if args.force or not is_up_to_date(n, results, args.profile)]
-    for n in sorted(set(names) - set(todo)):
-        print(f"skip  {n} (up to date for profile {args.profile}; --force reruns it)")
-    first = [n for n in todo if n != SUMMARY]
-    failed: list[str] = []
 
-    def one(name: str) -> None:
+    def due(name: str) -> str | None:
+        """Why `name` runs now (its request recomputed: an input may have changed), or None
+        after printing what matched."""
+        requests[name] = request(name, resolved[name], results)
+        why = "--force" if args.force else stale_reason(name, requests[name], results)
+        if why is None:
+            print(
+                f"skip  {name} (up to date: {_matched(requests[name], extra[name])} as its "
+                f"last run, in {results / name}; --force reruns it)",
+                flush=True,
+            )
+        return why
+
+    first = [n for n in names if n != SUMMARY]
+    todo: dict[str, str] = {}
+    if SELECTION in first and (why := due(SELECTION)):
+        todo[SELECTION] = why
+    # 01 and 02 read the weights that 03 selects: when 03 runs, they are decided after it
+    after = [n for n in first if n in NEEDS_SELECTION and SELECTION in todo]
+    for n in first:
+        if n != SELECTION and n not in after and (why := due(n)):
+            todo[n] = why
+    ready = sorted(todo, key=lambda n: n != SELECTION)
+    failed: list[str] = []
+    ran: list[str] = []
+
+    def one(name: str, why: str) -> None:
         if failed:  # another notebook failed: start nothing new
             return
-        print(f"run   {name} (profile {args.profile}) ...", flush=True)
+        print(f"run   {name} (profile {args.profile}; {why}) ...", flush=True)
         try:
-            seconds = run_notebook(name, args.profile, results, extra[name])
+            seconds = run_notebook(name, args.profile, results, extra[name], requests[name])
         except BaseException:
             failed.append(name)
             raise
+        ran.append(name)
         print(f"done  {name} in {seconds:.0f} s -> {results / name}", flush=True)
 
-    # 01 and 02 read the weights that 03 selects: when 03 runs too, they wait for it
-    after = [n for n in first if n in NEEDS_SELECTION and SELECTION in first]
-    ready = sorted((n for n in first if n not in after), key=lambda n: n != SELECTION)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(one, n): n for n in ready}
+        futures = {pool.submit(one, n, todo[n]): n for n in ready}
         while futures:
             f = next(as_completed(futures))
             name = futures.pop(f)
             if f.exception() is not None:
                 print(f"error: {f.exception()}", file=sys.stderr)
             elif name == SELECTION:
-                futures.update({pool.submit(one, n): n for n in after})
-    if not failed and SUMMARY in todo:
-        if first:  # the summary reports how long this run's notebooks took
-            (results / "run_all.json").write_text(
-                json.dumps(
-                    {
-                        "command": shlex.join(["./run_all.sh", *(argv or sys.argv[1:])]),
-                        "profile": args.profile,
-                        "jobs": args.jobs,
-                        "notebooks": first,
-                        "seconds_before_summary": round(time.perf_counter() - t0, 1),
-                    },
-                    indent=2,
-                )
-                + "\n"
+                for n in after:
+                    why = due(n)
+                    if why:
+                        futures[pool.submit(one, n, why)] = n
+    if not failed and SUMMARY in names:
+        if ran:  # the summary reports how long this run's notebooks took
+            write_json(
+                results / "run_all.json",
+                {
+                    "command": shlex.join(["./run_all.sh", *argv]),
+                    "profile": args.profile,
+                    "jobs": args.jobs,
+                    "notebooks": ran,
+                    "seconds_before_summary": round(time.perf_counter() - t0, 1),
+                },
             )
-        try:
-            one(SUMMARY)
-        except NotebookFailed as err:
-            print(f"error: {err}", file=sys.stderr)
+        why = due(SUMMARY)  # after the others: their results are its inputs
+        if why:
+            try:
+                one(SUMMARY, why)
+            except NotebookFailed as err:
+                print(f"error: {err}", file=sys.stderr)
     total = time.perf_counter() - t0
     print(f"total wall time: {total:.0f} s ({total / 60:.1f} min)")
     if failed:

@@ -12,10 +12,16 @@ from a generator seeded by (seed, epoch), so batch k of any run is known from th
 A checkpoint holds model, optimiser, objective (critics and their optimiser, its generator) and
 the global RNG states; a killed run resumed from it ends with the same weights as an
 uninterrupted run on the same CPU.
+
+One trainer per run folder: `fit` holds the folder's lock (``paperlib.records.run_lock``) while
+it trains. A second process on the same folder says who trains it and waits, then resumes from
+the first one's checkpoints (``$PAPERLIB_LOCK_WAIT=0`` refuses instead); the lock of a killed
+process is taken over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -35,6 +41,7 @@ from paperlib.records import (
     HistoryWriter,
     latest_valid_checkpoint,
     load_checkpoint,
+    run_lock,
     save_checkpoint,
     set_rng_state,
 )
@@ -244,9 +251,14 @@ def fit(
     FloatingPointError
         When a loss term or the gradient norm is NaN or inf; names the term and the step. No
         checkpoint is written after it, so the last good one stays the newest.
+    paperlib.records.RunLocked
+        When another process trains `run_dir` and ``$PAPERLIB_LOCK_WAIT`` seconds have passed
+        (0: at once); the message names the holder (pid, host, since when).
     """
     tc = cfg.train
-    with ThreadClaim(tc.num_threads):
+    # the lock first: a run that waits for another trainer claims no threads meanwhile
+    lock = run_lock(run_dir) if run_dir is not None else contextlib.nullcontext()
+    with lock, ThreadClaim(tc.num_threads):
         return _fit(model, objective, loaders, cfg, run_dir, resume=resume, callbacks=callbacks)
 
 

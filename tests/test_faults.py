@@ -212,7 +212,8 @@ def test_bad_notebook_parameters_are_named(changes, named):
 
 
 def test_good_parameters_resolve_profile_defaults():
-    assert params.check_params("01_speech_dsae", _ns01())["seeds"] == [0]
+    # the reported seeds are never the ones notebook 03 selects on ([0] in the smoke profile)
+    assert params.check_params("01_speech_dsae", _ns01())["seeds"] == [100]
 
 
 @pytest.mark.parametrize("name", params.notebook_names())

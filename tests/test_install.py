@@ -350,7 +350,7 @@ def test_a_wheel_install_runs_a_notebook_into_the_working_folder(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "done  00_walkthrough" in r.stdout
-    out = work / "results" / "00_walkthrough"
+    out = work / "results" / "smoke" / "00_walkthrough"  # each profile has its own folder
     assert (out / "run.json").exists() and list(out.glob("*.png"))
     assert (work / "runs").is_dir(), "training runs go to the working folder"
     assert not list(site.rglob("runs")) and not (site / "results").exists()
