@@ -639,13 +639,20 @@ def estimate_mi(
     select_fraction: float = 0.2,
     device: str | torch.device | None = None,
     standardize: bool = True,
-    rank_transform: bool = False,
+    rank_transform: bool = True,
     folds: int = 1,
     eval_every: int = 50,
     patience: int = 500,
     **options: Any,
 ) -> float:
     """Train a fresh estimator of I(x; y) on paired rows and return its estimate in nats.
+
+    The defaults are the settings the evaluation uses (`paperlib.evaluate.posthoc_mi_zs`,
+    `paperlib.evaluate.posthoc_mi`): rank-transformed inputs and checkpoint selection on rows
+    held out from both fitting and reporting. The evaluation differs only in ``folds=2`` (every
+    row held out once, which its per-row interval needs; see `estimate_mi_interval`) and, for
+    speed on thousands of rows, in fewer, larger steps of a narrower critic (``steps=200,
+    batch_size=512, hidden=64``, `paperlib.evaluate.POSTHOC_ZS`).
 
     Training: Adam with a cosine-decayed learning rate, lr_t = lr * (1 + cos(pi t / steps)) / 2.
     Estimators with ``select_on_val`` (density_ratio) keep the checkpoint with the lowest
@@ -674,7 +681,10 @@ def estimate_mi(
         which leaves I(x; y) unchanged and helps the optimiser).
     rank_transform : first send each column through `rank_gauss` fitted on the fitting rows
         (a monotone map, so I(x; y) is unchanged): removes heavy tails and skew that a critic
-        fits poorly. `posthoc_mi` in paperlib.evaluate turns it on.
+        fits poorly. On by default, as in the evaluation: after x -> sinh(3x) of rho = 0.8
+        Gaussians (4000 rows, hidden 64, 1000 steps) the critic on the raw values read 24 % to
+        94 % too little over six draws, with the transform 3 % or less on five and 10 % on the
+        sixth (tests/test_mi.py). ``False`` gives the estimator the standardised raw values.
     folds : K > 1 replaces the single split by K-fold cross-fitting: K estimators, each trained
         on K - 1 folds (less their selection rows) and evaluated on the remaining one, so every
         row is held out once and the estimate averages over all N rows (K times the cost;
@@ -781,7 +791,7 @@ _ESTIMATE_DEFAULTS: dict[str, Any] = dict(
     select_fraction=0.2,
     device=None,
     standardize=True,
-    rank_transform=False,
+    rank_transform=True,
     eval_every=50,
     patience=500,
 )
@@ -937,7 +947,7 @@ def _fit_and_estimate(
     gen: torch.Generator,
     dev: torch.device,
     standardize: bool,
-    rank_transform: bool = False,
+    rank_transform: bool = True,
     eval_every: int,
     patience: int,
     options: dict[str, Any],
