@@ -538,15 +538,16 @@ def describe_regime(metrics: Mapping[str, float], objective: str = "mi") -> str:
     Parameters
     ----------
     metrics : one run's metrics or ``ExperimentResult.means()[objective]``: needs
-        ``mi_zs_nats`` and uses, when present, ``mi_zs_nats_low`` / ``mi_zs_nats_high``,
-        ``speaker_probe_acc_s`` with ``speaker_chance`` (speaker from s), and
-        ``phone_probe_acc_z`` with ``phone_chance`` (phone from z).
+        ``mi_zs_nats`` and uses, when present, ``mi_zs_nats_low`` / ``mi_zs_nats_high`` (one
+        run's bootstrap interval over rows or, with ``mi_zs_nats_seeds`` >= 2 as `means`
+        gives it, the t-interval over seeds), ``speaker_probe_acc_s`` with ``speaker_chance``
+        (speaker from s), and ``phone_probe_acc_z`` with ``phone_chance`` (phone from z).
     objective : its name, for the sentence.
 
     Returns
     -------
-    e.g. "under mi, z and s share 0.41 [0.30, 0.52] nats; s predicts the speaker at 0.11
-    (chance 0.016): cmi has something to remove".
+    e.g. "under mi, z and s share 0.69 [0.44, 0.95] nats (95 % t-interval over 3 seeds); s
+    predicts the speaker at 0.11 (chance 0.016): cmi has something to remove".
     """
     if "mi_zs_nats" not in metrics:
         raise ValueError(
@@ -555,7 +556,13 @@ def describe_regime(metrics: Mapping[str, float], objective: str = "mi") -> str:
     mi = float(metrics["mi_zs_nats"])
     low, high = metrics.get("mi_zs_nats_low"), metrics.get("mi_zs_nats_high")
     if low is not None and high is not None:
-        amount = f"{mi:.2f} [{float(low):.2f}, {float(high):.2f}] nats"
+        n = metrics.get("mi_zs_nats_seeds", 1.0)
+        what = (
+            f"95 % t-interval over {int(n)} seeds"
+            if n >= 2
+            else "bootstrap interval over one run's rows"
+        )
+        amount = f"{mi:.2f} [{float(low):.2f}, {float(high):.2f}] nats ({what})"
         shares = float(low) > 0.0
     else:
         amount = f"{mi:.2f} nats (no interval)"
