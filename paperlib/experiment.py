@@ -393,6 +393,8 @@ def evaluate_run(
     interval; `evaluate.posthoc_mi_zs`) by a fresh set critic on the whole sequence s_1:T, the
     quantity the training critic estimates; ``mi_zs_pooled_nats`` is the same on s averaged
     over the sequence (a lower bound). A few hundred test rows would leave these too noisy.
+    The bounds are this run's bootstrap over rows; over seeds, the tables and metrics.json use
+    the t-interval of the per-seed estimates (`ExperimentResult.summary`), never averaged bounds.
     With the run's training `critic` (cmi), ``mi_zs_critic_nats`` is that critic's own
     estimate on the `split` rows it never trained on (`evaluate.critic_mi_zs`). Class consistency uses 500 test
     items x 4 samples and comes with its per-run floor ``class_consistency@shuffled_z``. The
@@ -524,21 +526,32 @@ class ExperimentResult:
         }
 
     def means(self) -> dict[str, dict[str, float]]:
-        """``{objective: {metric: mean over seeds}}``."""
-        return {
+        """``{objective: {metric: mean over seeds}}``.
+
+        A metric m with per-seed bootstrap bounds is given its interval over seeds instead of
+        averaged bounds (`paperlib.stats.across_seeds`): ``m_low`` / ``m_high`` are the 95 %
+        t-interval of its per-seed values (with one seed, that seed's bootstrap bounds), and
+        ``m_seeds`` the number of seeds, which says which of the two it is.
+        """
+        out = {
             o: {k: float(np.nanmean(v)) for k, v in ms.items()} for o, ms in self.metrics.items()
         }
+        for o, ms in self.metrics.items():
+            for m, iv in stats.across_seeds(ms, self.seeds).items():
+                out[o].update({f"{m}_low": iv["low"], f"{m}_high": iv["high"]})
+                out[o][f"{m}_seeds"] = iv["n"]
+        return out
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{objective: {metric: {"mean", "std", "per_seed"}}}`` (the metrics.json body).
+        """``{objective: {metric: {"mean", "std", "per_seed"}}}`` (the metrics.json body,
+        `records.summarize_objective`: a metric with per-seed bootstrap bounds also holds its
+        t-interval over seeds, and the bounds are not averaged).
 
         Floors and ceilings (`compute_floors`) and paired differences (`paired`) are separate,
         so this stays the metrics.json layout; pass them to ``records.write_metrics`` as
         ``floors=res.floors`` and ``paired=res.paired()`` to store them in ``_meta``.
         """
-        return {
-            o: {k: records.summarize(v) for k, v in ms.items()} for o, ms in self.metrics.items()
-        }
+        return {o: records.summarize_objective(ms, self.seeds) for o, ms in self.metrics.items()}
 
     def compute_floors(self) -> dict[str, float]:
         """`floors` of this experiment (random init over the experiment's seeds), cached."""

@@ -291,17 +291,22 @@ def fig_metric_table(
     metrics : metrics.json layout, objective -> metric -> {"mean", "std"[, "per_seed"]}
         (keys starting with "_", e.g. "_meta", are skipped).
     metric_names : which metrics, in order (default: all metrics of the first objective that
-        are not themselves floors).
+        are neither floors nor per-seed bootstrap bounds ``<metric>_low`` / ``_high``).
     title : optional figure title.
     floors : the reference values (see above).
     """
+    from paperlib.stats import is_bound
     from paperlib.summary import FLAG, REFERENCE_ROWS, _floors_of, critic_flags
 
     objectives = [o for o in metrics if not o.startswith("_")]
     if not objectives:
         raise ValueError("fig_metric_table: metrics holds no objective")
+    first = metrics[objectives[0]]
+    # per-seed bootstrap bounds (mi_zs_nats_low / _high) are no metric of their own
     names = (
-        list(metric_names) if metric_names else [k for k in metrics[objectives[0]] if "@" not in k]
+        list(metric_names)
+        if metric_names
+        else [k for k in first if "@" not in k and not is_bound(k, first)]
     )
     refs = _floors_of(dict(metrics), dict(floors) if floors is not None else None)
     flags = critic_flags(dict(metrics))

@@ -311,6 +311,31 @@ def summarize(per_seed: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "per_seed": vals}
 
 
+def summarize_objective(
+    per_seed: dict[str, list[float]], seeds: list | None = None
+) -> dict[str, dict[str, Any]]:
+    """The metrics.json entries of one objective: `summarize` of every metric.
+
+    A metric m with per-seed bootstrap bounds (m_low, m_high, e.g. ``mi_zs_nats``) also gets
+    its interval over seeds, ``low`` / ``high`` with its label ``interval``
+    (`paperlib.stats.across_seeds`: a 95 % t-interval of the per-seed values). The bounds keep
+    their per-seed values only: their mean and std are NaN (null in the file), since the mean
+    of per-seed bootstrap bounds would read as an interval across seeds, which it is not.
+    """
+    from paperlib import stats  # lazy: scipy only when metrics are written
+
+    out = {m: summarize(v) for m, v in per_seed.items()}
+    for m, iv in stats.across_seeds(per_seed, seeds).items():
+        out[m].update(low=iv["low"], high=iv["high"], interval=iv["interval"])
+        for sfx in stats.BOUND_SUFFIXES:
+            out[m + sfx].update(
+                mean=math.nan,
+                std=math.nan,
+                interval=f"per-seed bootstrap bound of {m}; not averaged over seeds",
+            )
+    return out
+
+
 def write_metrics(
     path: str | Path,
     results: dict[str, dict[str, list[float]]],
@@ -319,15 +344,19 @@ def write_metrics(
 ) -> Path:
     """Write metrics.json: ``{objective: {metric: {mean, std, per_seed}}, "_meta": {...}}``.
 
+    Metrics with per-seed bootstrap bounds carry their interval over seeds
+    (`summarize_objective`).
+
     Parameters
     ----------
     results : ``{objective: {metric: [value per seed]}}``.
     cfg : the base Config of the experiment (saved in ``_meta``).
-    **meta : extra ``_meta`` fields (notebook parameters, selection evidence, wall time...).
+    **meta : extra ``_meta`` fields (notebook parameters, selection evidence, wall time...);
+        ``params["seeds"]`` names the seeds in interval labels.
     """
+    seeds = (meta.get("params") or {}).get("seeds")
     out: dict[str, Any] = {
-        obj: {metric: summarize(vals) for metric, vals in metrics.items()}
-        for obj, metrics in results.items()
+        obj: summarize_objective(metrics, seeds) for obj, metrics in results.items()
     }
     out["_meta"] = provenance(cfg, **meta)
     return write_json(path, out)

@@ -8,14 +8,18 @@ Two tools (issue 13, "Statistics"):
 - `t_interval`: (mean, lo, hi) of one sample, mean +- t * sd / sqrt(n) (NaN-tolerant);
 - `bootstrap_ci`: a percentile-bootstrap interval of a statistic of one sample, via
   ``scipy.stats.bootstrap`` with a seeded numpy Generator.
+- `across_seeds`: for every metric that carries per-seed bootstrap bounds (``mi_zs_nats`` with
+  ``mi_zs_nats_low`` / ``mi_zs_nats_high``), the t-interval of its per-seed values. The bounds
+  are kept per seed and never averaged: the mean of per-seed bootstrap bounds is no interval
+  across seeds (it covers the row sampling of one run, not the seed-to-seed spread).
 
-Both return plain floats so that they go straight into metrics.json and the tables.
+They return plain floats so that they go straight into metrics.json and the tables.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,6 +113,80 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean, mean - half, mean + half
 
 
+#: suffixes of a metric's per-seed bootstrap bounds: ``mi_zs_nats_low``, ``mi_zs_nats_high``
+BOUND_SUFFIXES = ("_low", "_high")
+
+
+def bounded_metrics(names: Iterable[str]) -> list[str]:
+    """The metrics m of `names` (in order) that come with per-seed bounds m_low and m_high."""
+    names = list(names)
+    have = set(names)
+    return [m for m in names if all(m + sfx in have for sfx in BOUND_SUFFIXES)]
+
+
+def is_bound(name: str, names: Collection[str]) -> bool:
+    """Whether `name` is the per-seed bound m_low or m_high of a metric m of `names`."""
+    for sfx in BOUND_SUFFIXES:
+        m = name.removesuffix(sfx)
+        if m != name and m in bounded_metrics(names):
+            return True
+    return False
+
+
+def interval_label(n: int, level: float = 0.95, seed: Any = None) -> str:
+    """What an interval of `across_seeds` is, in words for tables and metrics.json."""
+    if n >= 2:
+        return f"{level * 100:g} % t-interval over {n} seeds"
+    return f"per-seed bootstrap over rows, seed {seed}" if seed is not None else "none"
+
+
+def across_seeds(
+    per_seed: Mapping[str, Sequence[float]],
+    seeds: Sequence[Any] | None = None,
+    level: float = 0.95,
+) -> dict[str, dict[str, Any]]:
+    """The interval over seeds of every metric that carries per-seed bootstrap bounds.
+
+    For a metric m with per-seed values v_1..v_n and per-seed bounds m_low, m_high (a bootstrap
+    over one run's rows), the interval is `t_interval` of v_1..v_n:
+
+        mean(v) +- t_{n-1, (1 + level)/2} * sd(v) / sqrt(n)
+
+    never the mean of the per-seed bounds. With one finite seed there is no interval over
+    seeds; that seed's own bootstrap bounds are returned instead, labelled as such.
+
+    Parameters
+    ----------
+    per_seed : ``{metric: [value per seed]}`` (one objective of ``ExperimentResult.metrics``).
+    seeds : the seeds in the order of the values (for the one-seed label; default 0..n-1).
+    level : confidence level of the t-interval.
+
+    Returns
+    -------
+    ``{m: {"mean", "low", "high", "n", "interval"}}``: floats (NaN where no value) and the
+    label `interval_label` ("95 % t-interval over 3 seeds", "per-seed bootstrap over rows,
+    seed 100").
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for m in bounded_metrics(per_seed):
+        vals = [float(v) for v in per_seed[m]]
+        finite = [i for i, v in enumerate(vals) if math.isfinite(v)]
+        mean, low, high = t_interval(vals, level)
+        seed = None
+        if len(finite) == 1:  # one run: its own bootstrap bounds, labelled per seed
+            i = finite[0]
+            low, high = (float(per_seed[m + sfx][i]) for sfx in BOUND_SUFFIXES)
+            seed = seeds[i] if seeds is not None and i < len(seeds) else i
+        out[m] = {
+            "mean": mean,
+            "low": low,
+            "high": high,
+            "n": float(len(finite)),
+            "interval": interval_label(len(finite), level, seed),
+        }
+    return out
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     statistic: Callable[..., Any] = np.mean,
@@ -174,7 +252,8 @@ def paired_table(
     Returns
     -------
     ``{"a - b": {metric: {"mean", "low", "high", "n"}}}``; metrics with fewer than 2 finite
-    pairs are left out (a table cannot show an interval for them).
+    pairs are left out (a table cannot show an interval for them), and so are the per-seed
+    bootstrap bounds ``<metric>_low`` / ``_high`` (`is_bound`).
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for a, b in pairs:
@@ -182,6 +261,8 @@ def paired_table(
             continue
         rows: dict[str, dict[str, float]] = {}
         for metric, va in per_seed[a].items():
+            if is_bound(metric, per_seed[a]):
+                continue  # a per-seed bootstrap bound, not an outcome of the run
             vb = per_seed[b].get(metric)
             if vb is None or len(va) != len(seeds) or len(vb) != len(seeds):
                 continue
@@ -193,4 +274,14 @@ def paired_table(
     return out
 
 
-__all__ = ["bootstrap_ci", "paired_difference", "paired_table", "t_interval"]
+__all__ = [
+    "BOUND_SUFFIXES",
+    "across_seeds",
+    "bootstrap_ci",
+    "bounded_metrics",
+    "interval_label",
+    "is_bound",
+    "paired_difference",
+    "paired_table",
+    "t_interval",
+]

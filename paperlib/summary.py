@@ -2,8 +2,9 @@
 
 Notebooks register each figure with `add_figure`, which saves PNG and PDF and records a
 one-sentence caption in ``figures.json`` beside them; `write_summary` then builds the
-paper-style tables (objective x experiment, mean +/- std over seeds, best per column in bold)
-and embeds every figure with its caption.
+paper-style tables (objective x experiment, mean +/- std over seeds, or mean [95 % t-interval
+over seeds] for the I(z;s) estimates that carry per-seed bootstrap bounds; best per column in
+bold) and embeds every figure with its caption.
 """
 
 from __future__ import annotations
@@ -62,6 +63,39 @@ def _fmt(v: dict[str, Any]) -> str:
     n = len(v.get("per_seed", []))
     digits = 3 if abs(mean) < 10 else 1
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+# Marks a cell whose interval is one seed's bootstrap over rows, not an interval over seeds.
+PER_SEED_MARK = "‡"
+
+
+def intervals(metrics: dict[str, Any], level: float = 0.95) -> dict[str, dict[str, dict]]:
+    """``{objective: {metric: {"mean", "low", "high", "n", "interval"}}}`` for every metric
+    that carries per-seed bootstrap bounds (``mi_zs_nats`` with ``mi_zs_nats_low`` / ``_high``).
+
+    Computed here from the per-seed values of `metrics` (the metrics.json layout) with
+    `paperlib.stats.across_seeds`: the t-interval over seeds, never the mean of the per-seed
+    bounds (so a metrics.json written before the bounds stopped being averaged reads the same).
+    """
+    from paperlib.stats import across_seeds
+
+    seeds = _seeds(metrics)
+    return {
+        o: across_seeds({k: v.get("per_seed", []) for k, v in ms.items()}, seeds, level)
+        for o, ms in metrics.items()
+        if not o.startswith("_")
+    }
+
+
+def _fmt_interval(iv: dict[str, Any]) -> str:
+    """``mean [low, high]``, marked when the interval is one seed's bootstrap."""
+    mean, low, high = iv["mean"], iv["low"], iv["high"]
+    if not math.isfinite(mean):
+        return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return _fmt_value(mean)
+    mark = f" {PER_SEED_MARK}" if iv["n"] < 2 else ""
+    return f"{_fmt_value(mean)} [{_fmt_value(low)}, {_fmt_value(high)}]{mark}"
 
 
 # Reference rows under each table, in order: (key suffix of the floors, row label).
@@ -138,6 +172,11 @@ def metric_table(
     keys; a reference row appears only when it has a value for some column. An objective with
     a seed whose training critic stayed at chance (`critic_flags`) is marked with a dagger and
     a footnote. The paired differences follow in `paired_table`.
+
+    Cells are mean ± std over seeds, except for metrics with per-seed bootstrap bounds
+    (I(z;s) estimates): ``mean [low, high]``, the 95 % t-interval over seeds of the per-seed
+    estimates (`intervals`), with a footnote; with one seed, that seed's bootstrap interval
+    over rows, marked and footnoted as such.
     """
     objectives = [k for k in metrics if not k.startswith("_")]
     columns = [m for m in TABLE_METRICS if any(m in metrics[o] for o in objectives)]
@@ -146,6 +185,7 @@ def metric_table(
     refs = _floors_of(metrics, floors)
     flags = critic_flags(metrics)
     seeds = _seeds(metrics)
+    ivs = intervals(metrics)
     lines = []
     if title:
         lines.append(f"**{title}**\n")
@@ -164,7 +204,10 @@ def metric_table(
     for o in objectives:
         cells = []
         for c in columns:
-            text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
+            if c in ivs[o]:
+                text = _fmt_interval(ivs[o][c])
+            else:
+                text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
             cells.append(f"**{text}**" if best.get(c) == o else text)
         name = f"{o} {FLAG}" if o in flags else o
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -172,7 +215,7 @@ def metric_table(
         cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in columns]
         if any(cells):
             lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
-    notes = []
+    notes = _interval_notes(ivs, columns)
     for o, bad in flags.items():
         which = ", ".join(str(seeds[i]) if i < len(seeds) else f"#{i}" for i in bad)
         notes.append(
@@ -180,6 +223,24 @@ def metric_table(
             f"(chance 0.5) for seed(s) {which}, so its I(z;s) penalty was close to inert there."
         )
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def _interval_notes(ivs: dict[str, dict[str, dict]], columns: list[str]) -> list[str]:
+    """Footnotes that say what the bracketed intervals of `metric_table` are."""
+    shown = [(c, ivs[o][c]) for o in ivs for c in columns if c in ivs[o]]
+    notes = []
+    over = sorted({int(iv["n"]) for _, iv in shown if iv["n"] >= 2})
+    if over:
+        names = ", ".join(dict.fromkeys(TABLE_METRICS[c][0] for c, iv in shown if iv["n"] >= 2))
+        notes.append(
+            f"{names}: mean [95 % t-interval over {' or '.join(map(str, over))} seeds] of the "
+            "per-seed estimates (each seed's bootstrap interval over rows is in metrics.json, "
+            "not averaged)."
+        )
+    one = [iv["interval"] for _, iv in shown if iv["n"] < 2 and math.isfinite(iv["low"])]
+    for label in dict.fromkeys(one):
+        notes.append(f"{PER_SEED_MARK} {label}: one seed, so no interval over seeds.")
+    return notes
 
 
 def paired_table(
@@ -283,7 +344,8 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
                 meta_seen = metrics["_meta"]
             seeds = metrics.get("_meta", {}).get("params", {}).get("seeds")
             split = {"val": "Validation"}.get(metrics.get("_meta", {}).get("split"), "Test")
-            parts.append(metric_table(metrics, f"{split} metrics, mean ± std over seeds {seeds}"))
+            title = f"{split} metrics over seeds {seeds}: mean ± std, or mean [interval]"
+            parts.append(metric_table(metrics, title))
             parts.append(paired_table(metrics, title="Paired differences per seed"))
             notes = metrics.get("_meta", {}).get("notes")
             if notes:

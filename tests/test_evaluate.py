@@ -320,8 +320,8 @@ def test_describe_regime_says_whether_cmi_has_something_to_remove():
     }
     text = ev.describe_regime(shared)
     assert text == (
-        "under mi, z and s share 0.41 [0.30, 0.52] nats; s predicts the speaker at 0.11 "
-        "(chance 0.016): cmi has something to remove"
+        "under mi, z and s share 0.41 [0.30, 0.52] nats (bootstrap interval over one run's "
+        "rows); s predicts the speaker at 0.11 (chance 0.016): cmi has something to remove"
     )
     nothing = {**shared, "mi_zs_nats": 0.02, "mi_zs_nats_low": -0.05, "mi_zs_nats_high": 0.09}
     assert ev.describe_regime(nothing).endswith("cmi has nothing to remove")
@@ -355,6 +355,32 @@ def test_floors_keys_and_values(experiment_name):
     # random init is rebuilt from the seed: the same floors again
     assert experiment.floors(cfg, bundle, clf) == fl
     assert 0.0 <= fl["probe_acc@random_init"] <= 1.0
+
+
+def test_regime_over_seeds_reads_the_t_interval_not_averaged_bootstrap_bounds():
+    from paperlib import config
+    from paperlib.experiment import ExperimentResult
+    from paperlib.stats import t_interval
+
+    res = ExperimentResult(cfg=config.load("smoke", "speech"), seeds=[3, 4, 5])
+    v = [0.80, 0.60, 0.68]
+    res.metrics = {
+        "mi": {
+            "mi_zs_nats": v,
+            "mi_zs_nats_low": [x - 0.05 for x in v],  # each seed's bootstrap over rows
+            "mi_zs_nats_high": [x + 0.05 for x in v],
+        }
+    }
+    means = res.means()["mi"]
+    _, low, high = t_interval(v)
+    assert (means["mi_zs_nats_low"], means["mi_zs_nats_high"]) == pytest.approx((low, high))
+    assert means["mi_zs_nats_seeds"] == 3
+    assert f"[{low:.2f}, {high:.2f}] nats (95 % t-interval over 3 seeds)" in ev.describe_regime(
+        means
+    )
+    summary = res.summary()["mi"]  # the metrics.json body: the bounds are not averaged
+    assert summary["mi_zs_nats"]["low"] == pytest.approx(low)
+    assert math.isnan(summary["mi_zs_nats_low"]["mean"])
 
 
 def test_experiment_result_paired_differences():

@@ -236,3 +236,61 @@ def test_summary_tables_show_references_pairs_and_the_flag():
     # without the critic key nothing is flagged
     del metrics["cmi"]["critic_acc_zs_final"]
     assert "†" not in summary.metric_table(metrics) + summary.paired_table(metrics)
+
+
+def _metrics_with_bounds(seeds):
+    """metrics.json of post-hoc I(z;s) per seed with each seed's (narrow) bootstrap bounds, as
+    metrics.json stored them before the bounds stopped being averaged (their mean is set)."""
+    rng = np.random.default_rng(0)
+    metrics = {}
+    for k, o in enumerate(OBJECTIVES):
+        v = 0.3 + 0.1 * k + 0.1 * rng.standard_normal(len(seeds))
+        metrics[o] = {
+            key: {"mean": float(np.mean(vals)), "std": 0.0, "per_seed": [float(x) for x in vals]}
+            for key, vals in (
+                ("mi_zs_nats", v),
+                ("mi_zs_nats_low", v - 0.05),
+                ("mi_zs_nats_high", v + 0.05),
+                ("probe_acc", np.full(len(seeds), 0.5)),
+            )
+        }
+    metrics["_meta"] = {"params": {"seeds": list(seeds)}}
+    return metrics
+
+
+def test_summary_interval_over_seeds_is_the_t_interval_of_the_per_seed_values():
+    from paperlib import summary
+    from paperlib.stats import t_interval
+
+    metrics = _metrics_with_bounds([10, 11, 12])
+    text = summary.metric_table(metrics)
+    for o in OBJECTIVES:
+        mean, low, high = t_interval(metrics[o]["mi_zs_nats"]["per_seed"])
+        assert f"{mean:.3f} [{low:.3f}, {high:.3f}]" in text, o
+        avg_low = metrics[o]["mi_zs_nats_low"]["mean"]  # the mean of the bootstrap bounds
+        assert f"[{avg_low:.3f}," not in text
+    assert "mean [95 % t-interval over 3 seeds] of the per-seed estimates" in text
+    assert "0.500 ± 0.000" in text  # metrics without bounds keep mean ± std
+    assert summary.PER_SEED_MARK not in text
+
+
+def test_summary_labels_a_single_seeds_bootstrap_interval():
+    from paperlib import summary
+
+    metrics = _metrics_with_bounds([100])
+    text = summary.metric_table(metrics)
+    mi = metrics["mi"]
+    cell = (
+        f"{mi['mi_zs_nats']['mean']:.3f} [{mi['mi_zs_nats_low']['per_seed'][0]:.3f}, "
+        f"{mi['mi_zs_nats_high']['per_seed'][0]:.3f}] {summary.PER_SEED_MARK}"
+    )
+    assert cell in text
+    assert f"{summary.PER_SEED_MARK} per-seed bootstrap over rows, seed 100" in text
+    assert "t-interval" not in text
+
+
+def test_metric_figure_leaves_out_the_per_seed_bounds(plots, tmp_path):
+    fig = plots.fig_metric_table(_metrics_with_bounds([10, 11, 12]))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 2, titles  # mi_zs_nats and probe_acc, not the bounds
+    _check_and_save(plots, fig, tmp_path, "metrics_bounds")

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from paperlib.stats import bootstrap_ci, paired_difference, paired_table
+from paperlib import records
+from paperlib.stats import (
+    across_seeds,
+    bootstrap_ci,
+    is_bound,
+    paired_difference,
+    paired_table,
+    t_interval,
+)
 
 
 def test_paired_difference_matches_the_t_formula():
@@ -94,3 +102,48 @@ def test_paired_table_skips_missing_objectives_and_metrics():
     assert out["cmi - elbo"]["probe_acc"]["mean"] == pytest.approx(np.mean([0.12, 0.08, 0.12]))
     assert "mi_zs_nats" not in out["cmi - elbo"]
     assert paired_table({"cmi": {}}, seeds=[0, 1]) == {}
+
+
+# per-seed I(z;s) estimates with their per-seed bootstrap bounds (narrow: row sampling only)
+BOUNDED = {
+    "mi_zs_nats": [0.80, 0.60, 0.68],
+    "mi_zs_nats_low": [0.75, 0.54, 0.63],
+    "mi_zs_nats_high": [0.86, 0.66, 0.74],
+    "probe_acc": [0.5, 0.6, 0.55],
+}
+
+
+def test_across_seeds_is_the_t_interval_of_the_per_seed_values_not_averaged_bounds():
+    out = across_seeds(BOUNDED, seeds=[100, 101, 102])
+    assert set(out) == {"mi_zs_nats"}  # only metrics that carry bounds
+    iv = out["mi_zs_nats"]
+    v = BOUNDED["mi_zs_nats"]
+    half = sps.t.ppf(0.975, 2) * np.std(v, ddof=1) / math.sqrt(3)
+    assert (iv["mean"], iv["low"], iv["high"]) == pytest.approx(t_interval(v))
+    assert (iv["low"], iv["high"]) == pytest.approx((np.mean(v) - half, np.mean(v) + half))
+    # the average of the per-seed bounds is a narrower, different thing
+    assert iv["low"] < np.mean(BOUNDED["mi_zs_nats_low"]) - 0.1
+    assert iv["n"] == 3 and iv["interval"] == "95 % t-interval over 3 seeds"
+    # one seed: no interval over seeds; that seed's bootstrap bounds, labelled as such
+    one = across_seeds({k: v[1:2] for k, v in BOUNDED.items()}, seeds=[101])["mi_zs_nats"]
+    assert (one["low"], one["high"]) == (0.54, 0.66)
+    assert one["n"] == 1 and one["interval"] == "per-seed bootstrap over rows, seed 101"
+
+
+def test_bounds_are_neither_averaged_in_metrics_json_nor_paired(tmp_path):
+    path = records.write_metrics(
+        tmp_path / "metrics.json", {"mi": BOUNDED, "cmi": BOUNDED}, params={"seeds": [7, 8, 9]}
+    )
+    data = records.read_metrics(path)["mi"]
+    _, low, high = t_interval(BOUNDED["mi_zs_nats"])
+    assert (data["mi_zs_nats"]["low"], data["mi_zs_nats"]["high"]) == pytest.approx((low, high))
+    assert data["mi_zs_nats"]["interval"] == "95 % t-interval over 3 seeds"
+    for bound in ("mi_zs_nats_low", "mi_zs_nats_high"):
+        assert data[bound]["mean"] is None and data[bound]["std"] is None  # kept per seed only
+        assert data[bound]["per_seed"] == BOUNDED[bound]
+    assert set(data["probe_acc"]) == {"mean", "std", "per_seed"}  # other metrics unchanged
+    assert is_bound("mi_zs_nats_low", BOUNDED) and not is_bound("mi_zs_nats", BOUNDED)
+    assert set(paired_table({"mi": BOUNDED, "cmi": BOUNDED}, seeds=[7, 8, 9])["cmi - mi"]) == {
+        "mi_zs_nats",
+        "probe_acc",
+    }
