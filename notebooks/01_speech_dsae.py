@@ -88,13 +88,16 @@ res.weights
 run.floors
 
 # %%
-fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
+fig = plots.fig_training_curves(
+    res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs_heldout", "beta"]
+)
 summary.add_figure(
     fig,
     out_dir,
     "training_curves",
     "Training curves of the first seed: ELBO, KL(q(z|x)||p(z)) and the training "
-    "critic's I(z;s) estimate per objective.",
+    "critic's I(z;s) estimate per objective, its accuracy on each new batch before it trains "
+    "on it (held out), and beta, which ramps in once that accuracy has plateaued.",
 )
 
 # %% [markdown]
@@ -110,7 +113,14 @@ summary.add_figure(
 fig = plots.fig_metric_table(
     res.summary(),
     floors=run.floors,
-    metric_names=["probe_acc", "probe_acc_sample", "eer", "kl_z_nats", "mi_xz_nats", "mi_zs_nats"],
+    metric_names=[
+        "probe_acc",
+        "probe_acc_sample",
+        "eer",
+        "kl_z_nats",
+        "mi_xz_nats",
+        "mi_zs_target_nats",
+    ],
 )
 summary.add_figure(
     fig,
@@ -140,7 +150,7 @@ fig = plots.fig_paired_differences(
         "probe_acc",
         "eer",
         "mi_xz_nats",
-        "mi_zs_nats",
+        "mi_zs_target_nats",
         "speaker_probe_acc_s",
         "vc_speaker_acc",
     ],

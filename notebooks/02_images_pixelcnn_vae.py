@@ -80,13 +80,16 @@ res.weights
 run.floors
 
 # %%
-fig = plots.fig_training_curves(res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs"])
+fig = plots.fig_training_curves(
+    res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs_heldout", "beta"]
+)
 summary.add_figure(
     fig,
     out_dir,
     "training_curves",
     "Training curves of the first seed: ELBO, KL(q(z|x)||p(z)) and the training "
-    "critic's I(z;s) estimate per objective.",
+    "critic's I(z;s) estimate per objective, its accuracy on each new batch before it trains "
+    "on it (held out), and beta, which ramps in once that accuracy has plateaued.",
 )
 
 # %% [markdown]
@@ -107,7 +110,7 @@ fig = plots.fig_metric_table(
         "kl_z_nats",
         "nll_bits_per_dim",
         "class_consistency",
-        "mi_zs_nats",
+        "mi_zs_target_nats",
     ],
 )
 summary.add_figure(
@@ -134,7 +137,13 @@ summary.add_figure(
 # %%
 fig = plots.fig_paired_differences(
     run.paired,
-    metric_names=["probe_acc", "class_consistency", "mi_xz_nats", "mi_zs_nats", "nll_bits_per_dim"],
+    metric_names=[
+        "probe_acc",
+        "class_consistency",
+        "mi_xz_nats",
+        "mi_zs_target_nats",
+        "nll_bits_per_dim",
+    ],
 )
 summary.add_figure(
     fig,

@@ -71,12 +71,15 @@ rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs
 
 # %%
 for name in experiments:
-    fig = plots.fig_information_plane(experiment.points(rows[name], "mi_zs_nats", "mi_xz_nats"))
+    fig = plots.fig_information_plane(
+        experiment.points(rows[name], "mi_zs_target_nats", "mi_xz_nats")
+    )
     summary.add_figure(
         fig,
         out_dir,
         f"information_plane_{name}",
-        f"{name}: post-hoc I(z;s) against I(x;z) on the validation split for every "
+        f"{name}: I(z;s) as the penalty targets it (images: 5x5 windows of s; speech: s_1:T), "
+        "read by the other critic family, against I(x;z) on the validation split for every "
         "(objective, alpha, beta) of the grid; labels give the weights.",
     )
 

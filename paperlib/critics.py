@@ -152,6 +152,9 @@ class WindowCritic(nn.Module):
     window : odd receptive field of the window target; 0: the sequence target (pooled).
     conv_channels : channels of the convolutions (kept narrow: the critic runs every step).
     embed : size of the bilinear embeddings.
+    patch : one layer over the whole window instead of stacked 3x3 layers: an MLP on each
+        flattened window patch and its coordinates (the window target's second family in
+        paperlib.instrument).
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class WindowCritic(nn.Module):
         window: int = 5,
         conv_channels: int = 32,
         embed: int = 32,
+        patch: bool = False,
     ):
         super().__init__()
         if window < 0 or (window and window % 2 == 0):
@@ -172,9 +176,16 @@ class WindowCritic(nn.Module):
         kh = 3 if self.grid[0] > 1 else 1
         layers: list[nn.Module] = []
         c = s_dim + 2
-        for _ in range(max((window - 1) // 2, 1)):
-            layers += [nn.Conv2d(c, conv_channels, (kh, 3), padding=(kh // 2, 1)), nn.ELU()]
-            c = conv_channels
+        if patch:
+            # one layer of the whole window: an MLP on each flattened patch (the other family)
+            k = max(window, 3)
+            kp = k if self.grid[0] > 1 else 1
+            layers += [nn.Conv2d(c, hidden, (kp, k), padding=(kp // 2, k // 2)), nn.ELU()]
+            c = hidden
+        else:
+            for _ in range(max((window - 1) // 2, 1)):
+                layers += [nn.Conv2d(c, conv_channels, (kh, 3), padding=(kh // 2, 1)), nn.ELU()]
+                c = conv_channels
         self.conv = nn.Sequential(*layers)
         # g: 1x1 layers at each position (the same MLP as f, as convolutions)
         self.g = nn.Sequential(

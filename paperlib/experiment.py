@@ -424,18 +424,17 @@ def evaluate_run(
     m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_seq"))
     pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
     m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
-    # the penalty's target (I(z; s_window) or I(z; s_1:T)) by the qualified other family
-    target = "window" if cfg.objective.critic_pairs == "window" else "sequence"
-    other = instrument.other_family(
-        enc["train"]["z_sample"], enc["train"]["s_seq"], target, grid_of(model),
-        cfg.objective.critic_window, seed=seed, **instrument.EVALUATION,
+    # the penalty's target (I(z; s_window) or I(z; s_1:T)) read by the other critic family,
+    # trained on fresh encodings of the training items and read on the `split` encodings
+    x_train = _items_x(loaders["train"].dataset, n).to(_device_of(model))
+    other = instrument.other_reading(
+        cfg.objective.critic_pairs, grid_of(model), instrument.encoder_sampler(model, x_train),
+        torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
+        window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
+        lr=cfg.objective.critic_lr, seed=seed, **instrument.EVALUATION,
     )  # fmt: skip
-    m.update(
-        {
-            f"mi_zs_target_nats{k}": other[n]
-            for k, n in (("", "nats"), ("_low", "low"), ("_high", "high"))
-        }
-    )
+    for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
+        m[f"mi_zs_target_nats{key}"] = other[name]
     if critic is not None:
         m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
     for e in enc.values():  # the sequences are large (images: N x H W x Ds) and used only here
@@ -480,6 +479,14 @@ def evaluate_run(
                     seed=seed,
                 )
     return m, enc
+
+
+def _items_x(dataset, n: int) -> torch.Tensor:
+    """``x`` of the first `n` items of a dataset, stacked."""
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None:
+        return tensors["x"][:n]
+    return torch.stack([dataset[i]["x"] for i in range(min(n, len(dataset)))])
 
 
 def _device_of(model) -> torch.device:
@@ -603,6 +610,21 @@ def training_metrics(history) -> dict[str, float]:
         m["critic_acc_zs_final"] = float(np.mean([r["critic_acc_zs"] for r in tail]))
         m["mi_zs_train_final"] = float(np.mean([r.get("mi_zs", np.nan) for r in tail]))
         m["critic_at_chance"] = float(m["critic_acc_zs_final"] < CRITIC_CHANCE_MARGIN)
+    # the warm-up: the critic's held-out accuracy (each batch before it trained on it) when
+    # beta started, and that step (-1: it never started)
+    held = [r for r in history.rows if "critic_acc_zs_heldout" in r]
+    if held:
+        on = [r for r in held if r.get("beta", 0.0) > 0]
+        m["beta_start"] = float(on[0]["beta_start"]) if on else -1.0
+        before = [r for r in held if r.get("beta", 0.0) == 0]
+        if before:
+            m["critic_acc_before_beta"] = float(before[-1]["critic_acc_zs_heldout"])
+        m["critic_acc_zs_heldout_final"] = float(held[-1]["critic_acc_zs_heldout"])
+    # the monitor's last reading: the training critic beside the other family on validation
+    mon = [r for r in history.rows if "monitor_ratio" in r]
+    if mon:
+        for key in ("mi_zs_val_critic", "mi_zs_val_other", "monitor_ratio"):
+            m[f"{key}_final"] = float(mon[-1][key])
     return m
 
 

@@ -38,14 +38,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from paperlib.mi import DensityRatio, estimate_mi_interval
+from paperlib.mi import DensityRatio, rank_gauss
 
 #: the other family's settings: cross-fitted, rank-transformed, selected on held-out rows
-OTHER_FAMILY = dict(folds=2, steps=600, batch_size=256, hidden=128, critic="bilinear")
 #: the monitor's settings during training (a few seconds on a CPU every `monitor_every` steps)
-MONITOR = dict(steps=400, positions=16)
+MONITOR = dict(steps=300)
 #: the post-hoc reading of each run's target in evaluation (`experiment.evaluate_run`)
-EVALUATION = dict(steps=800, positions=25)
+EVALUATION = dict(steps=500)
 #: principal components of the flattened source that the other family reads
 COMPONENTS = 32
 
@@ -197,19 +196,36 @@ def other_family(
 ) -> dict[str, float]:
     """The other family's cross-fitted estimate of the target: {"nats", "low", "high", ...}.
 
-    "sequence": `paperlib.mi.estimate_mi_interval` with MLPs on flattened s_1:T (`OTHER_FAMILY`,
-    overridden by `options`). "window": `window_family`.
+    z (N, Dz) and s (N, T, Ds), one row per item, or (N, K, Dz) and (N, K, T, Ds): K posterior
+    samples of each item (more rows for the critic, as a run's critic sees a new sample at
+    every visit; folds still split items). Rows for the critic (`grouped_density_ratio`):
+
+    - "sequence": the leading principal components of flattened s_1:T (`project`);
+    - "window": each window patch's leading components and its position, at `positions`
+      positions spread over the grid, z repeated (the estimate is E_p I(z; s_w(p))).
+
+    `options` go to `grouped_density_ratio` (steps, hidden, positions, ...).
     """
     z = z.detach().cpu().numpy() if isinstance(z, Tensor) else np.asarray(z)
     s = s.detach().cpu().numpy() if isinstance(s, Tensor) else np.asarray(s)
-    if target == "window":
-        return window_family(z, s, grid, window, seed=seed, **options)
-    if target != "sequence":
+    if z.ndim == 2:
+        z, s = z[:, None], s[:, None]
+    N, K, T, Ds = s.shape
+    positions = int(options.pop("positions", 49))
+    if target == "sequence":
+        y = project(s.reshape(N * K, T * Ds), COMPONENTS, seed).reshape(N, K, -1)
+        return grouped_density_ratio(z, y, seed=seed, **options)
+    if target != "window":
         raise ValueError(f"target must be 'sequence' or 'window', got {target!r}")
-    options.pop("positions", None)  # a window-family setting
-    kw = {**OTHER_FAMILY, **options}
-    y = project(s.reshape(len(s), -1), COMPONENTS, seed)
-    return estimate_mi_interval(z, y, "density_ratio", seed=seed, **kw)
+    pos = np.linspace(0, T - 1, min(positions, T)).round().astype(int)
+    patches = _all_patches(s.reshape(N * K, T, Ds), grid, window, pos)  # (N K, P, D + 2)
+    P = len(pos)
+    flat = patches.reshape(N * K * P, -1)
+    # each patch's leading components, its coordinates kept as they are
+    reduced = project(flat[:, :-2], COMPONENTS, seed)
+    y = np.concatenate([reduced, flat[:, -2:]], axis=1).reshape(N, K * P, -1)
+    zr = np.repeat(z, P, axis=1)  # (N, K P, Dz): z of sample k beside each of its windows
+    return grouped_density_ratio(zr, y, seed=seed, **options)
 
 
 def project(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -223,32 +239,31 @@ def project(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     if y.shape[1] <= k:
-        return y
+        return y.astype(np.float32)
     return PCA(n_components=k, random_state=seed).fit_transform(y).astype(np.float32)
 
 
 def _all_patches(s: np.ndarray, grid: tuple[int, int], window: int, pos: np.ndarray) -> np.ndarray:
-    """(N, K, patch + 2): the window patch and coordinates of each item at positions `pos` (K,)."""
+    """(N, P, patch + 2): the window patch and coordinates of each item at positions `pos`."""
     N, T, Ds = s.shape
     H, W = grid
+    if T != H * W:
+        raise ValueError(f"s has {T} positions, the grid {grid} has {H * W}")
     half = window // 2
     wh, hh = (window, half) if H > 1 else (1, 0)
     padded = np.zeros((N, H + 2 * hh, W + 2 * half, Ds), dtype=np.float32)
     padded[:, hh : hh + H, half : half + W] = s.reshape(N, H, W, Ds)
     i, j = np.divmod(pos, W)
     di, dj = np.meshgrid(np.arange(wh), np.arange(window), indexing="ij")
-    patch = padded[:, i[:, None, None] + di, j[:, None, None] + dj]  # (N, K, wh, w, Ds)
+    patch = padded[:, i[:, None, None] + di, j[:, None, None] + dj]  # (N, P, wh, w, Ds)
     coords = np.broadcast_to(np.stack([_unit(i, H), _unit(j, W)], 1), (N, len(pos), 2))
     return np.concatenate([patch.reshape(N, len(pos), -1), coords], axis=2).astype(np.float32)
 
 
-def window_family(
+def grouped_density_ratio(
     z: np.ndarray,
-    s: np.ndarray,
-    grid: tuple[int, int],
-    window: int = 5,
+    y: np.ndarray,
     *,
-    positions: int = 49,
     folds: int = 2,
     steps: int = 1500,
     batch_size: int = 512,
@@ -258,33 +273,22 @@ def window_family(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, float]:
-    """E_p I(z; s_w(p)) by an MLP density-ratio critic on flattened window patches.
+    """I(z; y) by a density-ratio MLP critic on rows grouped by item: z, y of shape (N, K, .).
 
-    Rows are (z_i, patch of item i at p, p's coordinates) for `positions` positions p spread
-    over the grid, so the critic sees many windows per item, like the convolutional training
-    critic, but through an unshared MLP on the flattened patch (`paperlib.mi.DensityRatio`,
-    bilinear all-pairs). Folds split *items*, never rows of one item: each fold's critic trains
-    on the other items (early stopping on a fifth of them, held out) and is read on its own
-    items. The interval is a percentile bootstrap over items of their mean log-ratio.
+    `paperlib.mi.DensityRatio` (bilinear all-pairs critic, MLPs on the flattened inputs),
+    trained on the rows of every item outside the fold, early-stopped on a fifth of those items
+    (held out of the fit), and read on the fold's items: each item's term is the mean log-ratio
+    over its K rows. Folds split items, never the rows of one item. Inputs are rank-transformed
+    per column (`paperlib.mi.rank_gauss`, fitted on the fold's training rows: a monotone map,
+    I unchanged). The interval is a percentile bootstrap over items of their terms (the noise of
+    the held-out rows, not of fitting the critic).
     """
     from paperlib.stats import bootstrap_ci
 
-    N, T, _ = s.shape
+    N, K = y.shape[:2]
+    if N < 2 * folds:
+        raise ValueError(f"folds={folds} needs at least {2 * folds} items, got {N}")
     rng = np.random.default_rng(seed)
-    pos = np.linspace(0, T - 1, min(positions, T)).round().astype(int)
-    patches = _all_patches(s, grid, window, pos)  # (N, K, D)
-    K = patches.shape[1]
-    # the patch's leading components, its coordinates kept as they are
-    flat = patches.reshape(N * K, -1)
-    reduced = project(flat[:, :-2], COMPONENTS, seed)
-    patches = np.concatenate([reduced, flat[:, -2:]], axis=1).reshape(N, K, -1)
-    D = patches.shape[2]
-    # standardise with all rows' statistics per feature (an invertible map: MI unchanged)
-    flat = patches.reshape(-1, D)
-    mu, sd = flat.mean(0), flat.std(0)
-    sd = np.where(sd < 1e-6, 1.0, sd)
-    patches = (patches - mu) / sd
-    zs = (z - z.mean(0)) / np.where(z.std(0) < 1e-6, 1.0, z.std(0))
     order = rng.permutation(N)
     item_terms = np.zeros(N)
     gen = torch.Generator().manual_seed(seed)
@@ -293,22 +297,25 @@ def window_family(
         train = np.setdiff1d(order, held)
         n_stop = max(len(train) // 5, 2)
         stop, fit = train[:n_stop], train[n_stop:]
+        zf = z[fit].reshape(-1, z.shape[2])
+        yf = y[fit].reshape(-1, y.shape[2])
 
-        def rows(items: np.ndarray) -> tuple[Tensor, Tensor]:
-            x = torch.tensor(np.repeat(zs[items], K, axis=0), dtype=torch.float32)
-            y = torch.tensor(patches[items].reshape(-1, D), dtype=torch.float32)
-            return x, y
+        def rows(items: np.ndarray, zf=zf, yf=yf) -> tuple[Tensor, Tensor]:
+            a = rank_gauss(zf, z[items].reshape(-1, z.shape[2]))
+            b = rank_gauss(yf, y[items].reshape(-1, y.shape[2]))
+            return torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
 
         x_fit, y_fit = rows(fit)
         x_stop, y_stop = rows(stop)
         with torch.random.fork_rng():
             torch.manual_seed(seed + k)
-            est = DensityRatio(zs.shape[1], D, hidden, critic="bilinear")
+            est = DensityRatio(z.shape[2], y.shape[2], hidden, critic="bilinear")
         opt = torch.optim.Adam(est.parameters(), lr=lr)
         sel = torch.randperm(len(x_stop), generator=gen)[:2048]
         best, best_state = math.inf, None
+        bs = min(batch_size, len(x_fit))
         for step in range(1, steps + 1):
-            idx = torch.randint(0, len(x_fit), (batch_size,), generator=gen)
+            idx = torch.randint(0, len(x_fit), (bs,), generator=gen)
             loss = est.loss(x_fit[idx], y_fit[idx], gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -331,6 +338,68 @@ def window_family(
     return {"nats": float(item_terms.mean()), "low": low, "high": high, "n_rows": float(N)}
 
 
+def other_critic(
+    critic_pairs: str, z_dim: int, s_dim: int, grid: tuple[int, int], hidden: int = 128,
+    window: int = 5,
+) -> nn.Module:  # fmt: skip
+    """A critic of the other family than the training critic `critic_pairs`, for one target.
+
+    - training "set" (DeepSets: mean over positions of per-position features) -> a 1-D / 2-D
+      convolution over neighbouring positions, mean-pooled (`WindowCritic(window=0)`);
+    - "conv" -> the DeepSets `SetCritic`;
+    - "window" (stacked 3x3 convolutions per window) -> an MLP on each flattened window patch
+      and its position (`WindowCritic(patch=True)`);
+    - "sequence" / "step" -> `SetCritic`.
+    """
+    from paperlib.critics import SetCritic, WindowCritic
+
+    if critic_pairs == "set":
+        return WindowCritic(z_dim, s_dim, grid, hidden, window=0)
+    if critic_pairs == "window":
+        return WindowCritic(z_dim, s_dim, grid, hidden, window=window, patch=True)
+    return SetCritic(z_dim, s_dim, hidden)
+
+
+def other_reading(
+    critic_pairs: str,
+    grid: tuple[int, int],
+    sample: Callable[[int, torch.Generator], tuple[Tensor, Tensor]],
+    z_out: Tensor,
+    s_out: Tensor,
+    *,
+    window: int = 5,
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    hidden: int = 128,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The other family's reading of the target: `other_critic`, trained on rows from
+    `sample` as a training critic is (`fit_critic`), read on held-out rows (z_out, s_out).
+
+    Returns ``nats`` (mean log-ratio on the held-out joint pairs, with ``low`` / ``high``: a
+    bootstrap over held-out rows) and ``nwj`` (`critic_bound`, a lower bound).
+    """
+    from paperlib.stats import bootstrap_ci
+
+    z_out, s_out = torch.as_tensor(z_out).float(), torch.as_tensor(s_out).float()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = other_critic(critic_pairs, z_out.shape[1], s_out.shape[2], grid, hidden, window)
+    fit_critic(critic, sample, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    critic.eval()
+    with torch.no_grad():
+        rows = torch.cat([critic.rows(a, b) for a, b in zip(z_out.split(256), s_out.split(256))])
+    rows = rows.double().numpy()
+    low, high = bootstrap_ci(rows, seed=seed)
+    return {
+        "nats": float(rows.mean()),
+        "low": low,
+        "high": high,
+        "nwj": critic_bound(critic, z_out, s_out),
+    }
+
+
 def critic_reading(critic: nn.Module, z: Tensor, s: Tensor, batch: int = 256) -> float:
     """The critic's estimate mean_i rows(z_i, s_i) on the given (held-out) rows, in nats."""
     was = critic.training
@@ -339,6 +408,35 @@ def critic_reading(critic: nn.Module, z: Tensor, s: Tensor, batch: int = 256) ->
         vals = [critic.rows(zc, sc) for zc, sc in zip(z.split(batch), s.split(batch))]
     critic.train(was)
     return float(torch.cat(vals).mean())
+
+
+def critic_bound(critic: nn.Module, z: Tensor, s: Tensor, batch: int = 256) -> float:
+    """The NWJ lower bound of I(z; s) from the critic's scores on held-out rows, in nats.
+
+        I >= E_joint[T] - E_marg[exp(T - 1)]          (Nguyen, Wainwright & Jordan 2010)
+
+    with the off-diagonal pairs of each batch as the product of marginals (all positions of a
+    window critic averaged). A true lower bound for any T: where it reaches the plain reading
+    mean_i T_ii, the critic is calibrated (T ~ log-ratio), and a reading far above it is an
+    over-confident critic, not information.
+    """
+    was = critic.training
+    critic.eval()
+    vals = []
+    with torch.no_grad():
+        for zc, sc in zip(z.split(batch), s.split(batch)):
+            if len(zc) < 2:
+                continue
+            t = critic.scores(zc, sc)  # (B, B) or (B, B, P)
+            if t.dim() == 2:
+                t = t.unsqueeze(-1)
+            b = t.shape[0]
+            diag = t.diagonal(dim1=0, dim2=1)  # (P, B)
+            e = torch.exp((t - 1.0).clamp(max=30.0))
+            off = (e.sum() - e.diagonal(dim1=0, dim2=1).sum()) / (b * (b - 1) * t.shape[2])
+            vals.append(float(diag.mean() - off))
+    critic.train(was)
+    return float(np.mean(vals))
 
 
 def fit_critic(
@@ -415,19 +513,21 @@ def agreement(a: float, b: float, floor: float = 0.05) -> float:
 
 
 __all__ = [
-    "OTHER_FAMILY",
     "Planted",
     "encoder_sampler",
     "planted_sampler",
     "rows_sampler",
     "agreement",
+    "critic_bound",
     "critic_reading",
     "fit_critic",
+    "other_critic",
     "other_family",
+    "other_reading",
     "project",
     "planted",
     "planted_mi",
-    "window_family",
+    "grouped_density_ratio",
     "window_patches",
     "window_sizes",
 ]

@@ -99,6 +99,8 @@ class Objective(nn.Module):
         self.generator.manual_seed(seed)
         self.critics = nn.ModuleDict()
         self.critic_opt: torch.optim.Optimizer | None = None
+        #: the critics' logs of the first of the ``n_critic`` updates of the last step
+        self.first_critic_logs: dict[str, float] = {}
 
     # -- critics ------------------------------------------------------------------------------
 
@@ -124,13 +126,15 @@ class Objective(nn.Module):
             return {}
         d = out.detached()
         logs: dict[str, float] = {}
-        for _ in range(self.cfg.n_critic):
+        for i in range(self.cfg.n_critic):
             losses = self.critic_losses(d)
             self.critic_opt.zero_grad(set_to_none=True)
             total = sum(v for k, v in losses.items() if k.startswith("critic_loss"))
             total.backward()
             self.critic_opt.step()
             logs = {k: float(v.detach()) for k, v in losses.items()}
+            if i == 0:  # computed before the critics trained on this batch: held out
+                self.first_critic_logs = logs
         return logs
 
     # -- the model's loss ---------------------------------------------------------------------
@@ -287,13 +291,12 @@ class CMIObjective(MIObjective):
         return losses
 
     def critic_step(self, out: VAEOutput) -> dict[str, float]:
-        with torch.no_grad():
-            # held-out accuracy: this batch, before the critic trains on it
-            _, acc = self.critics["zs"].loss(out.z.detach(), out.s.detach(), self.generator)
-        self.acc_ema += self.ACC_EMA * (float(acc) - self.acc_ema)
+        logs = super().critic_step(out)
+        # held-out accuracy: on this batch before the critic trained on it (its first update)
+        acc = self.first_critic_logs["critic_acc_zs"]
+        self.acc_ema += self.ACC_EMA * (acc - self.acc_ema)
         if self.acc_ema > self.acc_best + self.ACC_MIN_GAIN:
             self.acc_best, self.acc_best_step = self.acc_ema, self._step
-        logs = super().critic_step(out)
         self._maybe_start_beta(self._step + 1)
         logs["critic_acc_zs_heldout"] = self.acc_ema
         return logs
@@ -352,20 +355,23 @@ class CMIObjective(MIObjective):
             return {}
         from paperlib import instrument  # the estimator family; lazy: sklearn, scipy
 
-        was = model.training
+        # half of the validation items feed the fresh critic (new posterior samples each
+        # step); both critics are read on the other half
+        half = len(x) // 2
         model.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(done)
-            outs = [model(chunk) for chunk in x.split(256)]
-        model.train(was)
-        z = torch.cat([o.z for o in outs]).float()
-        s = torch.cat([o.s for o in outs]).float()
+            outs = [model(chunk) for chunk in x[half:].split(256)]
+            z = torch.cat([o.z for o in outs]).float()
+            s = torch.cat([o.s for o in outs]).float()
+            with torch.enable_grad():
+                other = instrument.other_reading(
+                    self.cfg.critic_pairs, self.grid, instrument.encoder_sampler(model, x[:half]),
+                    z, s, window=self.cfg.critic_window, lr=self.cfg.critic_lr, seed=done,
+                    **instrument.MONITOR,
+                )  # fmt: skip
+        model.train()
         reading = instrument.critic_reading(self.critics["zs"], z, s)
-        with torch.enable_grad():
-            other = instrument.other_family(
-                z.cpu(), s.cpu(), self.target, self.grid, self.cfg.critic_window, seed=done,
-                **instrument.MONITOR,
-            )  # fmt: skip
         return {
             "mi_zs_val_critic": reading,
             "mi_zs_val_other": other["nats"],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import records
+from paperlib.regularizers import MONITOR_RATIO
 
 # Metrics shown in the summary tables, with their direction (+1: higher is better).
 TABLE_METRICS: dict[str, tuple[str, int]] = {
@@ -24,6 +25,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "eer": ("EER", -1),
     "kl_z_nats": ("KL(q(z|x)||p(z)) [nats]", 0),
     "mi_xz_nats": ("I(x;z) [nats]", 0),
+    "mi_zs_target_nats": ("I(z;s), penalty's target, other family [nats]", -1),
     "mi_zs_nats": ("I(z;s_1:T), fresh critic [nats]", -1),
     "mi_zs_pooled_nats": ("I(z;mean s), fresh critic [nats]", -1),
     "phone_probe_acc_z": ("phone acc. from z", -1),
@@ -37,6 +39,8 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "critic_acc_zs_final": ("training critic acc.", 0),
     "mi_zs_train_final": ("I(z;s), training critic [nats]", 0),
     "mi_zs_critic_nats": ("I(z;s), training critic on test rows [nats]", 0),
+    "critic_acc_before_beta": ("critic held-out acc. before beta", 0),
+    "monitor_ratio_final": ("monitor: critic / other family", 0),
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
     "train_seconds": ("train time [s]", 0),
@@ -112,6 +116,9 @@ REFERENCE_ROWS: tuple[tuple[str, str], ...] = (
 CRITIC_CHANCE_ACC = 0.55
 CRITIC_ACC_KEY = "critic_acc_zs_final"
 FLAG = "†"
+# A cmi run whose training critic and the other family's fresh critic read I(z;s) more than
+# MONITOR_RATIO apart on validation rows is flagged: its instrument is not trusted there.
+MONITOR_FLAG = "§"
 
 
 def critic_flags(metrics: dict[str, Any], threshold: float = CRITIC_CHANCE_ACC) -> dict[str, list]:
@@ -120,14 +127,25 @@ def critic_flags(metrics: dict[str, Any], threshold: float = CRITIC_CHANCE_ACC) 
     Reads ``critic_acc_zs_final`` (per seed) where an objective reports it; objectives without
     the key (elbo, mi, or runs from before it existed) are never flagged.
     """
+    return _seeds_where(metrics, CRITIC_ACC_KEY, lambda v: v < threshold)
+
+
+def monitor_flags(metrics: dict[str, Any], ratio: float = MONITOR_RATIO) -> dict[str, list]:
+    """``{objective: [indices of seeds whose two I(z;s) readings differ by more than `ratio`]}``:
+    the training critic against a fresh critic of the other family on validation rows at the
+    run's last step (``monitor_ratio_final``, paperlib.regularizers.CMIObjective.monitor)."""
+    return _seeds_where(metrics, "monitor_ratio_final", lambda v: v > ratio)
+
+
+def _seeds_where(metrics: dict[str, Any], key: str, bad) -> dict[str, list]:
     out: dict[str, list] = {}
     for o, ms in metrics.items():
-        if o.startswith("_") or CRITIC_ACC_KEY not in ms:
+        if o.startswith("_") or key not in ms:
             continue
-        vals = ms[CRITIC_ACC_KEY].get("per_seed") or [ms[CRITIC_ACC_KEY]["mean"]]
-        bad = [i for i, v in enumerate(vals) if v is not None and float(v) < threshold]
-        if bad:
-            out[o] = bad
+        vals = ms[key].get("per_seed") or [ms[key]["mean"]]
+        hit = [i for i, v in enumerate(vals) if v is not None and bad(float(v))]
+        if hit:
+            out[o] = hit
     return out
 
 
@@ -184,6 +202,7 @@ def metric_table(
         return ""
     refs = _floors_of(metrics, floors)
     flags = critic_flags(metrics)
+    disagree = monitor_flags(metrics)
     seeds = _seeds(metrics)
     ivs = intervals(metrics)
     lines = []
@@ -210,6 +229,7 @@ def metric_table(
                 text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
             cells.append(f"**{text}**" if best.get(c) == o else text)
         name = f"{o} {FLAG}" if o in flags else o
+        name = f"{name} {MONITOR_FLAG}" if o in disagree else name
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for ref, label in REFERENCE_ROWS:
         cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in columns]
@@ -221,6 +241,13 @@ def metric_table(
         notes.append(
             f"{FLAG} `{o}`: the training critic's accuracy stayed below {CRITIC_CHANCE_ACC} "
             f"(chance 0.5) for seed(s) {which}, so its I(z;s) penalty was close to inert there."
+        )
+    for o, bad in disagree.items():
+        which = ", ".join(str(seeds[i]) if i < len(seeds) else f"#{i}" for i in bad)
+        notes.append(
+            f"{MONITOR_FLAG} `{o}`: for seed(s) {which} the training critic and a fresh critic "
+            f"of the other family read I(z;s) more than {MONITOR_RATIO}x apart on validation "
+            "rows at the last step: the instrument is not trusted there."
         )
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 

@@ -153,7 +153,7 @@ def test_the_warmup_is_capped_and_the_fixed_warmup_is_unchanged():
 
 
 def test_the_monitor_reads_both_families_on_its_schedule(monkeypatch):
-    monkeypatch.setattr(instrument, "MONITOR", dict(steps=20, positions=4))
+    monkeypatch.setattr(instrument, "MONITOR", dict(steps=20))
     obj = _cmi(monitor_every=4)
 
     class Model(_Model):
