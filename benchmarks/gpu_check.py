@@ -201,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
                 c = agree(experiment, o, "cuda", args.tiny, args.agree_steps, args.rtol)
                 checks.append({"experiment": experiment, "objective": o, **c})
             for name, amp, compiled in modes:
-                r = time_mode(experiment, o, args.device, args.tiny, args.steps, amp, compiled)
+                try:
+                    r = time_mode(experiment, o, args.device, args.tiny, args.steps, amp, compiled)
+                except RuntimeError as err:
+                    if not amp:
+                        raise
+                    # e.g. oneDNN has no bf16 LSTM on a CPU without AVX-512 / AMX
+                    why = str(err).splitlines()[0][:120]
+                    print(f"{experiment:7s} {o:5s} {name:13s} not supported here: {why}")
+                    continue
                 rows.append({"experiment": experiment, "objective": o, "mode": name, **r})
                 print(
                     f"{experiment:7s} {o:5s} {name:13s} {r['ms_per_step']:8.1f} ms/step "
