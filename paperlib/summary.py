@@ -60,6 +60,11 @@ def add_figure(fig, out_dir: str | Path, name: str, caption: str) -> list[Path]:
     return paths
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a bare ``|`` (as in KL(q(z|x)||p(z))) would split it."""
+    return text.replace("|", "\\|")
+
+
 def _fmt(v: dict[str, Any]) -> str:
     mean, std = v.get("mean"), v.get("std")
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -208,7 +213,7 @@ def metric_table(
     lines = []
     if title:
         lines.append(f"**{title}**\n")
-    lines.append("| objective | " + " | ".join(TABLE_METRICS[c][0] for c in columns) + " |")
+    lines.append("| objective | " + " | ".join(_cell(TABLE_METRICS[c][0]) for c in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     best: dict[str, str] = {}
     for c in columns:
@@ -311,7 +316,7 @@ def paired_table(
                 )
             else:
                 cells.append("–")
-        lines.append(f"| {TABLE_METRICS[m][0]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_cell(TABLE_METRICS[m][0])} | " + " | ".join(cells) + " |")
     n = int(max(v["n"] for d in diffs.values() for v in d.values()))
     lines.append(
         f"\nPaired differences over {n} seeds: mean [{int(level * 100)} % t-interval]; an "
