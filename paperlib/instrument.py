@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from paperlib.mi import DensityRatio, rank_gauss
 
 #: the other family's settings: cross-fitted, rank-transformed, selected on held-out rows
-#: the monitor's settings during training (a few seconds on a CPU every `monitor_every` steps)
+#: the monitor's settings during training (every `monitor_every` steps)
 MONITOR = dict(steps=300)
 #: the post-hoc reading of each run's target in evaluation (`experiment.evaluate_run`)
 EVALUATION = dict(steps=500)
@@ -165,18 +165,11 @@ class Planted:
 
 
 def planted(
-    n: int,
-    z_dim: int,
-    s_dim: int,
-    grid: tuple[int, int],
-    nats: float,
-    target: str = "sequence",
-    window: int = 5,
-    rank: int = 4,
-    seed: int = 0,
+    n: int, *args: Any, seed: int = 0, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """n rows of `Planted` data: (z (n, Dz), s (n, T, Ds), true nats)."""
-    source = Planted(z_dim, s_dim, grid, nats, target, window, rank, seed)
+    """n rows of ``Planted(*args, seed=seed, **kwargs)`` data: (z (n, Dz), s (n, T, Ds), true
+    nats)."""
+    source = Planted(*args, seed=seed, **kwargs)
     z, s = source.sample(n, np.random.default_rng(seed + 1))
     return z, s, source.true
 

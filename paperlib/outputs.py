@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 
@@ -50,6 +51,16 @@ class VAEOutput:
         return VAEOutput(
             **{k: (v.detach() if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
         )
+
+    @staticmethod
+    def cat(outs: list[VAEOutput]) -> VAEOutput:
+        """The outputs of several batches as one (rows concatenated; x_params kept when all have
+        it)."""
+        fields = {}
+        for k in outs[0].__dict__:
+            vs = [getattr(o, k) for o in outs]
+            fields[k] = torch.cat(vs) if all(isinstance(u, Tensor) for u in vs) else None
+        return VAEOutput(**fields)
 
 
 __all__ = ["VAEOutput"]

@@ -7,12 +7,12 @@ For a model's s shape and the penalty's target, three kinds of rows:
 - independent: the same shapes, true value 0. Pass: within 0.05 nats of 0.
 - frozen: the encodings of a trained `mi` run. Pass: the training critic's held-out reading is
   within 20 % of the other family's (`paperlib.instrument.other_reading`: a critic of another
-  architecture, trained and read the same way).
+  architecture, trained as evaluation trains it and read on the same rows).
 
 The training critic is built by `paperlib.regularizers.zs_critic` from the run's objective
-config and trained as the run trains it: its learning rate, its batch size, ``n_critic`` steps
-per model step for the run's step budget (`training_steps`), on training rows; it is read on
-held-out rows. benchmarks/qualify_critics.py prints the table; tests/test_instrument.py holds
+config and trained as the run trains it: its learning rate, its batch size with the replay
+buffer (`critic_batch`), ``n_critic`` steps per model step for the run's step budget
+(`training_steps`), on training rows; it is read on held-out rows. benchmarks/qualify_critics.py prints the table; tests/test_instrument.py holds
 the cases on small shapes.
 """
 
@@ -40,6 +40,11 @@ def training_steps(cfg) -> int:
     return cfg.objective.n_critic * cfg.train.steps
 
 
+def critic_batch(cfg) -> int:
+    """Rows per critic update in training: the batch and the ``critic_replay`` batches before it."""
+    return cfg.data.batch_size * (1 + cfg.objective.critic_replay)
+
+
 def critic_row(
     cfg,
     sample,
@@ -61,7 +66,7 @@ def critic_row(
         critic = zs_critic(cfg.objective, z_out.shape[1], s_out.shape[2], grid)
     steps = training_steps(cfg) if steps is None else steps
     accs = instrument.fit_critic(
-        critic, sample, steps=steps, batch_size=cfg.data.batch_size, lr=cfg.objective.critic_lr,
+        critic, sample, steps=steps, batch_size=critic_batch(cfg), lr=cfg.objective.critic_lr,
         seed=seed,
     )  # fmt: skip
     tail = accs[-max(len(accs) // 10, 1) :]
@@ -110,13 +115,13 @@ def planted_row(
 
 
 def other_row(cfg, sample, z_out, s_out, grid, steps: int | None = None, seed: int = 0) -> dict:
-    """The other family (`paperlib.instrument.other_reading`) under the training critic's
-    settings: the same rows, step budget, batch size and learning rate."""
+    """The other family (`paperlib.instrument.other_reading`) on the same rows, trained as
+    evaluation trains it (`paperlib.instrument.EVALUATION`: the reading of ``mi_zs_target_nats``
+    in the tables) at the run's critic learning rate; `steps` overrides its budget."""
+    budget = dict(instrument.EVALUATION, **({} if steps is None else {"steps": steps}))
     return instrument.other_reading(
         cfg.objective.critic_pairs, grid, sample, z_out, s_out,
-        window=cfg.objective.critic_window,
-        steps=training_steps(cfg) if steps is None else steps,
-        batch_size=cfg.data.batch_size, lr=cfg.objective.critic_lr, seed=seed,
+        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed, **budget,
     )  # fmt: skip
 
 
@@ -177,6 +182,7 @@ __all__ = [
     "MAX_FROZEN_GAP",
     "MAX_INDEPENDENT",
     "MIN_RECOVERED",
+    "critic_batch",
     "critic_row",
     "format_rows",
     "other_row",

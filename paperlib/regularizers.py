@@ -40,6 +40,7 @@ gradients.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import torch
@@ -99,8 +100,10 @@ class Objective(nn.Module):
         self.generator.manual_seed(seed)
         self.critics = nn.ModuleDict()
         self.critic_opt: torch.optim.Optimizer | None = None
-        #: the critics' logs of the first of the ``n_critic`` updates of the last step
+        #: the critics' logs on the last step's batch before they trained on it (held out)
         self.first_critic_logs: dict[str, float] = {}
+        #: detached outputs of the last ``critic_replay`` batches (the critics' replay buffer)
+        self.replay: deque[VAEOutput] = deque(maxlen=int(getattr(cfg, "critic_replay", 0)))
 
     # -- critics ------------------------------------------------------------------------------
 
@@ -120,20 +123,27 @@ class Objective(nn.Module):
         """``n_critic`` optimiser steps of the critics on detached z and s.
 
         Every critic sees ``out.detached()``, so no gradient reaches the model; the critics'
-        own gradients (from nowhere else) are zeroed before each backward.
+        own gradients (from nowhere else) are zeroed before each backward. With
+        ``critic_replay`` = k > 0 the critics train on this batch and the k before it (pairs
+        from an encoder at most k steps older), so each update sees (k + 1) x B rows.
         """
         if self.critic_opt is None:
             return {}
         d = out.detached()
+        rows = VAEOutput.cat([*self.replay, d]) if self.replay.maxlen else d
+        if self.replay.maxlen:
+            self.replay.append(d)
+            with torch.no_grad():  # held out: this batch, before the critics train on it
+                self.first_critic_logs = _floats(self.critic_losses(d))
         logs: dict[str, float] = {}
         for i in range(self.cfg.n_critic):
-            losses = self.critic_losses(d)
+            losses = self.critic_losses(rows)
             self.critic_opt.zero_grad(set_to_none=True)
             total = sum(v for k, v in losses.items() if k.startswith("critic_loss"))
             total.backward()
             self.critic_opt.step()
             logs = {k: float(v.detach()) for k, v in losses.items()}
-            if i == 0:  # computed before the critics trained on this batch: held out
+            if i == 0 and not self.replay.maxlen:  # before the critics trained on this batch
                 self.first_critic_logs = logs
         return logs
 
@@ -167,6 +177,8 @@ class Objective(nn.Module):
         return {
             "critic_opt": self.critic_opt.state_dict() if self.critic_opt is not None else {},
             "generator": self.generator.get_state(),
+            # a resumed run's critics see the same rows as an uninterrupted one
+            "replay": [dict(o.__dict__) for o in self.replay],
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -174,6 +186,8 @@ class Objective(nn.Module):
             self.critic_opt.load_state_dict(state["critic_opt"])
         if "generator" in state:
             self.generator.set_state(state["generator"].cpu())
+        self.replay.clear()
+        self.replay.extend(VAEOutput(**fields) for fields in state.get("replay", []))
 
 
 def _floats(terms: dict[str, Tensor], **more: Tensor) -> dict[str, float]:

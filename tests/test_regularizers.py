@@ -118,6 +118,31 @@ def test_objective_state_dict_holds_critic_optimizer():
     assert torch.equal(obj.generator.get_state(), obj2.generator.get_state())
 
 
+def test_replay_trains_critics_on_earlier_batches_and_holds_out_the_new_one():
+    cfg, loaders, model, obj = _setup(
+        objective__name="cmi", objective__critic_replay=2, objective__n_critic=2
+    )
+    sizes: list[int] = []
+    losses = obj.critic_losses
+    obj.critic_losses = lambda out: sizes.append(len(out.z)) or losses(out)
+    batches = iter(loaders["train"])
+    B = cfg.data.batch_size
+    for _ in range(4):
+        obj.critic_step(model(next(batches)["x"]))
+    # per step: the held-out reading of the new batch alone, then n_critic updates on it and
+    # the (at most 2) batches before it
+    assert sizes == [B, B, B] + [B, 2 * B, 2 * B] + [B, 3 * B, 3 * B] * 2
+    assert len(obj.replay) == 2
+    # held out: the logged accuracy is the critic's on the new batch before it trained there
+    out = model(next(batches)["x"])
+    state = obj.generator.get_state()  # the same negatives as critic_step draws
+    with torch.no_grad():
+        before = float(obj.critic_losses(out.detached())["critic_acc_zs"])
+    obj.generator.set_state(state)
+    obj.critic_step(out)
+    assert obj.first_critic_logs["critic_acc_zs"] == pytest.approx(before)
+
+
 def test_cmi_lowers_posthoc_mi_zs_and_keeps_the_rate():
     """cmi vs mi on the toy model, post-hoc I(z; pooled s) from a freshly trained critic.
 

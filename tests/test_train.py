@@ -31,8 +31,10 @@ class Killed(Exception):
     pass
 
 
-def test_resume_after_kill_is_exact(tmp_path):
+@pytest.mark.parametrize("replay", [0, 2])
+def test_resume_after_kill_is_exact(tmp_path, replay):
     kw = dict(
+        objective__critic_replay=replay,  # the critics' replay buffer rides in the checkpoint
         objective__name="cmi",
         objective__alpha=2.0,
         objective__beta=1.0,
