@@ -1,5 +1,8 @@
 """Shared test settings: small thread counts so the suite behaves on 2 cores."""
 
+import subprocess
+import sys
+
 import matplotlib
 import pytest
 import torch
@@ -13,3 +16,24 @@ def tiny_cfg():
     from paperlib import config
 
     return config.load("smoke", "toy")
+
+
+def _run_smoke_walkthrough(cwd, env: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in env.items() if k != "PAPERLIB_WORKDIR"}
+    r = subprocess.run(
+        [sys.executable, "-m", "paperlib.runner", "--profile", "smoke", "--only", "00"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+@pytest.fixture
+def run_smoke_walkthrough():
+    """``run(cwd, env)``: ``python -m paperlib.runner --profile smoke --only 00`` in `cwd`
+    (without PAPERLIB_WORKDIR, so the results land where a user's would), asserted to succeed."""
+    return _run_smoke_walkthrough

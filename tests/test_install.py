@@ -325,7 +325,7 @@ def test_installed_commit_comes_from_package_metadata(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_wheel_install_runs_a_notebook_into_the_working_folder(tmp_path):
+def test_a_wheel_install_runs_a_notebook_into_the_working_folder(tmp_path, run_smoke_walkthrough):
     """pip install of the wheel (no checkout beside it), then the runner from another folder."""
     wheel = _build_wheel(tmp_path / "dist")
     site = tmp_path / "site"
@@ -339,16 +339,7 @@ def test_a_wheel_install_runs_a_notebook_into_the_working_folder(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = _clean_env(PYTHONPATH=str(site), PATH=os.environ["PATH"])
-    env.pop("PAPERLIB_WORKDIR", None)
-    r = subprocess.run(
-        [sys.executable, "-m", "paperlib.runner", "--profile", "smoke", "--only", "00"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_smoke_walkthrough(work, env)
     assert "done  00_walkthrough" in r.stdout
     out = work / "results" / "smoke" / "00_walkthrough"  # each profile has its own folder
     assert (out / "run.json").exists() and list(out.glob("*.png"))

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -407,7 +406,9 @@ def test_each_profile_writes_its_own_results_folder():
     assert ignored.returncode == 0, "results/smoke/ is git-ignored"
 
 
-def test_smoke_on_a_fresh_checkout_leaves_the_committed_results_as_they_are(tmp_path):
+def test_smoke_on_a_fresh_checkout_leaves_the_committed_results_as_they_are(
+    tmp_path, run_smoke_walkthrough
+):
     """The working tree (tracked and untracked files) as a fresh repository; a smoke run of the
     walkthrough there writes results/smoke/ and must leave ``git status`` clean."""
     files = subprocess.run(
@@ -425,16 +426,7 @@ def test_smoke_on_a_fresh_checkout_leaves_the_committed_results_as_they_are(tmp_
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh"]):
         subprocess.run([*git, *cmd], cwd=repo, check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    env.pop("PAPERLIB_WORKDIR", None)
-    r = subprocess.run(
-        [sys.executable, "-m", "paperlib.runner", "--profile", "smoke", "--only", "00"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_smoke_walkthrough(repo, env)
     assert f"-> {repo / 'results' / 'smoke' / '00_walkthrough'}" in r.stdout
     assert json.loads((repo / "results/smoke/00_walkthrough/run.json").read_text())["request"]
     # nothing tracked changed, nothing untracked appeared (results/smoke/, runs/ are ignored)
