@@ -66,3 +66,28 @@ def test_speech_budget_study_resumes_one_run_from_budget_to_budget(tmp_path, mon
     assert rows[1]["train_seconds"] >= rows[0]["train_seconds"]  # resumed, not retrained
     assert "probe_acc" in rows[0] and "vc_speaker_acc" in rows[0]
     assert (out / "budget.png").exists() and (out / "budget.pdf").exists()
+
+
+def test_qualify_critics_writes_seed_means_and_the_command(tmp_path):
+    """The qualification script on the smoke presets: each planted row is the mean of its
+    seeds (the per-seed readings kept), and its README names the command that made it."""
+    import json
+
+    out = tmp_path / "q"
+    args = ["--profile", "smoke", "--experiments", "images", "--levels", "1", "--seeds", "0", "1"]
+    args += ["--n", "64", "--skip-frozen", "--out", str(out)]
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "qualify_critics.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((out / "qualification.json").read_text())["rows"]
+    assert [row["case"] for row in rows] == ["planted", "independent"]
+    for row in rows:
+        assert len(row["critic_nats_per_seed"]) == 2
+        assert row["critic_nats"] == pytest.approx(sum(row["critic_nats_per_seed"]) / 2, abs=1e-3)
+    assert (
+        "qualify_critics.py --profile smoke --experiments images" in (out / "README.md").read_text()
+    )
