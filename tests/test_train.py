@@ -35,6 +35,9 @@ class Killed(Exception):
 def test_resume_after_kill_is_exact(tmp_path, replay):
     kw = dict(
         objective__critic_replay=replay,  # the critics' replay buffer rides in the checkpoint
+        # bit-exact only at one thread count: on a busy machine `fit` would take fewer threads,
+        # and a different split of a reduction changes the last bits
+        train__num_threads=1,
         objective__name="cmi",
         objective__alpha=2.0,
         objective__beta=1.0,
