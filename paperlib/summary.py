@@ -47,6 +47,45 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
 }
 
 
+# The questions the metric tables answer, one table each (in this order), so that no table
+# is wider than MAX_COLUMNS; a metric of TABLE_METRICS in no group goes to the last table.
+TABLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "What z knows of the global factor": (
+        "probe_acc", "probe_acc_sample", "eer", "vc_speaker_acc", "class_consistency",
+    ),
+    "Where the local factor sits (z should not hold it; s should)": (
+        "phone_probe_acc_z", "local_probe_acc_z", "speaker_probe_acc_s", "g_probe_acc_s",
+        "vc_phone_acc",
+    ),
+    "Information [nats]": (
+        "kl_z_nats", "mi_xz_nats", "mi_zs_target_nats", "mi_zs_nats", "mi_zs_pooled_nats",
+    ),
+    "The training critic (the instrument)": (
+        "critic_acc_before_beta", "critic_acc_zs_peak", "critic_acc_zs_final",
+        "mi_zs_train_final", "mi_zs_critic_nats", "monitor_ratio_final",
+    ),
+    "Fit and cost": ("nll_nats", "nll_bits_per_dim", "train_seconds"),
+}  # fmt: skip
+#: the widest table the summary writes, the objective column included
+MAX_COLUMNS = 8
+
+
+def table_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
+    """`columns` split by question (`TABLE_GROUPS`), each part at most MAX_COLUMNS - 1 wide."""
+    grouped = [c for g in TABLE_GROUPS.values() for c in g]
+    groups = [(q, [c for c in cols if c in columns]) for q, cols in TABLE_GROUPS.items()]
+    rest = [c for c in columns if c not in grouped]
+    if rest:
+        groups.append(("Other metrics", rest))
+    width = MAX_COLUMNS - 1
+    return [
+        (q if len(cols) <= width else f"{q} ({i // width + 1})", cols[i : i + width])
+        for q, cols in groups
+        if cols
+        for i in range(0, len(cols), width)
+    ]
+
+
 def add_figure(fig, out_dir: str | Path, name: str, caption: str) -> list[Path]:
     """Save `fig` as ``out_dir/name.png`` and ``.pdf`` and record its caption in figures.json."""
     from paperlib.plots import save_figure
@@ -187,7 +226,8 @@ def _fmt_value(v: float) -> str:
 def metric_table(
     metrics: dict[str, Any], title: str = "", floors: dict[str, float] | None = None
 ) -> str:
-    """A markdown table: rows = objectives, columns = metrics present, best per column in bold.
+    """Markdown tables, one per question (`table_groups`, at most MAX_COLUMNS wide): rows =
+    objectives, columns = the metrics present, best per column in bold.
 
     Under the objectives come reference rows (chance, random init, raw input, shuffled z,
     ceiling) from `floors` (default: ``metrics["_meta"]["floors"]``, as stored by
@@ -210,11 +250,6 @@ def metric_table(
     disagree = monitor_flags(metrics)
     seeds = _seeds(metrics)
     ivs = intervals(metrics)
-    lines = []
-    if title:
-        lines.append(f"**{title}**\n")
-    lines.append("| objective | " + " | ".join(_cell(TABLE_METRICS[c][0]) for c in columns) + " |")
-    lines.append("|---" * (len(columns) + 1) + "|")
     best: dict[str, str] = {}
     for c in columns:
         direction = TABLE_METRICS[c][1]
@@ -225,21 +260,29 @@ def metric_table(
         }
         if direction and len(vals) > 1:
             best[c] = (max if direction > 0 else min)(vals, key=vals.get)
-    for o in objectives:
-        cells = []
-        for c in columns:
-            if c in ivs[o]:
-                text = _fmt_interval(ivs[o][c])
-            else:
-                text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
-            cells.append(f"**{text}**" if best.get(c) == o else text)
-        name = f"{o} {FLAG}" if o in flags else o
-        name = f"{name} {MONITOR_FLAG}" if o in disagree else name
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    for ref, label in REFERENCE_ROWS:
-        cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in columns]
-        if any(cells):
-            lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
+    lines = []
+    if title:
+        lines.append(f"**{title}**\n")
+    for question, cols in table_groups(columns):
+        lines.append(f"*{question}*\n")
+        lines.append("| objective | " + " | ".join(_cell(TABLE_METRICS[c][0]) for c in cols) + " |")
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for o in objectives:
+            cells = []
+            for c in cols:
+                if c in ivs[o]:
+                    text = _fmt_interval(ivs[o][c])
+                else:
+                    text = _fmt(metrics[o][c]) if c in metrics[o] else "–"
+                cells.append(f"**{text}**" if best.get(c) == o else text)
+            name = f"{o} {FLAG}" if o in flags else o
+            name = f"{name} {MONITOR_FLAG}" if o in disagree else name
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for ref, label in REFERENCE_ROWS:
+            cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in cols]
+            if any(cells):
+                lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
+        lines.append("")
     notes = _interval_notes(ivs, columns)
     for o, bad in flags.items():
         which = ", ".join(str(seeds[i]) if i < len(seeds) else f"#{i}" for i in bad)
@@ -254,7 +297,7 @@ def metric_table(
             f"of the other family read I(z;s) more than {MONITOR_RATIO}x apart on validation "
             "rows at the last step: the instrument is not trusted there."
         )
-    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    return "\n".join(lines) + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
 def _interval_notes(ivs: dict[str, dict[str, dict]], columns: list[str]) -> list[str]:
