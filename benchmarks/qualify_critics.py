@@ -15,6 +15,7 @@ the frozen readings within 20 % of each other.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -52,7 +53,7 @@ def rows_for(name: str, args: argparse.Namespace) -> list[dict]:
     grid, z_dim, s_dim = grid_of(model), int(model.z_dim), int(model.s_dim)
     tag = {"model": name, "target": qualify.target_of(cfg.objective)}
     rows = []
-    for nats in [*args.levels, 0.0]:
+    for nats in [*args.levels, *([] if args.skip_independent else [0.0])]:
         t0 = time.perf_counter()
         per_seed = [
             qualify.planted_row(cfg, z_dim, s_dim, grid, nats, n=args.n, seed=seed)
@@ -89,26 +90,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the frozen row's critics")
     ap.add_argument("--frozen-seed", type=int, default=300, help="the mi run's seed")
     ap.add_argument("--skip-frozen", action="store_true", help="planted and independent rows only")
+    ap.add_argument("--skip-independent", action="store_true", help="no independent row")
     ap.add_argument("--experiments", nargs="+", default=["speech", "images"])
     ap.add_argument("--out", type=Path, default=Path("results/qualification"))
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", metavar="DIR",
+        help="write --out from the rows of earlier runs' folders (parts run side by side)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
-    rows = []
-    print(qualify.format_rows([]), flush=True)
-    for name in args.experiments:
-        rows += rows_for(name, args)
+    command = "python benchmarks/qualify_critics.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    if args.merge:
+        parts = [json.loads((d / "qualification.json").read_text()) for d in args.merge]
+        rows = [r for p in parts for r in p["rows"]]
+        commands = [p.get("command", "") for p in parts]
+        seeds = sorted({s for p in parts for s in p["args"]["seeds"]})
+    else:
+        rows, commands, seeds = [], [command], args.seeds
+        print(qualify.format_rows([]), flush=True)
+        for name in args.experiments:
+            rows += rows_for(name, args)
     table = qualify.format_rows(rows)
     passed = all(r["passed"] for r in rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        args.out / "qualification.json",
-        {"rows": rows, "passed": passed, "args": vars(args) | {"out": str(args.out)},
-         "_meta": provenance()},
-    )  # fmt: skip
+    record = {"rows": rows, "passed": passed, "command": command, "parts": commands}
+    record["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    record["args"]["seeds"] = seeds
+    write_json(args.out / "qualification.json", {**record, "_meta": provenance()})
+    runs = "\n".join(f"`{c}`  " for c in commands)
     (args.out / "README.md").write_text(
         "# Qualification of the I(z;s) instrument\n\n"
-        f"`python benchmarks/qualify_critics.py {shlex.join(sys.argv[1:] if argv is None else argv)}`"
-        f"\n\nPlanted and independent rows: the mean over "
-        f"seeds {args.seeds} (per seed in qualification.json).\n\n{table}\n\n"
+        f"{runs}\n\nPlanted and independent rows: the mean over "
+        f"seeds {seeds} (per seed in qualification.json).\n\n{table}\n\n"
         f"All rows pass: {'yes' if passed else 'no'}.\n"
     )
     print(f"\nall rows pass: {passed}")

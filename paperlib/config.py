@@ -188,6 +188,12 @@ class ObjectiveConfig(_Validated):
         "each local window of s on its grid (window), or the grid mean-pooled by a conv (conv)",
     )
     critic_window: int = _spec(5, lo=1, doc="odd receptive field of the 'window' critic")
+    critic_phi_layers: int = _spec(
+        2,
+        lo=1,
+        doc="layers of the 'set' critic's per-position network phi (1: the critic before "
+        "issue 20's qualification, which recovered too little planted I(z; s_1:T))",
+    )
     critic_replay: int = _spec(
         0,
         lo=0,
@@ -223,6 +229,12 @@ class TrainConfig(_Validated):
     steps: int = _spec(1000, lo=1)
     lr: float = _spec(1e-3, lo=0.0, lo_open=True)
     grad_clip: float = _spec(5.0, lo=0.0, doc="0 disables clipping")
+    precision: str = _spec(
+        "fp32",
+        choices=("fp32", "bf16"),
+        doc="'bf16': bf16 autocast of the forward passes and losses (model and critics); "
+        "faster on a GPU or a CPU with AMX (amx_bf16 in /proc/cpuinfo), slower elsewhere",
+    )
     seed: int = _spec(0, lo=0)
     device: str = _spec("auto", choices=("auto", "cpu", "cuda"))
     checkpoint_every: int = _spec(200, lo=0, doc="steps between checkpoints; 0 disables")

@@ -58,14 +58,24 @@ class SetCritic(nn.Module):
     s_dim : size of s_t, s of shape (B, T, Ds).
     hidden : width of phi and of the f, g networks.
     embed : size of the bilinear embeddings f(z), g(h).
+    phi_layers : layers of phi. With one, a feature of s_t that changes sign with t's
+        position (information no pooled statistic carries) must be gated by the position
+        code through one ELU; two recovered 89 % and 87 % of 1 and 2 planted nats on speech's
+        shape where one recovered 75 % and 79 % (3 seeds; docs/DESIGN.md, "Instrument").
 
     The same interface as `DensityRatioCritic`: ``mi(z, s)`` (differentiable in z
     and s) and ``loss(z, s, generator) -> (loss, accuracy)``.
     """
 
-    def __init__(self, z_dim: int, s_dim: int, hidden: int = 128, embed: int = 32):
+    def __init__(
+        self, z_dim: int, s_dim: int, hidden: int = 128, embed: int = 32, phi_layers: int = 2
+    ):
         super().__init__()
-        self.phi = nn.Sequential(nn.Linear(s_dim + 1 + 2 * N_FREQUENCIES, hidden), nn.ELU())
+        if phi_layers < 1:
+            raise ValueError(f"phi_layers must be >= 1, got {phi_layers}")
+        width = [s_dim + 1 + 2 * N_FREQUENCIES] + [hidden] * phi_layers
+        layers = [m for a, b in zip(width, width[1:]) for m in (nn.Linear(a, b), nn.ELU())]
+        self.phi = nn.Sequential(*layers)
         # the last output of f and g is the additive term a(z), b(h)
         self.f = mlp(z_dim, hidden, embed + 1)
         self.g = mlp(hidden, hidden, embed + 1)
@@ -183,7 +193,10 @@ class WindowCritic(nn.Module):
             layers += [nn.Conv2d(c, hidden, (kp, k), padding=(kp // 2, k // 2)), nn.ELU()]
             c = hidden
         else:
-            for _ in range(max((window - 1) // 2, 1)):
+            # (window - 1) / 2 layers of 3 reach the window; pooled (window 0), two: through one
+            # ELU a feature that changes sign with position is hard to form (the set critic's
+            # one-layer phi recovered 75 % of a planted nat, DESIGN "Instrument")
+            for _ in range((window - 1) // 2 if window else 2):
                 layers += [nn.Conv2d(c, conv_channels, (kh, 3), padding=(kh // 2, 1)), nn.ELU()]
                 c = conv_channels
         self.conv = nn.Sequential(*layers)

@@ -192,10 +192,26 @@ def grid_configs(
     return [run_config(base, o, s, alpha=a, beta=b) for o, a, b in grid for s in seeds]
 
 
+#: fields added after run folders were first named, each hashed only where a run reads it, so
+#: that adding a field does not orphan the finished runs it cannot change. critic_phi_layers
+#: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
+#: precision changes a run only when it is not fp32.
+_HASHED_ONLY_WHERE_READ = {
+    ("objective", "critic_phi_layers"): lambda cfg: (
+        cfg.objective.critic_pairs == "set" and cfg.objective.name not in ("elbo", "mi")
+    ),
+    ("train", "precision"): lambda cfg: cfg.train.precision != "fp32",
+}
+
+
 def config_hash(cfg: Config) -> str:
-    """A short stable hash of a Config (names run folders; progress flags excluded)."""
+    """A short stable hash of a Config (names run folders; progress flags and fields the run
+    never reads, `_HASHED_ONLY_WHERE_READ`, excluded)."""
     d = cfg.to_dict()
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("progress",)}
+    for (block, key), read in _HASHED_ONLY_WHERE_READ.items():
+        if not read(cfg):
+            d[block].pop(key)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -425,13 +441,15 @@ def evaluate_run(
     pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
     m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
     # the penalty's target (I(z; s_window) or I(z; s_1:T)) read by the other critic family,
-    # trained on fresh encodings of the training items and read on the `split` encodings
+    # trained on fresh encodings of four fifths of the training items, stopped early on the
+    # last fifth, read on the `split` encodings
     x_train = _items_x(loaders["train"].dataset, n).to(_device_of(model))
+    sample, select = instrument.fit_and_select(model, x_train)
     other = instrument.other_reading(
-        cfg.objective.critic_pairs, grid_of(model), instrument.encoder_sampler(model, x_train),
+        cfg.objective.critic_pairs, grid_of(model), sample,
         torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
         window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
-        lr=cfg.objective.critic_lr, seed=seed, **instrument.EVALUATION,
+        lr=cfg.objective.critic_lr, seed=seed, select=select, **instrument.EVALUATION[instrument.target(cfg.objective.critic_pairs)],
     )  # fmt: skip
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
         m[f"mi_zs_target_nats{key}"] = other[name]

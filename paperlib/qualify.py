@@ -32,7 +32,7 @@ MIN_RECOVERED, MAX_INDEPENDENT, MAX_FROZEN_GAP = 0.8, 0.05, 0.2
 
 def target_of(obj_cfg) -> str:
     """The quantity a run's penalty estimates: "window" or "sequence"."""
-    return "window" if obj_cfg.critic_pairs == "window" else "sequence"
+    return instrument.target(obj_cfg.critic_pairs)
 
 
 def training_steps(cfg) -> int:
@@ -104,7 +104,10 @@ def planted_row(
     sample = instrument.planted_sampler(source)
     row.update(critic_row(cfg, sample, z, s, grid, steps, seed))
     if other:
-        got = other_row(cfg, sample, z, s, grid, steps, seed)
+        # a quarter as many fresh rows again, to stop the other family early
+        select = source.sample(max(n // 4, 2), np.random.default_rng(seed + 2))
+        select = tuple(torch.from_numpy(a) for a in select)
+        got = other_row(cfg, sample, z, s, grid, steps, seed, select=select)
         row.update(other_nats=got["nats"], other_nwj=got["nwj"])
     if nats > 0:
         row["recovered"] = row["critic_nats"] / source.true
@@ -114,14 +117,19 @@ def planted_row(
     return row
 
 
-def other_row(cfg, sample, z_out, s_out, grid, steps: int | None = None, seed: int = 0) -> dict:
+def other_row(
+    cfg, sample, z_out, s_out, grid, steps: int | None = None, seed: int = 0, select=None
+) -> dict:
     """The other family (`paperlib.instrument.other_reading`) on the same rows, trained as
     evaluation trains it (`paperlib.instrument.EVALUATION`: the reading of ``mi_zs_target_nats``
-    in the tables) at the run's critic learning rate; `steps` overrides its budget."""
-    budget = dict(instrument.EVALUATION, **({} if steps is None else {"steps": steps}))
+    in the tables, stopped early on the `select` rows) at the run's critic learning rate;
+    `steps` overrides its budget."""
+    budget = dict(instrument.EVALUATION[target_of(cfg.objective)])
+    budget.update({} if steps is None else {"steps": steps})
     return instrument.other_reading(
         cfg.objective.critic_pairs, grid, sample, z_out, s_out,
-        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed, **budget,
+        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed,
+        select=select, **budget,
     )  # fmt: skip
 
 
@@ -142,14 +150,16 @@ def frozen_row(
     """
     model.eval()
     torch.manual_seed(seed)
-    with torch.no_grad():
-        outs = [model(chunk) for chunk in x_held.split(256)]
-    z_held = torch.cat([o.z for o in outs]).float()
-    s_held = torch.cat([o.s for o in outs]).float()
-    sample = instrument.encoder_sampler(model, x_train)
+    z_held, s_held = instrument.encode(model, x_held)
     row: dict[str, Any] = {"case": "frozen"}
-    row.update(critic_row(cfg, sample, z_held, s_held, grid, steps, seed))
-    other = other_row(cfg, sample, z_held, s_held, grid, steps, seed)
+    row.update(
+        critic_row(
+            cfg, instrument.encoder_sampler(model, x_train), z_held, s_held, grid, steps, seed
+        )
+    )
+    # the other family as evaluation trains it: four fifths of the items, stopped on the rest
+    sample, select = instrument.fit_and_select(model, x_train)
+    other = other_row(cfg, sample, z_held, s_held, grid, steps, seed, select=select)
     row.update(other_nats=other["nats"], other_nwj=other["nwj"])
     row["other_low"], row["other_high"] = other["low"], other["high"]
     ref = max(abs(other["nats"]), 1e-9)

@@ -369,20 +369,20 @@ class CMIObjective(MIObjective):
             return {}
         from paperlib import instrument  # the estimator family; lazy: sklearn, scipy
 
-        # half of the validation items feed the fresh critic (new posterior samples each
-        # step); both critics are read on the other half
-        half = len(x) // 2
+        # three disjoint sets of validation items: three eighths feed the fresh critic (new
+        # posterior samples each step), one eighth stops it early, and both critics are read
+        # on the other half
+        half, fit = len(x) // 2, 3 * len(x) // 8
         model.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(done)
-            outs = [model(chunk) for chunk in x[half:].split(256)]
-            z = torch.cat([o.z for o in outs]).float()
-            s = torch.cat([o.s for o in outs]).float()
+            z, s = instrument.encode(model, x[half:])
+            select = instrument.encode(model, x[fit:half])
             with torch.enable_grad():
                 other = instrument.other_reading(
-                    self.cfg.critic_pairs, self.grid, instrument.encoder_sampler(model, x[:half]),
+                    self.cfg.critic_pairs, self.grid, instrument.encoder_sampler(model, x[:fit]),
                     z, s, window=self.cfg.critic_window, lr=self.cfg.critic_lr, seed=done,
-                    **instrument.MONITOR,
+                    select=select, **instrument.MONITOR[self.target],
                 )  # fmt: skip
         model.train()
         reading = instrument.critic_reading(self.critics["zs"], z, s)
@@ -423,7 +423,7 @@ def zs_critic(obj_cfg, z_dim: int, s_dim: int, grid: tuple[int, int]) -> nn.Modu
     pairs = obj_cfg.critic_pairs
     if pairs == "set":
         # I_q(z; s_1:T) over the whole sequence, all B x B pairs per step (critics.py)
-        return SetCritic(z_dim, s_dim, obj_cfg.critic_hidden)
+        return SetCritic(z_dim, s_dim, obj_cfg.critic_hidden, phi_layers=obj_cfg.critic_phi_layers)
     if pairs in ("window", "conv"):
         # s on its grid, read by a convolution: each window (I(z; s_window)) or pooled
         window = obj_cfg.critic_window if pairs == "window" else 0

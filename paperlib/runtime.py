@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -54,6 +55,39 @@ def get_device(choice: str = "auto") -> torch.device:
 #: environment variable naming the working folder (runs/ and the data cache); a shared
 #: filesystem path lets cluster jobs and the notebooks see the same run folders
 WORKDIR_ENV = "PAPERLIB_WORKDIR"  # read by name in work_dir(), for the secrets scan
+
+
+def has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles (``amx_bf16`` in /proc/cpuinfo), where bf16
+    autocast pays; False where the file is missing (macOS, Windows)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str):
+    """The context of a forward pass at `precision` ("fp32": none; "bf16": torch.autocast).
+
+    Where the device has no bf16 kernel for a layer (oneDNN's bf16 LSTM needs AVX-512 bf16 or
+    AMX), the error says so and names the setting that avoids it.
+    """
+    if precision == "fp32":
+        yield
+        return
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    except RuntimeError as e:
+        if "primitive" not in str(e):
+            raise
+        first = str(e).splitlines()[0]
+        raise RuntimeError(
+            f"train.precision='bf16': this {device.type} has no bf16 kernel for a layer of the "
+            f"model ({first}); on a CPU bf16 needs AVX-512 bf16 or AMX (amx_bf16 in "
+            "/proc/cpuinfo). Use train.precision='fp32'."
+        ) from e
 
 
 def work_dir() -> Path:

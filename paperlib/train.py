@@ -45,7 +45,7 @@ from paperlib.records import (
     save_checkpoint,
     set_rng_state,
 )
-from paperlib.runtime import ThreadClaim, get_device, seed_everything
+from paperlib.runtime import ThreadClaim, autocast, get_device, has_amx, seed_everything
 
 KEEP_CHECKPOINTS = 2
 #: file that `fit` leaves in ``checkpoints/`` when the validation ELBO plateaued before
@@ -272,6 +272,12 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     if any(id(p) in critic_ids for p in model.parameters()):
         raise ValueError("objective and model share parameters; critics must be separate modules")
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    if tc.precision == "bf16" and device.type == "cpu" and not has_amx():
+        warnings.warn(
+            "train.precision='bf16' on a CPU without AMX (no amx_bf16 in /proc/cpuinfo): bf16 "
+            "autocast runs slower than fp32 here; use precision='fp32'",
+            stacklevel=3,
+        )
     stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
 
     start, last_ckpt, prior_seconds, stopped = 0, None, 0.0, False
@@ -333,8 +339,9 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             x = batch["x"].to(device)
             model.train()
             objective.train()
-            out = model(x)
-            loss, terms = objective.model_loss(out, step)
+            with autocast(device, tc.precision):
+                out = model(x)
+                loss, terms = objective.model_loss(out, step)
             _check_finite(terms, step, last_ckpt)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -343,7 +350,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
                 _check_finite({"grad_norm": gnorm}, step, last_ckpt)
                 terms["grad_norm"] = gnorm
             optimizer.step()
-            critic_terms = objective.critic_step(out)
+            with autocast(device, tc.precision):
+                critic_terms = objective.critic_step(out)
             _check_finite(critic_terms, step, last_ckpt)
             terms.update(critic_terms)
             done = step + 1

@@ -91,3 +91,23 @@ def test_qualify_critics_writes_seed_means_and_the_command(tmp_path):
     assert (
         "qualify_critics.py --profile smoke --experiments images" in (out / "README.md").read_text()
     )
+    # a part run beside it (its record written here), then both merged into one table
+    part = tmp_path / "part"
+    part.mkdir()
+    row = dict(rows[0], true_nats=2.0, critic_nats_per_seed=[1.7])
+    command = "python benchmarks/qualify_critics.py --levels 2 --seeds 3"
+    record = {"rows": [row], "command": command, "args": {"seeds": [3]}}
+    (part / "qualification.json").write_text(json.dumps(record))
+    merged = tmp_path / "merged"
+    script = [sys.executable, str(ROOT / "benchmarks" / "qualify_critics.py")]
+    r = subprocess.run(
+        [*script, "--merge", str(out), str(part), "--out", str(merged)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads((merged / "qualification.json").read_text())
+    assert [row["case"] for row in record["rows"]] == ["planted", "independent", "planted"]
+    assert record["rows"][2]["true_nats"] == pytest.approx(2.0, rel=1e-3)
+    readme = (merged / "README.md").read_text()
+    assert "--levels 1 --seeds 0 1" in readme and command in readme
+    assert "seeds [0, 1, 3]" in readme

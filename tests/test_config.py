@@ -79,3 +79,21 @@ def test_from_dict_rejects_unknown_block_keys():
     d["train"]["warp"] = 9
     with pytest.raises(ValueError, match="train.warp"):
         config.Config.from_dict(d)
+
+
+def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
+    """Adding a config field must not orphan finished runs that it cannot change
+    (experiment._HASHED_ONLY_WHERE_READ), and must move the runs it does change."""
+    from paperlib.config import load
+    from paperlib.experiment import config_hash, run_config
+
+    def moved(experiment, objective, **change):
+        cfg = run_config(load("quick", experiment), objective, 0, alpha=1.0, beta=1.0)
+        return config_hash(cfg) != config_hash(cfg.replace(**change))
+
+    # the set critic's depth: read by speech's cmi critic, by no critic of mi or the images
+    assert moved("speech", "cmi", objective__critic_phi_layers=1)
+    assert not moved("speech", "mi", objective__critic_phi_layers=1)
+    assert not moved("images", "cmi", objective__critic_phi_layers=1)
+    # bf16 is a different computation; fp32, the default, names the folders as before
+    assert moved("images", "mi", train__precision="bf16")

@@ -45,7 +45,9 @@ def problems(text: str, max_columns: int = summary.MAX_COLUMNS) -> list[str]:
     out = []
     for start, lines in tables(text):
         head = cells(lines[0])
-        if len(lines) < 2 or not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*", lines[1].strip()):
+        if len(lines) < 2 or not re.fullmatch(
+            r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*", lines[1].strip()
+        ):
             out.append(f"line {start}: a table without a separator line")
             continue
         if len(cells(lines[1])) != len(head):

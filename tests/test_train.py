@@ -154,3 +154,55 @@ def test_eval_every_without_a_validation_split_names_the_fix(tmp_path):
     model = build_model(cfg.model, loaders["info"])
     with pytest.raises(ValueError, match="train.eval_every"):
         fit(model, build_objective(cfg.objective, model), loaders, cfg)
+
+
+def test_bf16_autocast_is_opt_in_and_agrees_with_fp32_within_the_seeds_spread(tmp_path):
+    import contextlib
+    import statistics
+
+    from paperlib.runtime import has_amx
+
+    def run(precision, seed):
+        dtypes = set()
+
+        def hook(model):
+            first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+            first.register_forward_hook(lambda mod, i, out: dtypes.add(out.dtype))
+
+        slow = precision == "bf16" and not has_amx()
+        warns = pytest.warns(UserWarning, match="without AMX") if slow else contextlib.nullcontext()
+        with warns:
+            _, _, hist = _run(
+                None, model_hook=hook, train__precision=precision, train__seed=seed,
+                train__steps=100, objective__name="mi", objective__alpha=1.0,
+            )  # fmt: skip
+        return hist.final["elbo"], dtypes
+
+    fp32 = [run("fp32", s) for s in (0, 1, 2)]
+    bf16 = [run("bf16", s) for s in (0, 1, 2)]
+    assert all(d == {torch.float32} for _, d in fp32)  # the default computes in fp32
+    assert all(d == {torch.bfloat16} for _, d in bf16)
+    spread = statistics.stdev(e for e, _ in fp32)
+    assert spread > 0
+    mean_gap = statistics.mean(e for e, _ in bf16) - statistics.mean(e for e, _ in fp32)
+    assert abs(mean_gap) <= spread
+    for (a, _), (b, _) in zip(fp32, bf16):
+        assert abs(a - b) <= spread  # each seed, too
+
+
+def test_bf16_where_a_layer_has_no_bf16_kernel_names_the_setting(tmp_path):
+    """The DSAE's LSTM in bf16 needs AVX-512 bf16 or AMX on a CPU: there it trains; elsewhere
+    oneDNN's bare 'could not create a primitive descriptor' becomes an error that says what to
+    set instead."""
+    import warnings
+
+    cfg = load("smoke", "speech", train__precision="bf16", train__steps=2)
+    loaders = make_loaders(cfg.data, seed=0)
+    model = build_model(cfg.model, loaders["info"])
+    obj = build_objective(cfg.objective, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the no-AMX warning
+        try:
+            fit(model, obj, loaders, cfg, None)
+        except RuntimeError as e:
+            assert "train.precision='fp32'" in str(e) and "bf16" in str(e)
