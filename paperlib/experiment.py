@@ -34,6 +34,7 @@ from paperlib import conversion, evaluate, instrument, records, runtime, stats
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.models import build_model
+from paperlib.progress import Stopwatch
 from paperlib.regularizers import grid_of
 
 #: the name of notebook 03's selection file (in its results folder)
@@ -425,77 +426,89 @@ def evaluate_run(
     n = cfg.eval.max_items
     torch.manual_seed(seed)  # the posterior samples drawn while encoding
     gen = torch.Generator().manual_seed(seed)
-    enc = {
-        name: evaluate.encode_dataset(
-            model, loaders[name], max_items=n, generator=gen, sequences=True
-        )
-        for name in ("train", split)
-    }
+    # each section's wall seconds go into the metrics (eval_seconds_<section>; issue 22)
+    clock = Stopwatch()
+    with clock("encode"):
+        enc = {
+            name: evaluate.encode_dataset(
+                model, loaders[name], max_items=n, generator=gen, sequences=True
+            )
+            for name in ("train", split)
+        }
     m: dict[str, float] = {}
-    m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
+    with clock("probes"):
+        m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
     m.update(evaluate.rate_distortion(enc[split]))
     e = enc[split]
     m["mi_xz_nats"] = evaluate.aggregate_mi_xz(e["z_sample"], e["z_mean"], e["z_logvar"])
     m["mi_xz_bound_nats"] = math.log(len(e["z_sample"]))
-    m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_seq"))
-    pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
+    with clock("posthoc_mi_zs"):
+        m.update(evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_seq"))
+        pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
     m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
     # the penalty's target (I(z; s_window) or I(z; s_1:T)) read by the other critic family,
     # trained on fresh encodings of four fifths of the training items, stopped early on the
     # last fifth, read on the `split` encodings
     x_train = _items_x(loaders["train"].dataset, n).to(_device_of(model))
     sample, select = instrument.fit_and_select(model, x_train)
-    other = instrument.other_reading(
-        cfg.objective.critic_pairs, grid_of(model), sample,
-        torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
-        window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
-        lr=cfg.objective.critic_lr, seed=seed, select=select, **instrument.EVALUATION[instrument.target(cfg.objective.critic_pairs)],
-    )  # fmt: skip
+    with clock("other_family"):
+        other = instrument.other_reading(
+            cfg.objective.critic_pairs, grid_of(model), sample,
+            torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
+            window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
+            lr=cfg.objective.critic_lr, seed=seed, select=select, **instrument.EVALUATION[instrument.target(cfg.objective.critic_pairs)],
+        )  # fmt: skip
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
         m[f"mi_zs_target_nats{key}"] = other[name]
     if critic is not None:
-        m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
+        with clock("training_critic"):
+            m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
     for e in enc.values():  # the sequences are large (images: N x H W x Ds) and used only here
         e.pop("s_seq")
     kind = bundle.info["kind"]
     if kind == "speech":
         if "heldout" in loaders:
-            held = evaluate.encode_dataset(model, loaders["heldout"], max_items=n, generator=gen)
-            m["eer"] = evaluate.eer(held["z_mean"], held["y"], seed=seed)
-        dis = evaluate.disentanglement_matrix(enc["train"], enc[split], seed=seed)
-        m.update(dis)
-        m["nll_nats"] = evaluate.nll_nats(
-            model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
-        )
-        if classifiers.speaker is not None:
-            vc = conversion.voice_conversion(
-                model,
-                loaders[split],
-                classifiers.speaker,
-                classifiers.phone,
-                n_pairs=min(n, 200),
-                seed=seed,
+            with clock("eer"):
+                held = evaluate.encode_dataset(
+                    model, loaders["heldout"], max_items=n, generator=gen
+                )
+                m["eer"] = evaluate.eer(held["z_mean"], held["y"], seed=seed)
+        with clock("probes"):
+            m.update(evaluate.disentanglement_matrix(enc["train"], enc[split], seed=seed))
+        with clock("nll"):
+            m["nll_nats"] = evaluate.nll_nats(
+                model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
             )
-            m.update(vc)
+        if classifiers.speaker is not None:
+            with clock("voice_conversion"):
+                m.update(
+                    conversion.voice_conversion(
+                        model,
+                        loaders[split],
+                        classifiers.speaker,
+                        classifiers.phone,
+                        n_pairs=min(n, 200),
+                        seed=seed,
+                    )  # fmt: skip
+                )
     elif kind == "image":
-        m["nll_bits_per_dim"] = evaluate.nll_bits_per_dim(
-            model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
-        )
+        with clock("nll"):
+            m["nll_bits_per_dim"] = evaluate.nll_bits_per_dim(
+                model, loaders[split], n_samples=cfg.eval.iw_samples, max_items=min(n, 256)
+            )
         if classifiers.image is not None:
             for key, source in (
                 ("class_consistency", "own"),
                 ("class_consistency@shuffled_z", "shuffled"),
             ):
-                m[key] = evaluate.class_consistency(
-                    model,
-                    loaders[split],
-                    classifiers.image,
-                    n_per_item=CLASS_CONSISTENCY_SAMPLES,
-                    generator=torch.Generator(device=_device_of(model)).manual_seed(seed),
-                    max_items=CLASS_CONSISTENCY_ITEMS,
-                    z_source=source,
-                    seed=seed,
-                )
+                with clock("class_consistency"):
+                    m[key] = evaluate.class_consistency(
+                        model, loaders[split], classifiers.image,
+                        n_per_item=CLASS_CONSISTENCY_SAMPLES,
+                        generator=torch.Generator(device=_device_of(model)).manual_seed(seed),
+                        max_items=CLASS_CONSISTENCY_ITEMS, z_source=source, seed=seed,
+                    )  # fmt: skip
+    m.update(clock.metrics("eval_seconds"))
     return m, enc
 
 

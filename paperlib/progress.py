@@ -141,3 +141,32 @@ def progress_bar(total: int, initial: int = 0, desc: str = "", disable: bool = F
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=disable, desc=desc, leave=False)
+
+
+class Stopwatch:
+    """Wall seconds of named sections: ``with clock("probes"): ...``; a name used twice adds
+    up. ``clock.metrics("eval_seconds")`` -> {"eval_seconds": total, "eval_seconds_probes": ...}.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        return _Section(self, name)
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}_{k}": v for k, v in self.seconds.items()}
+        out[prefix] = sum(self.seconds.values())
+        return out
+
+
+class _Section:
+    def __init__(self, clock: Stopwatch, name: str) -> None:
+        self.clock, self.name = clock, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        spent = time.perf_counter() - self.t0
+        self.clock.seconds[self.name] = self.clock.seconds.get(self.name, 0.0) + spent

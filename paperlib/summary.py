@@ -44,6 +44,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
     "train_seconds": ("train time [s]", 0),
+    "eval_seconds": ("evaluation time [s]", 0),
 }
 
 
@@ -64,7 +65,7 @@ TABLE_GROUPS: dict[str, tuple[str, ...]] = {
         "critic_acc_before_beta", "critic_acc_zs_peak", "critic_acc_zs_final",
         "mi_zs_train_final", "mi_zs_critic_nats", "monitor_ratio_final",
     ),
-    "Fit and cost": ("nll_nats", "nll_bits_per_dim", "train_seconds"),
+    "Fit and cost": ("nll_nats", "nll_bits_per_dim", "train_seconds", "eval_seconds"),
 }  # fmt: skip
 #: the widest table the summary writes, the objective column included
 MAX_COLUMNS = 8
@@ -340,7 +341,7 @@ def paired_table(
     }
     diffs = _paired(per_seed, _seeds(metrics), pairs=pairs, level=level)
     diffs = {p: rows for p, rows in diffs.items() if rows}
-    skip = ("train_seconds", CRITIC_ACC_KEY)  # not outcomes of the objective
+    skip = ("train_seconds", "eval_seconds", CRITIC_ACC_KEY)  # not outcomes of the objective
     rows = [m for m in TABLE_METRICS if m not in skip and any(m in d for d in diffs.values())]
     if not rows:
         return ""

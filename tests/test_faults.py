@@ -353,10 +353,16 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     ]
     a, b = (r.metrics["cmi"] for r in runs)
     assert a.keys() == b.keys()
-    # train_seconds is a wall time: the one metric allowed to differ
+    # wall times (training, each evaluation section) are the only metrics allowed to differ
+    clocks = {"train_seconds"} | {k for k in a if k.startswith("eval_seconds")}
     differ = [k for k in a if not all(map(_same, a[k], b[k]))]
-    assert set(differ) <= {"train_seconds"}, {k: (a[k], b[k]) for k in differ}
+    assert set(differ) <= clocks, {k: (a[k], b[k]) for k in differ}
     assert len(a) > 10
+    # evaluation's time is recorded per section, and the sections add up to its total
+    sections = ("encode", "probes", "posthoc_mi_zs", "other_family", "training_critic", "nll")
+    assert {f"eval_seconds_{k}" for k in sections} <= set(a)
+    total = sum(a[k][0] for k in clocks if k.startswith("eval_seconds_"))
+    assert a["eval_seconds"][0] == pytest.approx(total)
 
 
 # ----------------------------------------------------------------------------------------------
