@@ -111,3 +111,27 @@ def test_qualify_critics_writes_seed_means_and_the_command(tmp_path):
     readme = (merged / "README.md").read_text()
     assert "--levels 1 --seeds 0 1" in readme and command in readme
     assert "seeds [0, 1, 3]" in readme
+
+
+def test_quick_profile_splits_each_notebook_into_training_and_evaluation_sections(tmp_path):
+    import json
+
+    from paperlib import records
+
+    nb = tmp_path / "results" / "01_speech_dsae"
+    per_run = {"train_seconds": [30.0, 50.0], "eval_seconds_probes": [4.0, 6.0]}
+    per_run["eval_seconds_nll"] = [1.0, 1.0]
+    records.write_metrics(nb / "metrics.json", {"elbo": per_run, "mi": per_run})
+    (nb / "run.json").write_text(json.dumps({"wall_seconds": 200.0}))
+    out = tmp_path / "bench.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "quick_profile.py"),
+         "--results", str(tmp_path / "results"), "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(out.read_text())["profile_time"]["01_speech_dsae"]
+    assert got["runs"] == 4 and got["train"] == pytest.approx(160.0)
+    assert got["eval"] == {"probes": pytest.approx(20.0), "nll": pytest.approx(4.0)}
+    assert got["other"] == pytest.approx(16.0)  # 200 - 160 - 24
+    assert "| evaluation: probes | 20 | 10% |" in r.stdout
