@@ -456,7 +456,8 @@ def evaluate_run(
             cfg.objective.critic_pairs, grid_of(model), sample,
             torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
             window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
-            lr=cfg.objective.critic_lr, seed=seed, select=select, **instrument.EVALUATION[instrument.target(cfg.objective.critic_pairs)],
+            lr=cfg.objective.critic_lr, seed=seed, select=select,
+            **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
         )  # fmt: skip
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
         m[f"mi_zs_target_nats{key}"] = other[name]

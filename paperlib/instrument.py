@@ -47,6 +47,18 @@ from paperlib.mi import DensityRatio, rank_gauss
 #: 0.15 s a step on 14x14 images.
 MONITOR = {"sequence": dict(steps=1000), "window": dict(steps=300)}
 EVALUATION = {"sequence": dict(steps=1500), "window": dict(steps=500)}
+
+
+def evaluation_budget(critic_pairs: str, posthoc_steps: int) -> dict[str, int]:
+    """The other family's budget in evaluation: `EVALUATION` for the target, capped at 5x the
+    profile's post-hoc critic steps (``eval.posthoc_critic_steps``), so that the smoke
+    profile's wiring check trains it 100 steps while quick (300 -> 1500) and paper reach the
+    qualified budget."""
+    budget = dict(EVALUATION[target(critic_pairs)])
+    budget["steps"] = min(budget["steps"], 5 * posthoc_steps)
+    return budget
+
+
 #: principal components of the flattened source that the other family reads
 COMPONENTS = 32
 
@@ -575,6 +587,7 @@ __all__ = [
     "agreement",
     "critic_bound",
     "critic_reading",
+    "evaluation_budget",
     "fit_critic",
     "select_loss",
     "other_critic",

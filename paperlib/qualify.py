@@ -121,10 +121,10 @@ def other_row(
     cfg, sample, z_out, s_out, grid, steps: int | None = None, seed: int = 0, select=None
 ) -> dict:
     """The other family (`paperlib.instrument.other_reading`) on the same rows, trained as
-    evaluation trains it (`paperlib.instrument.EVALUATION`: the reading of ``mi_zs_target_nats``
+    evaluation trains it (`paperlib.instrument.evaluation_budget`: the reading of ``mi_zs_target_nats``
     in the tables, stopped early on the `select` rows) at the run's critic learning rate;
     `steps` overrides its budget."""
-    budget = dict(instrument.EVALUATION[target_of(cfg.objective)])
+    budget = instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps)
     budget.update({} if steps is None else {"steps": steps})
     return instrument.other_reading(
         cfg.objective.critic_pairs, grid, sample, z_out, s_out,

@@ -125,6 +125,19 @@ def test_the_set_critics_phi_has_the_configured_depth():
         SetCritic(3, 4, 16, phi_layers=0)
 
 
+def test_the_evaluation_budget_is_the_qualified_one_in_quick_and_small_in_smoke():
+    for pairs, steps in (("set", 1500), ("window", 500)):
+        assert instrument.evaluation_budget(pairs, 300)["steps"] == steps  # quick
+        assert instrument.evaluation_budget(pairs, 5000)["steps"] == steps  # paper
+        assert instrument.evaluation_budget(pairs, 20)["steps"] == 100  # smoke
+    for experiment in ("speech", "images"):
+        cfg = config.load("quick", experiment)
+        got = instrument.evaluation_budget(
+            cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps
+        )
+        assert got == instrument.EVALUATION[qualify.target_of(cfg.objective)]
+
+
 def test_agreement_is_a_ratio_with_a_floor():
     assert instrument.agreement(1.0, 2.0) == pytest.approx(2.0)
     assert instrument.agreement(0.01, 0.04) == pytest.approx(1.0)  # both below 0.05 nats
