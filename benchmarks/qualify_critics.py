@@ -46,7 +46,9 @@ def seed_mean(per_seed: list[dict]) -> dict:
     return row
 
 
-def rows_for(name: str, args: argparse.Namespace) -> list[dict]:
+def rows_for(name: str, args: argparse.Namespace, done: list[dict]) -> list[dict]:
+    """The rows of one model; each finished row is also appended to `done` and saved at once
+    (`args.save`), so that a crash later loses none of them."""
     cfg = config.load(args.profile, name).replace(objective__name="cmi")
     bundle = load_data(cfg.data)
     model = build_model(cfg.model, bundle.info)
@@ -61,6 +63,7 @@ def rows_for(name: str, args: argparse.Namespace) -> list[dict]:
         ]
         row = seed_mean(per_seed)
         rows.append({**tag, **row, "seconds": time.perf_counter() - t0})
+        args.save(done + rows)
         print(qualify.format_rows(rows[-1:]).splitlines()[-1], flush=True)
         print(f"    per seed {args.seeds}: {row['critic_nats_per_seed']}", flush=True)
     if args.skip_frozen:
@@ -74,6 +77,7 @@ def rows_for(name: str, args: argparse.Namespace) -> list[dict]:
     x_held = bundle.val.tensors["x"][:n]
     row = qualify.frozen_row(cfg, trained, x_train, x_held, grid, seed=args.seed)
     rows.append({**tag, **row, "seconds": time.perf_counter() - t0})
+    args.save(done + rows)
     print(qualify.format_rows(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
@@ -81,7 +85,10 @@ def rows_for(name: str, args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"))
-    ap.add_argument("--levels", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    ap.add_argument(
+        "--levels", type=float, nargs="*", default=[0.5, 1.0, 2.0, 4.0],
+        help="planted nats (none: the independent and frozen rows only)",
+    )  # fmt: skip
     ap.add_argument("--n", type=int, default=2000, help="held-out planted rows")
     ap.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -101,30 +108,43 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/qualify_critics.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
+    seeds = args.seeds
+    commands = [command]
+
+    def save(rows: list[dict], complete: bool = False) -> bool:
+        """Write qualification.json and README.md from `rows`; `complete` once all have run."""
+        passed = bool(rows) and all(r["passed"] for r in rows)
+        args.out.mkdir(parents=True, exist_ok=True)
+        record = {"rows": rows, "passed": passed, "complete": complete, "command": command}
+        record["parts"] = commands
+        record["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        record["args"] = {k: v for k, v in record["args"].items() if k != "save"}
+        record["args"]["seeds"] = seeds
+        write_json(args.out / "qualification.json", {**record, "_meta": provenance()})
+        runs = "\n".join(f"`{c}`  " for c in commands)
+        state = "" if complete else "\n\n**Incomplete: the run stopped before its last row.**"
+        (args.out / "README.md").write_text(
+            "# Qualification of the I(z;s) instrument\n\n"
+            f"{runs}\n\nPlanted and independent rows: the mean over "
+            f"seeds {seeds} (per seed in qualification.json).\n\n{qualify.format_rows(rows)}"
+            f"{state}\n\nAll rows pass: {'yes' if passed else 'no'}.\n"
+        )
+        return passed
+
+    args.save = save
     if args.merge:
         parts = [json.loads((d / "qualification.json").read_text()) for d in args.merge]
         rows = [r for p in parts for r in p["rows"]]
         commands = [p.get("command", "") for p in parts]
         seeds = sorted({s for p in parts for s in p["args"]["seeds"]})
+        complete = all(p.get("complete", True) for p in parts)
     else:
-        rows, commands, seeds = [], [command], args.seeds
+        rows = []
         print(qualify.format_rows([]), flush=True)
         for name in args.experiments:
-            rows += rows_for(name, args)
-    table = qualify.format_rows(rows)
-    passed = all(r["passed"] for r in rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    record = {"rows": rows, "passed": passed, "command": command, "parts": commands}
-    record["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    record["args"]["seeds"] = seeds
-    write_json(args.out / "qualification.json", {**record, "_meta": provenance()})
-    runs = "\n".join(f"`{c}`  " for c in commands)
-    (args.out / "README.md").write_text(
-        "# Qualification of the I(z;s) instrument\n\n"
-        f"{runs}\n\nPlanted and independent rows: the mean over "
-        f"seeds {seeds} (per seed in qualification.json).\n\n{table}\n\n"
-        f"All rows pass: {'yes' if passed else 'no'}.\n"
-    )
+            rows += rows_for(name, args, rows)
+        complete = True
+    passed = save(rows, complete=complete)
     print(f"\nall rows pass: {passed}")
     return 0
 

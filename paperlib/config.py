@@ -288,6 +288,10 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """`to_dict` without the fields added later that this run never reads (`identity`)."""
+        return identity(self.to_dict())
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
         d = dict(d)
@@ -351,6 +355,34 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
         b: dataclasses.replace(getattr(cfg, b), **_check_keys(b, kv)) for b, kv in per_block.items()
     }
     return dataclasses.replace(cfg, **top, **new_blocks)
+
+
+# ----------------------------------------------------------------------------------------------
+# A run's identity: what names its folder and what a checkpoint must match to be resumed
+
+#: fields added after run folders were first named, each with the test of whether a run (its
+#: config as a dict) reads it. Where a run does not, the field is left out of its identity, so
+#: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
+#: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
+#: precision changes a run only when it is not fp32.
+ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("objective", "critic_phi_layers"): lambda d: (
+        d["objective"].get("critic_pairs") == "set"
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
+    ("train", "precision"): lambda d: d["train"].get("precision", "fp32") != "fp32",
+}
+
+
+def identity(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (`Config.to_dict`, or one read from a checkpoint written before a field
+    existed) without the `ADDED_LATER` fields its run does not read."""
+    read = {field: test(d) for field, test in ADDED_LATER.items()}
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for (block, key), is_read in read.items():
+        if not is_read:
+            out.get(block, {}).pop(key, None)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -193,26 +193,12 @@ def grid_configs(
     return [run_config(base, o, s, alpha=a, beta=b) for o, a, b in grid for s in seeds]
 
 
-#: fields added after run folders were first named, each hashed only where a run reads it, so
-#: that adding a field does not orphan the finished runs it cannot change. critic_phi_layers
-#: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
-#: precision changes a run only when it is not fp32.
-_HASHED_ONLY_WHERE_READ = {
-    ("objective", "critic_phi_layers"): lambda cfg: (
-        cfg.objective.critic_pairs == "set" and cfg.objective.name not in ("elbo", "mi")
-    ),
-    ("train", "precision"): lambda cfg: cfg.train.precision != "fp32",
-}
-
-
 def config_hash(cfg: Config) -> str:
-    """A short stable hash of a Config (names run folders; progress flags and fields the run
-    never reads, `_HASHED_ONLY_WHERE_READ`, excluded)."""
-    d = cfg.to_dict()
+    """A short stable hash of a Config (names run folders): its `Config.identity` (fields added
+    later that the run never reads left out, `paperlib.config.ADDED_LATER`) without the
+    progress flag."""
+    d = cfg.identity()
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("progress",)}
-    for (block, key), read in _HASHED_ONLY_WHERE_READ.items():
-        if not read(cfg):
-            d[block].pop(key)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 

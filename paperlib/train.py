@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from paperlib.config import identity
 from paperlib.data import TensorDictDataset
 from paperlib.progress import progress_bar
 from paperlib.records import (
@@ -290,7 +291,9 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             warnings.warn(f"skipped corrupted checkpoint {bad}: {reason}", stacklevel=2)
         if payload is not None:
             for block in ("model", "objective"):
-                if payload["config"][block] != cfg.to_dict()[block]:
+                # fields added since the checkpoint was written count only where this run
+                # reads them (paperlib.config.identity)
+                if identity(payload["config"])[block] != cfg.identity()[block]:
                     raise ValueError(
                         f"checkpoint {path} was written with a different '{block}' config; "
                         "use another run_dir or resume=False"

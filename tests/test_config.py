@@ -83,7 +83,7 @@ def test_from_dict_rejects_unknown_block_keys():
 
 def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
     """Adding a config field must not orphan finished runs that it cannot change
-    (experiment._HASHED_ONLY_WHERE_READ), and must move the runs it does change."""
+    (paperlib.config.ADDED_LATER), and must move the runs it does change."""
     from paperlib.config import load
     from paperlib.experiment import config_hash, run_config
 

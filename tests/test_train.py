@@ -206,3 +206,22 @@ def test_bf16_where_a_layer_has_no_bf16_kernel_names_the_setting(tmp_path):
             fit(model, obj, loaders, cfg, None)
         except RuntimeError as e:
             assert "train.precision='fp32'" in str(e) and "bf16" in str(e)
+
+
+def test_a_checkpoint_from_before_a_field_existed_resumes_where_the_run_never_reads_it(tmp_path):
+    """A field added later (paperlib.config.ADDED_LATER) keeps finished runs resumable: their
+    checkpoints lack it, and where the run does not read it the check ignores it. Where the run
+    does read it, the run is another run and the checkpoint is refused."""
+    kw = dict(train__steps=10, train__checkpoint_every=5, objective__name="mi")
+    _run(tmp_path / "run", **kw)  # elbo-family run: no set critic trains
+    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("step_*.pt"))[-1]
+    payload = torch.load(ckpt, weights_only=True)
+    payload["config"]["objective"].pop("critic_phi_layers")  # as written before the field
+    payload["config"]["train"].pop("precision")
+    torch.save(payload, ckpt)
+    *_, hist = _run(tmp_path / "run", **dict(kw, train__steps=12))
+    assert hist.steps == 12  # resumed from step 10, not refused
+    payload["config"]["objective"]["name"] = "cmi"  # a cmi run reads the set critic's depth
+    torch.save(payload, ckpt)
+    with pytest.raises(ValueError, match="different 'objective' config"):
+        _run(tmp_path / "run", **dict(kw, objective__name="cmi", train__steps=14))
