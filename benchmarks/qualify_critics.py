@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         parts = [json.loads((d / "qualification.json").read_text()) for d in args.merge]
         rows = [r for p in parts for r in p["rows"]]
+        order = {"planted": 0, "independent": 1, "frozen": 2}  # as one run writes them
+        rows.sort(key=lambda r: (r.get("model", ""), order[r["case"]], r.get("true_nats", 0.0)))
         commands = [p.get("command", "") for p in parts]
         seeds = sorted({s for p in parts for s in p["args"]["seeds"]})
         complete = all(p.get("complete", True) for p in parts)
