@@ -55,6 +55,8 @@ METRIC_LABELS = {
     "nll_nats": "NLL [nats/utterance]",
     "mi_xz_nats": "I(x; z) [nats]",
     "mi_zs_nats": "I(z; s) [nats]",
+    "mi_zs_target_nats": "I(z; s), penalty's target, other family [nats]",
+    "eval_seconds": "evaluation time [s]",
     "train_seconds": "training time [s]",
     "loss": "loss [nats]",
     "elbo": "ELBO [nats]",
