@@ -65,7 +65,7 @@ from IPython.display import Audio, display
 
 from paperlib import experiment, plots, records, summary
 from paperlib.data import load_data, speech
-from paperlib.params import setup
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -76,19 +76,19 @@ out_dir = "../results/00_walkthrough"
 
 # %%
 params, cfg = setup("00_walkthrough", globals())
+figs = summary.Figures(out_dir)
 cfg
 
 # %% [markdown]
 # `cfg` is the smoke speech preset in the smoke profile; otherwise the quick speech preset shrunk
-# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.params` lists the
+# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.plan` lists the
 # changes).
 
 # %%
 fig = plots.fig_information_diagram()
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "information_diagram",
+    fig,
     "(a) The sequential VAE's generative model; (b) information diagram of x, z and s under "
     "the encoder when I(z;s|x) = 0: I(x;z) = I(x;z|s) + I(z;s), and cmi rewards only I(x;z|s).",
 )
@@ -162,10 +162,9 @@ fig = plots.fig_tsne(
     max_points=cfg.eval.tsne_points,
     label_name="speaker",
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "tsne_z",
+    fig,
     "t-SNE of the posterior means of z on test utterances, coloured by speaker: utterances of "
     "one speaker should cluster.",
 )
@@ -178,10 +177,9 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_disentanglement(res.means())
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "disentanglement",
+    fig,
     "Linear-probe accuracy of z and of s for the speaker and for the phone at a frame: ideally "
     "z knows the speaker only and s the phone only.",
 )

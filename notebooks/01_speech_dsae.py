@@ -45,7 +45,8 @@ from IPython.display import Audio, display
 
 from paperlib import conversion, plots, summary
 from paperlib.data import features
-from paperlib.params import compare_objectives, setup
+from paperlib.experiment import compare_objectives
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -61,6 +62,7 @@ out_dir = "../results/01_speech_dsae"
 
 # %%
 params, cfg = setup("01_speech_dsae", globals())
+figs = summary.Figures(out_dir)
 cfg
 
 # %% [markdown]
@@ -91,10 +93,9 @@ run.floors
 fig = plots.fig_training_curves(
     res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs_heldout", "beta"]
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "training_curves",
+    fig,
     "Training curves of the first seed: ELBO, KL(q(z|x)||p(z)) and the training "
     "critic's I(z;s) estimate per objective, its accuracy on each new batch before it trains "
     "on it (held out), and beta, which ramps in once that accuracy has plateaued.",
@@ -122,10 +123,9 @@ fig = plots.fig_metric_table(
         "mi_zs_target_nats",
     ],
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "metrics",
+    fig,
     "Test metrics, mean ± sd over seeds (dots: seeds): speaker probe on z, "
     "verification EER on held-out speakers, rate and post-hoc MI estimates.",
 )
@@ -155,10 +155,9 @@ fig = plots.fig_paired_differences(
         "vc_speaker_acc",
     ],
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "paired_differences",
+    fig,
     "Paired per-seed differences cmi - mi and cmi - elbo on the test split, mean and 95 % "
     "t-interval over seeds.",
 )
@@ -185,11 +184,8 @@ fig = plots.fig_tsne(
     max_points=cfg.eval.tsne_points,
     label_name="speaker",
 )
-summary.add_figure(
-    fig,
-    out_dir,
-    "tsne_z",
-    "t-SNE of the posterior means of z on test utterances, coloured by speaker.",
+figs.add(
+    "tsne_z", fig, "t-SNE of the posterior means of z on test utterances, coloured by speaker."
 )
 
 # %% [markdown]
@@ -200,10 +196,9 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_disentanglement(res.means())
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "disentanglement",
+    fig,
     "Probe accuracy of z and of s for the speaker and for the phone at a frame: "
     "ideally z knows the speaker only and s the phone only.",
 )
@@ -217,10 +212,9 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "rate_distortion",
+    fig,
     "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z,s) per objective and seed.",
 )
 
@@ -242,10 +236,9 @@ vc = conversion.voice_conversion_examples(
     res.models[objectives[-1]], res.loader("test"), n_examples=3, seed=params["seeds"][0]
 )
 fig = plots.fig_voice_conversion(vc)
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "voice_conversion",
+    fig,
     f"Voice conversion with the `{objectives[-1]}` model: content source, speaker "
     "source and the converted log-mel spectrogram.",
 )

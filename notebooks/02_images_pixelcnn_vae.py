@@ -38,7 +38,8 @@ if "google.colab" in sys.modules:
 
 # %%
 from paperlib import evaluate, plots, summary
-from paperlib.params import compare_objectives, setup
+from paperlib.experiment import compare_objectives
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -54,6 +55,7 @@ out_dir = "../results/02_images_pixelcnn_vae"
 
 # %%
 params, cfg = setup("02_images_pixelcnn_vae", globals())
+figs = summary.Figures(out_dir)
 cfg
 
 # %% [markdown]
@@ -83,10 +85,9 @@ run.floors
 fig = plots.fig_training_curves(
     res.histories, keys=["elbo", "kl_z", "mi_zs", "critic_acc_zs_heldout", "beta"]
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "training_curves",
+    fig,
     "Training curves of the first seed: ELBO, KL(q(z|x)||p(z)) and the training "
     "critic's I(z;s) estimate per objective, its accuracy on each new batch before it trains "
     "on it (held out), and beta, which ramps in once that accuracy has plateaued.",
@@ -113,10 +114,9 @@ fig = plots.fig_metric_table(
         "mi_zs_target_nats",
     ],
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "metrics",
+    fig,
     "Test metrics, mean ± sd over seeds (dots: seeds): class probe on z (means "
     "and samples), rate, NLL, class consistency of samples and post-hoc I(z;s).",
 )
@@ -145,10 +145,9 @@ fig = plots.fig_paired_differences(
         "nll_bits_per_dim",
     ],
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "paired_differences",
+    fig,
     "Paired per-seed differences cmi - mi and cmi - elbo on the test split, mean and 95 % "
     "t-interval over seeds.",
 )
@@ -175,9 +174,7 @@ fig = plots.fig_tsne(
     max_points=cfg.eval.tsne_points,
     label_name="class",
 )
-summary.add_figure(
-    fig, out_dir, "tsne_z", "t-SNE of the posterior means of z on test images, coloured by class."
-)
+figs.add("tsne_z", fig, "t-SNE of the posterior means of z on test images, coloured by class.")
 
 # %% [markdown]
 # **What to look for.** If z carries the digit, the test images of one class gather in their own
@@ -187,10 +184,9 @@ summary.add_figure(
 
 # %%
 fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "rate_distortion",
+    fig,
     "Rate KL(q(z|x)||p(z)) against distortion -log p(x|z) per objective and seed.",
 )
 
@@ -211,10 +207,9 @@ for o in objectives:
         res.models[o], res.loader("test"), n_samples=cfg.eval.n_samples, seed=params["seeds"][0]
     )
     fig = plots.fig_sample_grid(images, labels, title=f"{o}: each row one z, columns are samples")
-    summary.add_figure(
-        fig,
-        out_dir,
+    figs.add(
         f"samples_{o}",
+        fig,
         f"Samples of the `{o}` model: first column the test image that gave z "
         "(blank for prior rows), then autoregressive samples given that z.",
     )

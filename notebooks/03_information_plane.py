@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 
 # %%
 from paperlib import experiment, plan, plots, records, summary
-from paperlib.params import setup
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -57,6 +57,7 @@ out_dir = "../results/03_information_plane"
 
 # %%
 params, cfgs = setup("03_information_plane", globals())  # one base Config per experiment
+figs = summary.Figures(out_dir)
 # mi per alpha; cmi per (alpha, beta), beta = alpha when betas is "tied"
 grid = plan.sweep_grid(params)
 grid
@@ -74,10 +75,9 @@ for name in experiments:
     fig = plots.fig_information_plane(
         experiment.points(rows[name], "mi_zs_target_nats", "mi_xz_nats")
     )
-    summary.add_figure(
-        fig,
-        out_dir,
+    figs.add(
         f"information_plane_{name}",
+        fig,
         f"{name}: I(z;s) as the penalty targets it (images: 5x5 windows of s; speech: s_1:T), "
         "read by the other critic family, against I(x;z) on the validation split for every "
         "(objective, alpha, beta) of the grid; labels give the weights.",
@@ -95,10 +95,9 @@ for name in experiments:
 # %%
 for name in experiments:
     fig = plots.fig_rate_distortion(experiment.points(rows[name], "rate_nats", "distortion_nats"))
-    summary.add_figure(
-        fig,
-        out_dir,
+    figs.add(
         f"rate_distortion_{name}",
+        fig,
         f"{name}: rate KL(q(z|x)||p(z)) against distortion across the grid (validation split).",
     )
 
@@ -111,10 +110,9 @@ for name in experiments:
 # %%
 for name in experiments:
     fig = plots.fig_probe_vs_beta(experiment.probe_vs_beta(rows[name]))
-    summary.add_figure(
-        fig,
-        out_dir,
+    figs.add(
         f"probe_vs_beta_{name}",
+        fig,
         f"{name}: validation probe accuracy of z against beta, one line per alpha "
         "(beta = 0 is `mi`).",
     )

@@ -34,7 +34,7 @@ from pathlib import Path
 from IPython.display import Markdown
 
 from paperlib import summary
-from paperlib.params import setup
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"

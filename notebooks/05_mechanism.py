@@ -48,7 +48,7 @@ if "google.colab" in sys.modules:
 import pandas as pd
 
 from paperlib import mechanism, plots, records, summary
-from paperlib.params import setup
+from paperlib.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -63,6 +63,7 @@ out_dir = "../results/05_mechanism"
 
 # %%
 params, base = setup("05_mechanism", globals())  # the mechanism preset, with `steps`
+figs = summary.Figures(out_dir)
 centre = {"leak": params["leaks"][0], "z_dim": params["z_dims"][0]}
 points = mechanism.dial_points(centre, leak=params["leaks"], z_dim=params["z_dims"])
 [mechanism.point_name(p) for p in points]
@@ -99,10 +100,9 @@ fig = plots.fig_dial_sweep(
     xlabels=mechanism.DIAL_LABELS,
     title="Global factor in z (test split, 95 % t-intervals over seeds)",
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "g_probe_vs_dials",
+    fig,
     "Probe of the global factor g from z against each dial (the other at its centre), elbo, "
     "mi and cmi side by side with 95 % t-intervals over seeds; grey: chance, the untrained "
     "DSAE, and probes on the raw frames and on one frame.",
@@ -138,10 +138,9 @@ fig = plots.fig_dial_sweep(
     },
     title="Local information in z and global information in s (test split, 95 % t-intervals)",
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "local_info_vs_dials",
+    fig,
     "Left pair: probe of the local factor l_t (at a random frame) from z against each dial; "
     "right pair: probe of g from s pooled over time. 95 % t-intervals over seeds.",
 )
@@ -160,10 +159,9 @@ print(reading_local)
 fig = plots.fig_information_plane_intervals(
     mechanism.plane_points(rows), title="Information plane (test split, post-hoc estimates)"
 )
-summary.add_figure(
-    fig,
-    out_dir,
+figs.add(
     "information_plane",
+    fig,
     "Post-hoc I(z;s) (fresh density-ratio critic, z sample against pooled s) against I(x;z) "
     "(minibatch aggregate-posterior estimate), mean and 95 % t-interval over seeds per "
     "objective and dial point.",

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -693,6 +694,65 @@ def run_experiment(
             res.models[objective] = model
     res.wall_seconds = time.perf_counter() - t0
     return res
+
+
+# ----------------------------------------------------------------------------------------------
+# notebooks 01 and 02: the objectives compared on the same seeds
+
+
+@dataclass
+class Comparison:
+    """What notebooks 01 and 02 report besides their figures (see `compare_objectives`).
+
+    ``res`` holds the trained models, metrics per seed, histories and encodings; ``floors`` the
+    chance, random-init, raw-input and ceiling references; ``paired`` the per-seed differences
+    ``cmi - mi`` and ``cmi - elbo``; ``regime`` whether z and s share information under ``mi``.
+    """
+
+    res: ExperimentResult
+    floors: dict[str, float]
+    paired: dict[str, dict[str, dict[str, float]]]
+    regime: str
+    params: dict[str, Any]
+
+    def write_metrics(self, out_dir: str | Path) -> Path:
+        """``<out_dir>/metrics.json``: the metrics per seed, with the parameters, weights, wall
+        time, floors, paired differences and regime in ``_meta``."""
+        return records.write_metrics(
+            f"{out_dir}/metrics.json",
+            self.res.metrics,
+            self.res.cfg,
+            params=self.params,
+            weights=self.res.weights,
+            wall_seconds=self.res.wall_seconds,
+            floors=self.floors,
+            paired=self.paired,
+            regime=self.regime,
+        )
+
+
+def compare_objectives(params: Mapping[str, Any], cfg: Config) -> Comparison:
+    """Train every objective of ``params["objectives"]`` for every seed and evaluate on the test
+    split; then the floors, the paired differences and the regime.
+
+    `params` are a notebook's resolved parameters (``paperlib.plan.setup``). Weights: ``alpha``
+    and ``beta`` of None take the weights that notebook 03 chose for this profile and step
+    count, read from ``<results_dir>/03_information_plane/`` (relative to the working folder,
+    like the notebooks' other paths); `load_selection` refuses a stale or foreign selection, and
+    ``setup`` has already refused reported seeds that chose it.
+    """
+    alpha, beta = params["alpha"], params["beta"]
+    selection = None
+    if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
+        path = Path(params["results_dir"]) / "03_information_plane" / SELECTION_FILE
+        selection = load_selection(path, cfg)
+    res = run_experiment(
+        cfg, params["objectives"], params["seeds"], alpha=alpha, beta=beta, selection=selection
+    )
+    regime = (
+        evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
+    )
+    return Comparison(res, res.compute_floors(), res.paired(), regime, dict(params))
 
 
 # ----------------------------------------------------------------------------------------------

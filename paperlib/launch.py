@@ -617,7 +617,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from paperlib.runner import _parse_value, _resolve_names, results_folder
+    from paperlib.runner import parse_value, resolve_names, results_folder
 
     try:
         if args.profile not in PROFILES:
@@ -628,10 +628,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ParameterError(f"--gpu-step-ms must be > 0, got {args.gpu_step_ms}")
         if not args.dry_run and args.launcher is None:
             raise ParameterError("choose --launcher slurm or --launcher local, or pass --dry-run")
-        names = _resolve_names(args.only)
+        names = resolve_names(args.only)
         chosen = [n for n in names if n in plan.PLANNERS]
         unplanned = [n for n in names if n not in plan.PLANNERS and n in notebook_names()]
-        extra = {k: _parse_value(v) for k, v in args.p}
+        extra = {k: parse_value(v) for k, v in args.p}
         run_root = runtime.work_dir() / "runs"
         # a dry run counts 01/02 with fallback weights while 03's selection is missing; a real
         # launch leaves them out until it exists

@@ -1,26 +1,24 @@
-"""Notebook parameters and set-up: one declared spec per notebook, validated before and inside
-each run, and the first call of every notebook, `setup`.
+"""Notebook parameters: one declared spec per notebook, validated before and inside each run.
 
 papermill only *warns* about a parameter the notebook does not declare, and a misspelled name
-silently becomes a new variable. So every notebook calls `setup` (which calls `check_params`) in
-the cell after its ``parameters`` cell, and `paperlib.runner` checks ``-p`` overrides against the
-same spec before starting a kernel. Both fail with a message naming the parameter and the
-accepted values.
+silently becomes a new variable. So every notebook calls ``paperlib.plan.setup`` (which calls
+`check_params`) in the cell after its ``parameters`` cell, and `paperlib.runner` checks ``-p``
+overrides against the same spec before starting a kernel. Both fail with a message naming the
+parameter and the accepted values.
 
 ``None`` for a parameter means "the profile's default", resolved by `check_params`.
 
-This is the notebooks' support layer: it builds on `paperlib.plan` and `paperlib.experiment`
-(imported inside the functions that need them: `paperlib.plan` reads the specs here).
+This module imports no torch: `paperlib.runner` reads the specs before any kernel starts. The
+notebooks' first call, `paperlib.plan.setup`, builds on it; `paperlib.plan` imports this module,
+never the other way round.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from paperlib.components import BUILTIN_DATASETS as DATASETS
@@ -298,7 +296,7 @@ def validate(notebook: str, params: Mapping[str, Any]) -> None:
     spec = SPECS[notebook]
     for name, value in params.items():
         if name not in spec:
-            close = [k for k in spec if _similar(k, name)]
+            close = [k for k in spec if similar(k, name)]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ParameterError(
                 f"{notebook}: unknown parameter {name!r}{hint}; accepted parameters: {sorted(spec)}"
@@ -381,149 +379,8 @@ def check_params(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _similar(a: str, b: str) -> bool:
+def similar(a: str, b: str) -> bool:
+    """Whether `b` reads like a misspelling of `a` (for "did you mean" in refusals)."""
     import difflib
 
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
-
-
-# ----------------------------------------------------------------------------------------------
-# the first call of every notebook
-#
-# The library modules are imported inside the functions: `paperlib.runner` reads the specs above
-# without loading torch, and `paperlib.plan` imports this module.
-
-#: the walkthrough's changes to the quick speech preset, to fit its 3-minute budget
-_WALKTHROUGH_SHRINK = {
-    "data__n_speakers": 32,  # of 64: the corpus renders in seconds
-    "data__n_heldout_speakers": 8,  # held-out speakers for the verification EER
-    "data__utts_per_speaker": 24,  # of 40
-    "model__hidden": 64,  # of 128: LSTM steps about 3x faster
-    "eval__posthoc_critic_steps": 200,  # of 300
-}
-
-
-def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
-    """The configuration that `notebook` trains from, given its resolved `params`.
-
-    - ``00_walkthrough``: the smoke speech preset in the smoke profile, otherwise the quick
-      speech preset shrunk to the walkthrough's budget (`_WALKTHROUGH_SHRINK`);
-    - ``01_speech_dsae``, ``02_images_pixelcnn_vae``: ``plan.base_config`` (the preset of the
-      profile with ``dataset``, ``data_dir`` and ``steps``), the Config that the cluster launcher
-      plans from as well;
-    - ``03_information_plane``: ``{experiment: plan.base_config(...)}`` for each of
-      ``experiments``;
-    - ``05_mechanism``: the mechanism preset of the profile;
-    - ``04_summary``: None (it trains nothing).
-
-    ``steps``, where the notebook has it and it is not None, replaces the preset's step count.
-    """
-    from paperlib import config, plan
-
-    if notebook in ("01_speech_dsae", "02_images_pixelcnn_vae"):
-        return plan.base_config(notebook, params)
-    if notebook == "03_information_plane":
-        return {name: plan.base_config(notebook, params, name) for name in params["experiments"]}
-    if notebook == "04_summary":
-        return None
-    if notebook == "00_walkthrough":
-        smoke = params["profile"] == "smoke"
-        cfg = config.load("smoke" if smoke else "quick", "speech")
-        if not smoke:
-            cfg = cfg.replace(**_WALKTHROUGH_SHRINK)
-    elif notebook == "05_mechanism":
-        cfg = config.load(params["profile"], "mechanism")
-    else:
-        raise ParameterError(f"unknown notebook {notebook!r}; accepted: {notebook_names()}")
-    if params.get("steps") is not None:
-        cfg = cfg.replace(train__steps=params["steps"])
-    return cfg
-
-
-def setup(notebook: str, namespace: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The cell after a notebook's ``parameters`` cell: ``params, cfg = setup(name, globals())``.
-
-    Validates the parameters as they stand in `namespace` (`check_params`: an unknown, misspelled
-    or invalid one raises `ParameterError` naming it) and builds the notebook's configuration
-    (`notebook_config`).
-
-    Returns
-    -------
-    (params, cfg): the parameters with the profile's defaults filled in for ``None``, and the
-    notebook's Config (a dict of Configs for 03, None for 04).
-    """
-    params = check_params(notebook, namespace)
-    return params, notebook_config(notebook, params)
-
-
-# ----------------------------------------------------------------------------------------------
-# notebooks 01 and 02: the objectives compared on the same seeds
-
-
-@dataclass
-class Comparison:
-    """What notebooks 01 and 02 report besides their figures (see `compare_objectives`).
-
-    ``res`` holds the trained models, metrics per seed, histories and encodings; ``floors`` the
-    chance, random-init, raw-input and ceiling references; ``paired`` the per-seed differences
-    ``cmi - mi`` and ``cmi - elbo``; ``regime`` whether z and s share information under ``mi``.
-    """
-
-    res: Any  # experiment.ExperimentResult
-    floors: dict[str, float]
-    paired: dict[str, dict[str, dict[str, float]]]
-    regime: str
-    params: dict[str, Any]
-
-    def write_metrics(self, out_dir: str | Path) -> Path:
-        """``<out_dir>/metrics.json``: the metrics per seed, with the parameters, weights, wall
-        time, floors, paired differences and regime in ``_meta``."""
-        from paperlib import records
-
-        return records.write_metrics(
-            f"{out_dir}/metrics.json",
-            self.res.metrics,
-            self.res.cfg,
-            params=self.params,
-            weights=self.res.weights,
-            wall_seconds=self.res.wall_seconds,
-            floors=self.floors,
-            paired=self.paired,
-            regime=self.regime,
-        )
-
-
-def compare_objectives(params: Mapping[str, Any], cfg: Any) -> Comparison:
-    """Train every objective of ``params["objectives"]`` for every seed and evaluate on the test
-    split; then the floors, the paired differences and the regime.
-
-    Weights: ``alpha`` and ``beta`` of None take the weights that notebook 03 chose for this
-    profile and step count, read from ``<results_dir>/03_information_plane/`` (relative to the
-    working folder, like the notebooks' other paths); ``experiment.load_selection`` refuses a
-    stale or foreign selection, and `check_unseen_seeds` reported seeds that chose it.
-    """
-    from paperlib import evaluate, experiment
-
-    alpha, beta = params["alpha"], params["beta"]
-    selection = None
-    if alpha is None or beta is None:  # the weights notebook 03 chose, checked against this cfg
-        path = Path(params["results_dir"]) / "03_information_plane" / experiment.SELECTION_FILE
-        selection = experiment.load_selection(path, cfg)
-        # held-out reporting: no reported seed is one whose validation runs chose the weights
-        chosen_on = json.loads(path.read_text()).get("seeds", [])
-        check_unseen_seeds(
-            f"the {cfg.experiment} experiment",
-            params["seeds"],
-            chosen_on,
-            f"notebook 03's selection {path}",
-            "seeds that the selection did not use, or fixed weights (alpha and beta)",
-        )
-    res = experiment.run_experiment(
-        cfg, params["objectives"], params["seeds"], alpha=alpha, beta=beta, selection=selection
-    )
-    floors = res.compute_floors()
-    paired = res.paired()
-    regime = (
-        evaluate.describe_regime(res.means()["mi"]) if "mi" in res.metrics else "mi not trained"
-    )
-    return Comparison(res, floors, paired, regime, dict(params))

@@ -12,6 +12,9 @@ launcher (``paperlib.launch``) trains is the list that the notebooks would train
 After the launcher has trained them, each notebook finds every run folder complete
 (``runs/<experiment>/<profile>/<objective>_a<alpha>_b<beta>_s<seed>_<hash>``) and only evaluates.
 
+Every notebook's first call, `setup`, is here too: it checks the notebook's parameters and builds
+the Config it trains from (`notebook_config`), from the same functions.
+
 A notebook is *planned* when `PLANNERS` has an entry for it. A new training notebook adds one
 function ``params -> [(base Config, grid, seeds)]`` here and calls `base_config` itself.
 """
@@ -97,7 +100,7 @@ def base_config(notebook: str, params: Mapping[str, Any], name: str | None = Non
     Parameters
     ----------
     notebook : a planned notebook (a key of `PLANNERS`).
-    params : from ``paperlib.params.setup`` (inside the notebook) or `notebook_params`.
+    params : from `setup` (inside the notebook) or `notebook_params`.
     name : the experiment ("speech", "images") for notebooks that train several (03).
     """
     profile = params["profile"]
@@ -420,3 +423,79 @@ def runs(
 def planned_notebooks() -> list[str]:
     """The notebooks with a training plan whose source exists, in order."""
     return [n for n in notebook_names() if n in PLANNERS]
+
+
+# ----------------------------------------------------------------------------------------------
+# the first call of every notebook
+
+#: the walkthrough's changes to the quick speech preset, to fit its 3-minute budget
+_WALKTHROUGH_SHRINK = {
+    "data__n_speakers": 32,  # of 64: the corpus renders in seconds
+    "data__n_heldout_speakers": 8,  # held-out speakers for the verification EER
+    "data__utts_per_speaker": 24,  # of 40
+    "model__hidden": 64,  # of 128: LSTM steps about 3x faster
+    "eval__posthoc_critic_steps": 200,  # of 300
+}
+
+
+def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
+    """The configuration that `notebook` trains from, given its resolved `params`.
+
+    - ``00_walkthrough``: the smoke speech preset in the smoke profile, otherwise the quick
+      speech preset shrunk to the walkthrough's budget (`_WALKTHROUGH_SHRINK`);
+    - ``01_speech_dsae``, ``02_images_pixelcnn_vae``: `base_config` (the preset of the profile
+      with ``dataset``, ``data_dir`` and ``steps``), the Config that the cluster launcher plans
+      from as well;
+    - ``03_information_plane``: ``{experiment: base_config(...)}`` for each of ``experiments``;
+    - ``05_mechanism``: the mechanism preset of the profile;
+    - ``04_summary``: None (it trains nothing).
+
+    ``steps``, where the notebook has it and it is not None, replaces the preset's step count.
+    """
+    if notebook in _EXPERIMENT_OF:
+        return base_config(notebook, params)
+    if notebook == "03_information_plane":
+        return {name: base_config(notebook, params, name) for name in params["experiments"]}
+    if notebook == "04_summary":
+        return None
+    if notebook == "00_walkthrough":
+        smoke = params["profile"] == "smoke"
+        cfg = config.load("smoke" if smoke else "quick", "speech")
+        if not smoke:
+            cfg = cfg.replace(**_WALKTHROUGH_SHRINK)
+    elif notebook == "05_mechanism":
+        cfg = config.load(params["profile"], "mechanism")
+    else:
+        raise ParameterError(f"unknown notebook {notebook!r}; accepted: {notebook_names()}")
+    if params.get("steps") is not None:
+        cfg = cfg.replace(train__steps=params["steps"])
+    return cfg
+
+
+def setup(notebook: str, namespace: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The cell after a notebook's ``parameters`` cell: ``params, cfg = setup(name, globals())``.
+
+    Validates the parameters as they stand in `namespace` (``paperlib.params.check_params``: an
+    unknown, misspelled or invalid one raises ParameterError naming it), builds the notebook's
+    configuration (`notebook_config`) and, for 01/02 run by hand (JupyterLab, no runner),
+    refuses reported seeds that chose notebook 03's weights before anything trains.
+
+    Returns
+    -------
+    (params, cfg): the parameters with the profile's defaults filled in for ``None``, and the
+    notebook's Config (a dict of Configs for 03, None for 04).
+    """
+    params = check_params(notebook, namespace)
+    cfg = notebook_config(notebook, params)
+    if notebook in _EXPERIMENT_OF and (params["alpha"] is None or params["beta"] is None):
+        # read where experiment.compare_objectives reads it: relative to the working folder
+        path = Path(params["results_dir"]) / "03_information_plane" / experiment.SELECTION_FILE
+        if path.exists():  # a missing selection is refused when the weights are loaded
+            check_unseen_seeds(
+                f"the {cfg.experiment} experiment",
+                params["seeds"],
+                json.loads(path.read_text()).get("seeds", []),
+                f"notebook 03's selection {path}",
+                "seeds that the selection did not use, or fixed weights (alpha and beta)",
+            )
+    return params, cfg

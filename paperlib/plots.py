@@ -152,6 +152,66 @@ def _grid(n: int, max_cols: int = 4, panel: tuple[float, float] = (3.2, 2.8)):
 
 
 # ----------------------------------------------------------------------------------------------
+# what a metrics.json says beside its values: reference rows and flagged seeds (the figures and
+# paperlib.summary's tables show the same ones)
+
+
+# Reference rows under each table, in order: (key suffix of the floors, row label).
+REFERENCE_ROWS: tuple[tuple[str, str], ...] = (
+    ("chance", "chance"),
+    ("random_init", "random init"),
+    ("raw_input", "raw input"),
+    ("shuffled_z", "shuffled z"),
+    ("ceiling", "ceiling"),
+)
+
+# A cmi run whose training critic's accuracy over the last 20 % of logged steps stayed below
+# this is flagged: its I(z;s) penalty was (close to) inert, so its row is not a test of cmi.
+CRITIC_CHANCE_ACC = 0.55
+CRITIC_ACC_KEY = "critic_acc_zs_final"
+FLAG = "†"
+
+
+def critic_flags(metrics: dict[str, Any], threshold: float = CRITIC_CHANCE_ACC) -> dict[str, list]:
+    """``{objective: [indices of seeds whose training critic stayed at chance]}``.
+
+    Reads ``critic_acc_zs_final`` (per seed) where an objective reports it; objectives without
+    the key (elbo, mi, or runs from before it existed) are never flagged.
+    """
+    return seeds_where(metrics, CRITIC_ACC_KEY, lambda v: v < threshold)
+
+
+def seeds_where(metrics: dict[str, Any], key: str, bad: Callable[[float], bool]) -> dict[str, list]:
+    """``{objective: [indices of seeds whose per-seed `key` is `bad`]}`` (objectives without
+    `key` are left out)."""
+    out: dict[str, list] = {}
+    for o, ms in metrics.items():
+        if o.startswith("_") or key not in ms:
+            continue
+        vals = ms[key].get("per_seed") or [ms[key]["mean"]]
+        hit = [i for i, v in enumerate(vals) if v is not None and bad(float(v))]
+        if hit:
+            out[o] = hit
+    return out
+
+
+def floors_of(metrics: dict[str, Any], floors: dict[str, float] | None) -> dict[str, float]:
+    """Floors from the argument, else ``_meta.floors``, plus per-run ``<metric>@<ref>`` keys
+    (e.g. ``class_consistency@shuffled_z``) averaged over every objective's runs."""
+    out = dict(floors if floors is not None else metrics.get("_meta", {}).get("floors", {}))
+    per_run: dict[str, list[float]] = {}
+    for o, ms in metrics.items():
+        if o.startswith("_"):
+            continue
+        for k, v in ms.items():
+            if "@" in k and v.get("mean") is not None and math.isfinite(v["mean"]):
+                per_run.setdefault(k, []).append(float(v["mean"]))
+    for k, vals in per_run.items():
+        out.setdefault(k, sum(vals) / len(vals))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # training curves
 
 
@@ -285,7 +345,7 @@ def fig_metric_table(
     ``paperlib.experiment.floors``; default ``metrics["_meta"]["floors"]``, plus per-run keys
     such as ``class_consistency@shuffled_z`` averaged over objectives) are drawn as labelled
     horizontal lines in the metric's panel. An objective with a seed whose training critic
-    stayed at chance (``critic_acc_zs_final`` < 0.55, `paperlib.summary.critic_flags`) gets a
+    stayed at chance (``critic_acc_zs_final`` < 0.55, `critic_flags`) gets a
     dagger on its tick label, and the figure a footnote.
 
     Parameters
@@ -298,7 +358,6 @@ def fig_metric_table(
     floors : the reference values (see above).
     """
     from paperlib.stats import is_bound
-    from paperlib.summary import FLAG, REFERENCE_ROWS, _floors_of, critic_flags
 
     objectives = [o for o in metrics if not o.startswith("_")]
     if not objectives:
@@ -310,7 +369,7 @@ def fig_metric_table(
         if metric_names
         else [k for k in first if "@" not in k and not is_bound(k, first)]
     )
-    refs = _floors_of(dict(metrics), dict(floors) if floors is not None else None)
+    refs = floors_of(dict(metrics), dict(floors) if floors is not None else None)
     flags = critic_flags(dict(metrics))
     ref_styles = dict(zip([r for r, _ in REFERENCE_ROWS], [":", "--", "-.", (0, (1, 3)), "-"]))
     fig, axes = _grid(len(names), max_cols=4, panel=(2.6, 2.6))

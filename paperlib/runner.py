@@ -45,7 +45,7 @@ from typing import Any
 from paperlib import progress
 from paperlib.config import PROFILES
 from paperlib.notebooks import NOTEBOOK_DIR, find_notebook_dir
-from paperlib.params import SPECS, ParameterError, _similar, notebook_names, validate
+from paperlib.params import SPECS, ParameterError, notebook_names, similar, validate
 from paperlib.records import write_json
 from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
 
@@ -139,7 +139,7 @@ def request(name: str, params: dict[str, Any], results: Path) -> dict[str, Any]:
     `code_hash`; ``data``: `data_inputs`. JSON-normalised, so that a recorded request read back
     compares equal.
     """
-    from paperlib.params import notebook_config
+    from paperlib.plan import notebook_config
 
     try:
         cfg = notebook_config(name, params)
@@ -271,7 +271,9 @@ def _stamp(results: Path, name: str) -> Path:
     return results / "_logs" / f"{name}.inputs"
 
 
-def _resolve_names(only: list[str] | None) -> list[str]:
+def resolve_names(only: list[str] | None) -> list[str]:
+    """The notebooks that ``--only`` selects (a full name, its number or its end; all when
+    `only` is empty), sorted; ParameterError for one that names no single notebook."""
     names = notebook_names()
     if not only:
         return names
@@ -304,7 +306,7 @@ def overrides(pairs: list[tuple[str, str]] | list[list[str]], names: list[str]) 
     for key, text in pairs:
         if ":" in key:
             prefix, key = key.split(":", 1)
-            (target,) = _resolve_names([prefix])
+            (target,) = resolve_names([prefix])
             if target not in names:
                 shown = [n.split("_", 1)[0] for n in names]
                 raise ParameterError(
@@ -317,7 +319,7 @@ def overrides(pairs: list[tuple[str, str]] | list[list[str]], names: list[str]) 
             targets = [n for n in names if key in SPECS[n]]
             if not targets:
                 known = sorted({k for n in names for k in SPECS[n]} - set(SET_BY_RUNNER))
-                close = [k for k in known if _similar(k, key)]
+                close = [k for k in known if similar(k, key)]
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 elsewhere = [n for n in notebook_names() if key in SPECS[n]]
                 there = f"; {elsewhere} declare it" if elsewhere else ""
@@ -330,7 +332,7 @@ def overrides(pairs: list[tuple[str, str]] | list[list[str]], names: list[str]) 
                 f"-p {key} {text}: {key!r} is set by the runner; use {SET_BY_RUNNER[key]} instead"
             )
         for n in targets:
-            out[n][key] = _parse_value(text)
+            out[n][key] = parse_value(text)
     return out
 
 
@@ -542,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
         find_notebook_dir()  # a wheel without its notebooks: say where we looked
-        names = _resolve_names(args.only)
+        names = resolve_names(args.only)
         extra = overrides(args.p, names)
         for name in names:
             validate(name, extra[name])
@@ -647,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A ``-p`` value: JSON where it parses (``3``, ``[1, 2]``, ``"timit"``), else the text."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:

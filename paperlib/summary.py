@@ -1,10 +1,10 @@
 """The summary step: every notebook's metrics.json and figures -> results/README.md.
 
-Notebooks register each figure with `add_figure`, which saves PNG and PDF and records a
-one-sentence caption in ``figures.json`` beside them; `write_summary` then builds the
-paper-style tables (objective x experiment, mean +/- std over seeds, or mean [95 % t-interval
-over seeds] for the I(z;s) estimates that carry per-seed bootstrap bounds; best per column in
-bold) and embeds every figure with its caption.
+Notebooks register each figure with `Figures` (``figs.add(name, fig, caption)``, through
+`add_figure`), which saves PNG and PDF and records a one-sentence caption in ``figures.json``
+beside them; `write_summary` then builds the paper-style tables (objective x experiment, mean
++/- std over seeds, or mean [95 % t-interval over seeds] for the I(z;s) estimates that carry
+per-seed bootstrap bounds; best per column in bold) and embeds every figure with its caption.
 """
 
 from __future__ import annotations
@@ -16,6 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import records
+from paperlib.plots import (  # the flags and reference rows that the figures show as well
+    CRITIC_ACC_KEY,
+    CRITIC_CHANCE_ACC,
+    FLAG,
+    REFERENCE_ROWS,
+    critic_flags,
+    floors_of,
+    save_figure,
+    seeds_where,
+)
 from paperlib.regularizers import MONITOR_RATIO
 
 # Metrics shown in the summary tables, with their direction (+1: higher is better).
@@ -89,8 +99,6 @@ def table_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
 
 def add_figure(fig, out_dir: str | Path, name: str, caption: str) -> list[Path]:
     """Save `fig` as ``out_dir/name.png`` and ``.pdf`` and record its caption in figures.json."""
-    from paperlib.plots import save_figure
-
     out_dir = Path(out_dir)
     paths = save_figure(fig, out_dir / name)
     index = out_dir / "figures.json"
@@ -98,6 +106,26 @@ def add_figure(fig, out_dir: str | Path, name: str, caption: str) -> list[Path]:
     entries[name] = caption
     records.write_json(index, entries)
     return paths
+
+
+class Figures:
+    """One notebook's figures: ``figs = Figures(out_dir)``, then ``figs.add(name, fig, caption)``
+    for each figure (PNG, PDF and the caption in figures.json, through `add_figure`).
+
+    ``paths`` maps each added name to the files written, in the order the figures were added.
+    """
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.paths: dict[str, list[Path]] = {}
+
+    def add(self, name: str, fig, caption: str) -> None:
+        """Save `fig` as ``<out_dir>/<name>.png`` and ``.pdf`` with its one-sentence caption.
+
+        Returns None: a notebook cell that ends with this call shows the figure and no list of
+        paths.
+        """
+        self.paths[name] = add_figure(fig, self.out_dir, name, caption)
 
 
 def _cell(text: str) -> str:
@@ -147,51 +175,16 @@ def _fmt_interval(iv: dict[str, Any]) -> str:
     return f"{_fmt_value(mean)} [{_fmt_value(low)}, {_fmt_value(high)}]{mark}"
 
 
-# Reference rows under each table, in order: (key suffix of the floors, row label).
-REFERENCE_ROWS: tuple[tuple[str, str], ...] = (
-    ("chance", "chance"),
-    ("random_init", "random init"),
-    ("raw_input", "raw input"),
-    ("shuffled_z", "shuffled z"),
-    ("ceiling", "ceiling"),
-)
-
-# A cmi run whose training critic's accuracy over the last 20 % of logged steps stayed below
-# this is flagged: its I(z;s) penalty was (close to) inert, so its row is not a test of cmi.
-CRITIC_CHANCE_ACC = 0.55
-CRITIC_ACC_KEY = "critic_acc_zs_final"
-FLAG = "†"
 # A cmi run whose training critic and the other family's fresh critic read I(z;s) more than
 # MONITOR_RATIO apart on validation rows is flagged: its instrument is not trusted there.
 MONITOR_FLAG = "§"
-
-
-def critic_flags(metrics: dict[str, Any], threshold: float = CRITIC_CHANCE_ACC) -> dict[str, list]:
-    """``{objective: [indices of seeds whose training critic stayed at chance]}``.
-
-    Reads ``critic_acc_zs_final`` (per seed) where an objective reports it; objectives without
-    the key (elbo, mi, or runs from before it existed) are never flagged.
-    """
-    return _seeds_where(metrics, CRITIC_ACC_KEY, lambda v: v < threshold)
 
 
 def monitor_flags(metrics: dict[str, Any], ratio: float = MONITOR_RATIO) -> dict[str, list]:
     """``{objective: [indices of seeds whose two I(z;s) readings differ by more than `ratio`]}``:
     the training critic against a fresh critic of the other family on validation rows at the
     run's last step (``monitor_ratio_final``, paperlib.regularizers.CMIObjective.monitor)."""
-    return _seeds_where(metrics, "monitor_ratio_final", lambda v: v > ratio)
-
-
-def _seeds_where(metrics: dict[str, Any], key: str, bad) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for o, ms in metrics.items():
-        if o.startswith("_") or key not in ms:
-            continue
-        vals = ms[key].get("per_seed") or [ms[key]["mean"]]
-        hit = [i for i, v in enumerate(vals) if v is not None and bad(float(v))]
-        if hit:
-            out[o] = hit
-    return out
+    return seeds_where(metrics, "monitor_ratio_final", lambda v: v > ratio)
 
 
 def _seeds(metrics: dict[str, Any]) -> list:
@@ -202,22 +195,6 @@ def _seeds(metrics: dict[str, Any]) -> list:
     first = next((ms for o, ms in metrics.items() if not o.startswith("_")), {})
     n = max((len(v.get("per_seed", [])) for v in first.values()), default=0)
     return list(range(n))
-
-
-def _floors_of(metrics: dict[str, Any], floors: dict[str, float] | None) -> dict[str, float]:
-    """Floors from the argument, else ``_meta.floors``, plus per-run ``<metric>@<ref>`` keys
-    (e.g. ``class_consistency@shuffled_z``) averaged over every objective's runs."""
-    out = dict(floors if floors is not None else metrics.get("_meta", {}).get("floors", {}))
-    per_run: dict[str, list[float]] = {}
-    for o, ms in metrics.items():
-        if o.startswith("_"):
-            continue
-        for k, v in ms.items():
-            if "@" in k and v.get("mean") is not None and math.isfinite(v["mean"]):
-                per_run.setdefault(k, []).append(float(v["mean"]))
-    for k, vals in per_run.items():
-        out.setdefault(k, sum(vals) / len(vals))
-    return out
 
 
 def _fmt_value(v: float) -> str:
@@ -246,7 +223,7 @@ def metric_table(
     columns = [m for m in TABLE_METRICS if any(m in metrics[o] for o in objectives)]
     if not objectives or not columns:
         return ""
-    refs = _floors_of(metrics, floors)
+    refs = floors_of(metrics, floors)
     flags = critic_flags(metrics)
     disagree = monitor_flags(metrics)
     seeds = _seeds(metrics)

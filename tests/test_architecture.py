@@ -2,6 +2,9 @@
 
 Every import statement of every paperlib module counts, also those inside functions (a lazy
 import is still a dependency). A new module must be placed in `LAYERS` before it can be imported.
+Within a layer too, no two modules import each other, directly or round a longer circle, and no
+module imports another's private (``_name``) attribute: what two modules share is public in the
+lower one.
 """
 
 from __future__ import annotations
@@ -85,6 +88,116 @@ def test_the_layer_test_catches_an_upward_import(tmp_path):
     bad.write_text("import torch\n\n\ndef f():\n    from paperlib.models import build_model\n")
     assert imported(bad, "paperlib.gaussian") == {"paperlib.models"}
     assert layer_of("paperlib.models") > layer_of("paperlib.gaussian")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the paperlib modules it imports (anywhere in its body), for every module."""
+    return {
+        module_name(path): imported(path) - {module_name(path)}
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle of `graph`: its strongly connected components of more than one
+    module (Tarjan's algorithm, iterative), each sorted, plus modules importing themselves."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, deps = work[-1]
+            dep = next(deps, None)
+            if dep is not None:
+                if dep not in index:
+                    index[dep] = low[dep] = len(index)
+                    stack.append(dep)
+                    on_stack.add(dep)
+                    work.append((dep, iter(sorted(graph.get(dep, ())))))
+                elif dep in on_stack:
+                    low[node] = min(low[node], index[dep])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    m = stack.pop()
+                    on_stack.discard(m)
+                    component.append(m)
+                    if m == node:
+                        break
+                if len(component) > 1 or node in graph.get(node, ()):
+                    found.append(sorted(component))
+    return found
+
+
+def private_imports(path: Path, name: str | None = None) -> list[str]:
+    """``from paperlib.X import _private`` in `path` where X is another module (dunders such as
+    ``__version__`` are public)."""
+    me = name or module_name(path)
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            source = node.module or ""
+            if not (source == "paperlib" or source.startswith("paperlib.")) or source == me:
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    out.append(f"{me} imports {alias.name} from {source}")
+    return out
+
+
+#: private imports that cross modules today and are waiting for their owner to make the name
+#: public; each needs a file that was being edited elsewhere when this check came (issue 23).
+#: Remove an entry once its import is gone: the test fails on an entry that no longer applies.
+PENDING_PRIVATE = {
+    "paperlib.conversion imports _collect from paperlib.evaluate",
+    "paperlib.conversion imports _features from paperlib.evaluate",
+    "paperlib.conversion imports _fit from paperlib.evaluate",
+    "paperlib.conversion imports _model_device from paperlib.evaluate",
+    "paperlib.conversion imports _np from paperlib.evaluate",
+    "paperlib.critics imports _as_generator from paperlib.mi",
+}
+
+
+def test_no_import_circle_among_paperlib_modules():
+    found = circles(import_graph())
+    assert not found, "modules that import each other (a lazy import counts too):\n" + "\n".join(
+        " <-> ".join(c) for c in found
+    )
+
+
+def test_no_module_imports_another_modules_private_name():
+    found = {p for path in sorted(PACKAGE.rglob("*.py")) for p in private_imports(path)}
+    new = sorted(found - PENDING_PRIVATE)
+    assert not new, "private names imported across modules (make them public):\n" + "\n".join(new)
+    stale = sorted(PENDING_PRIVATE - found)
+    assert not stale, "fixed, so remove from PENDING_PRIVATE:\n" + "\n".join(stale)
+
+
+def test_the_circle_and_private_checks_catch_what_they_should(tmp_path):
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}, "f": set()}
+    assert circles(graph) == [["a", "b", "c"], ["e"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+    lazy = tmp_path / "plots.py"
+    lazy.write_text(
+        "from paperlib import __version__\n\n\n"
+        "def f():\n    from paperlib.summary import _floors_of, table\n"
+    )
+    assert imported(lazy, "paperlib.plots") == {"paperlib", "paperlib.summary"}
+    assert private_imports(lazy, "paperlib.plots") == [
+        "paperlib.plots imports _floors_of from paperlib.summary"
+    ]
 
 
 def test_the_design_doc_lists_the_same_layers():

@@ -207,7 +207,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
     monkeypatch.setattr(train_mod.BatchStream, "batch", counting_batch)
     monkeypatch.setattr(experiment, "fit_classifiers", lambda cfg, b: experiment.Classifiers())
     monkeypatch.setattr(experiment, "evaluate_run", lambda model, cfg, b, c, **kw: ({}, {}))
-    # 01/02 train inside params.compare_objectives, which then reads the (stubbed) metrics
+    # 01/02 train inside experiment.compare_objectives, which then reads the (stubbed) metrics
     monkeypatch.setattr(evaluate, "describe_regime", lambda metrics: "stubbed")
     for nb in plan.planned_notebooks():
         before = len(trained)

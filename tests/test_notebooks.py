@@ -246,7 +246,7 @@ def test_every_figure_is_followed_by_what_to_look_for(name):
 
     cells = jupytext.read(NOTEBOOK_DIR / f"{name}.py").cells
     for i, cell in enumerate(cells):
-        if cell.cell_type == "code" and "summary.add_figure(" in cell.source:
+        if cell.cell_type == "code" and "figs.add(" in cell.source:
             nxt = cells[i + 1] if i + 1 < len(cells) else None
             assert nxt is not None and nxt.cell_type == "markdown", f"{name}: cell {i}"
             assert nxt.source.startswith("**What to look for"), f"{name}: cell {i + 1}"
@@ -254,7 +254,8 @@ def test_every_figure_is_followed_by_what_to_look_for(name):
 
 def test_setup_checks_the_parameters_and_builds_each_notebooks_config():
     from paperlib import config, plan
-    from paperlib.params import ParameterError, setup
+    from paperlib.params import ParameterError
+    from paperlib.plan import setup
 
     ns = {"profile": "smoke", "seeds": None, "steps": None, "beta": None, "out_dir": "o"}
     params, cfg = setup("00_walkthrough", ns)

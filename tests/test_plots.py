@@ -294,3 +294,22 @@ def test_metric_figure_leaves_out_the_per_seed_bounds(plots, tmp_path):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert len(titles) == 2, titles  # mi_zs_nats and probe_acc, not the bounds
     _check_and_save(plots, fig, tmp_path, "metrics_bounds")
+
+
+def test_figures_add_writes_png_pdf_and_the_caption(tmp_path):
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from paperlib import summary
+
+    figs = summary.Figures(tmp_path / "01_speech_dsae")
+    assert figs.add("metrics", plt.figure(), "What the metrics show.") is None
+    figs.add("tsne_z", plt.figure(), "Where z puts each speaker.")
+    out = tmp_path / "01_speech_dsae"
+    for name in ("metrics", "tsne_z"):
+        assert [p.name for p in figs.paths[name]] == [f"{name}.png", f"{name}.pdf"]
+        assert all(p.exists() and p.stat().st_size > 0 for p in figs.paths[name])
+    captions = json.loads((out / "figures.json").read_text())
+    assert captions == {"metrics": "What the metrics show.", "tsne_z": "Where z puts each speaker."}
+    assert list(figs.paths) == ["metrics", "tsne_z"]  # the order the notebook added them

@@ -381,12 +381,10 @@ def test_a_selection_made_for_another_profile_is_refused_with_the_command(
 def test_a_notebook_run_by_hand_refuses_reported_seeds_that_chose_its_weights(tmp_path):
     """The same check inside notebooks 01/02 (JupyterLab, no runner), before any training."""
     _selection(tmp_path)  # chosen on seed 0
-    p = plan.notebook_params(
-        "01_speech_dsae", "smoke", {"seeds": [0, 100], "results_dir": str(tmp_path)}
-    )
-    cfg = plan.base_config("01_speech_dsae", p)
+    cell = {**plan.parameters_cell("01_speech_dsae"), "profile": "smoke"}
+    namespace = {**cell, "seeds": [0, 100], "results_dir": str(tmp_path)}
     with pytest.raises(params.ParameterError, match=r"'seeds' = \[0, 100\] overlaps the seeds"):
-        params.compare_objectives(p, cfg)
+        plan.setup("01_speech_dsae", namespace)
 
 
 # ----------------------------------------------------------------------------------------------
