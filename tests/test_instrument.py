@@ -125,6 +125,18 @@ def test_the_set_critics_phi_has_the_configured_depth():
         SetCritic(3, 4, 16, phi_layers=0)
 
 
+def test_the_pooled_second_family_is_as_wide_as_the_set_critic_it_checks():
+    def channels(critic):
+        return {m.out_channels for m in critic.conv if isinstance(m, torch.nn.Conv2d)}
+
+    # pooled: a mean of `hidden` channels, as the set critic pools `hidden` features
+    other = instrument.other_critic("set", 3, 4, (1, 8), hidden=24)
+    assert channels(other) == {24}
+    # per window the training critic stays narrow (it runs at every model step)
+    obj = config.ObjectiveConfig(name="cmi", critic_pairs="window", critic_hidden=24)
+    assert channels(zs_critic(obj, 3, 4, (6, 6))) == {32}
+
+
 def test_the_evaluation_budget_is_the_qualified_one_in_quick_and_small_in_smoke():
     for pairs, steps in (("set", 1500), ("window", 500)):
         assert instrument.evaluation_budget(pairs, 300)["steps"] == steps  # quick
