@@ -616,13 +616,17 @@ def training_metrics(history) -> dict[str, float]:
     """What a run's training says about itself, as metrics.
 
     ``train_seconds``; ``train_steps`` and ``best_step`` (the weights kept: the best validation
-    ELBO when it was tracked); ``critic_acc_zs_final`` and ``mi_zs_train_final``, the training
+    ELBO when it was tracked); ``trained`` (1.0 when `History.trained`: it stopped on its
+    validation plateau or gained < 1 % over its last fifth, ``val_elbo_gain_last_fifth``); ``critic_acc_zs_final`` and ``mi_zs_train_final``, the training
     critic's balanced accuracy and I(z;s) estimate averaged over the last 20 % of logged steps
     (cmi only); ``critic_at_chance`` = 1.0 when that accuracy is below `CRITIC_CHANCE_MARGIN`.
     """
     m = {"train_seconds": float(history.train_seconds), "train_steps": float(history.steps)}
     if history.best_step is not None:
         m["best_step"] = float(history.best_step)
+    # trained: stopped on the validation plateau, or < 1 % better over the last fifth of steps
+    m["val_elbo_gain_last_fifth"] = history.val_elbo_gain()
+    m["trained"] = float(history.trained())
     rows = [r for r in history.rows if "critic_acc_zs" in r]
     if rows:
         tail = rows[-max(1, len(rows) // 5) :]

@@ -53,6 +53,8 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "monitor_ratio_final": ("monitor: critic / other family", 0),
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
+    "trained": ("trained (fraction of seeds)", 0),
+    "val_elbo_gain_last_fifth": ("val. ELBO gain, last fifth", 0),
     "train_seconds": ("train time [s]", 0),
     "eval_seconds": ("evaluation time [s]", 0),
 }
@@ -75,7 +77,10 @@ TABLE_GROUPS: dict[str, tuple[str, ...]] = {
         "critic_acc_before_beta", "critic_acc_zs_peak", "critic_acc_zs_final",
         "mi_zs_train_final", "mi_zs_critic_nats", "monitor_ratio_final",
     ),
-    "Fit and cost": ("nll_nats", "nll_bits_per_dim", "train_seconds", "eval_seconds"),
+    "Fit and cost": (
+        "trained", "val_elbo_gain_last_fifth", "nll_nats", "nll_bits_per_dim", "train_seconds",
+        "eval_seconds",
+    ),
 }  # fmt: skip
 #: the widest table the summary writes, the objective column included
 MAX_COLUMNS = 8

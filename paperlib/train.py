@@ -52,6 +52,9 @@ KEEP_CHECKPOINTS = 2
 #: file that `fit` leaves in ``checkpoints/`` when the validation ELBO plateaued before
 #: ``train.steps``: the run is complete (``paperlib.plan`` reads it without loading anything)
 STOPPED_MARKER = "stopped_early"
+#: a run is trained when it stopped on its plateau or its best validation ELBO rose by less
+#: than TRAINED_TOL over the last TRAINED_FRACTION of its steps (issue 22)
+TRAINED_FRACTION, TRAINED_TOL = 0.2, 0.01
 #: terms shown in the progress bar (when present)
 POSTFIX_KEYS = ("loss", "elbo", "kl_z", "mi_xz", "mi_zs")
 
@@ -82,6 +85,24 @@ class History:
     best_step: int | None = None
     best_val_elbo: float | None = None
     stopped_early: bool = False
+
+    def val_elbo_gain(self, fraction: float = TRAINED_FRACTION) -> float:
+        """How much the best validation ELBO rose over the last `fraction` of the steps, as a
+        fraction of its value before them: (best_end - best_before) / |best_before|. NaN when
+        the validation ELBO was not tracked before that point."""
+        val = [(r["step"], r["val_elbo"]) for r in self.rows if "val_elbo" in r]
+        cut = self.steps * (1.0 - fraction)
+        before = [v for step, v in val if step <= cut]
+        if not before:
+            return math.nan
+        best_before, best_end = max(before), max(v for _, v in val)
+        return float((best_end - best_before) / max(abs(best_before), 1e-12))
+
+    def trained(self, fraction: float = TRAINED_FRACTION, tol: float = TRAINED_TOL) -> bool:
+        """The run counts as trained: it stopped on its validation plateau (``patience``), or
+        its best validation ELBO rose by less than `tol` (1 %) over its last `fraction` (a
+        fifth) of steps. A run still improving compares an unfinished model."""
+        return bool(self.stopped_early or self.val_elbo_gain(fraction) < tol)
 
     def as_dict(self) -> dict[str, list[float]]:
         """Column view ``{key: [value per logged step]}`` (NaN where a key is missing)."""

@@ -225,3 +225,23 @@ def test_a_checkpoint_from_before_a_field_existed_resumes_where_the_run_never_re
     torch.save(payload, ckpt)
     with pytest.raises(ValueError, match="different 'objective' config"):
         _run(tmp_path / "run", **dict(kw, objective__name="cmi", train__steps=14))
+
+
+def test_a_run_counts_as_trained_only_on_its_plateau_or_under_one_percent_gain():
+    from paperlib.train import History
+
+    def history(vals, stopped=False):
+        rows = [{"step": 10 * (i + 1), "val_elbo": v} for i, v in enumerate(vals)]
+        return History(rows=rows, steps=10 * len(vals), stopped_early=stopped)
+
+    # still improving: -100 -> -90 over the last fifth (steps 80-100), 10 % better
+    climbing = history([-200, -180, -160, -140, -120, -110, -105, -100, -95, -90])
+    assert climbing.val_elbo_gain() == pytest.approx(0.10)
+    assert not climbing.trained()
+    # flat at the end: 0.5 % over the last fifth
+    flat = history([-200, -150, -120, -110, -105, -102, -101, -100, -99.8, -99.5])
+    assert flat.val_elbo_gain() == pytest.approx(0.005)
+    assert flat.trained()
+    # stopped on its plateau: trained whatever the numbers; no validation ELBO: not trained
+    assert history([-200, -100], stopped=True).trained()
+    assert not History(rows=[{"step": 10, "loss": 1.0}], steps=10).trained()
