@@ -625,7 +625,9 @@ def training_metrics(history) -> dict[str, float]:
     if history.best_step is not None:
         m["best_step"] = float(history.best_step)
     # trained: stopped on the validation plateau, or < 1 % better over the last fifth of steps
-    m["val_elbo_gain_last_fifth"] = history.val_elbo_gain()
+    gain = history.val_elbo_gain()
+    if math.isfinite(gain):  # NaN (not tracked before the last fifth) stays out of the tables
+        m["val_elbo_gain_last_fifth"] = gain
     m["trained"] = float(history.trained())
     rows = [r for r in history.rows if "critic_acc_zs" in r]
     if rows:
