@@ -20,11 +20,11 @@ from torch import Tensor
 
 from paperlib.evaluate import (
     FeatureClassifier,
-    _collect,
-    _features,
-    _fit,
-    _model_device,
-    _np,
+    collect_arrays,
+    feature_rows,
+    fit_logistic,
+    model_device,
+    to_numpy,
 )
 
 
@@ -32,8 +32,8 @@ def train_speaker_classifier(
     loader: Iterable, max_items: int | None = 2000, seed: int = 0
 ) -> FeatureClassifier:
     """Speaker classifier on real utterances: logistic regression on the utterance-mean frame."""
-    data = _collect(loader, max_items, ("x", "y"))
-    pipeline = _fit(_features(data["x"], "utterance"), data["y"], seed)
+    data = collect_arrays(loader, max_items, ("x", "y"))
+    pipeline = fit_logistic(feature_rows(data["x"], "utterance"), data["y"], seed)
     return FeatureClassifier(pipeline=pipeline, level="utterance")
 
 
@@ -49,8 +49,8 @@ def train_phone_classifier(
 
     A shrinkage LDA (scikit-learn) on standardised features: linear, like the probes, and fast.
     """
-    data = _collect(loader, max_items, ("x", "y_local"))
-    feats, y = _features(data["x"], "frame", context), data["y_local"].reshape(-1)
+    data = collect_arrays(loader, max_items, ("x", "y_local"))
+    feats, y = feature_rows(data["x"], "frame", context), data["y_local"].reshape(-1)
     if len(y) > max_frames:
         keep = np.random.default_rng(seed).choice(len(y), size=max_frames, replace=False)
         feats, y = feats[keep], y[keep]
@@ -111,18 +111,18 @@ def voice_conversion(
     """
     if n_pairs < 1:
         raise ValueError(f"voice_conversion: n_pairs must be >= 1, got {n_pairs!r}")
-    data = _collect(loader, max_items, ("x", "y", "y_local"))
+    data = collect_arrays(loader, max_items, ("x", "y", "y_local"))
     content, speaker = _conversion_pairs(data["y"], n_pairs, seed)
     was_training = model.training
     model.eval()
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     conv, recon = [], []
     try:
         for a in range(0, n_pairs, batch_size):
             xc = torch.as_tensor(data["x"][content[a : a + batch_size]], device=dev)
             xk = torch.as_tensor(data["x"][speaker[a : a + batch_size]], device=dev)
-            conv.append(_np(_convert(model, xc, xk)))
-            recon.append(_np(_convert(model, xc, xc)))
+            conv.append(to_numpy(_convert(model, xc, xk)))
+            recon.append(to_numpy(_convert(model, xc, xc)))
     finally:
         model.train(was_training)
     conv_x, recon_x = np.concatenate(conv), np.concatenate(recon)
@@ -151,15 +151,15 @@ def voice_conversion_examples(
 ) -> dict[str, np.ndarray]:
     """Arrays for `paperlib.plots.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
     (n, T, F) and the speakers ``content_speaker``, ``speaker_speaker`` (n,)."""
-    data = _collect(loader, max_items, ("x", "y"))
+    data = collect_arrays(loader, max_items, ("x", "y"))
     content, speaker = _conversion_pairs(data["y"], n_examples, seed)
     was_training = model.training
     model.eval()
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     try:
         xc = torch.as_tensor(data["x"][content], device=dev)
         xk = torch.as_tensor(data["x"][speaker], device=dev)
-        converted = _np(_convert(model, xc, xk))
+        converted = to_numpy(_convert(model, xc, xk))
     finally:
         model.train(was_training)
     return {

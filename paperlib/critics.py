@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from paperlib.gaussian import gaussian_log_prob
 from paperlib.mi import (
     N_FREQUENCIES,
-    _as_generator,
+    as_generator,
     club_bound,
     mlp,
     position_code,
@@ -335,7 +335,7 @@ class _LocalSummary(nn.Module):
         if self.gru is not None:
             return self.gru(s)[1][-1]  # (B, H)
         b, t = s.shape[:2]
-        gen = generator if generator is not None else _as_generator(0)
+        gen = generator if generator is not None else as_generator(0)
         idx = torch.randint(0, t, (b,), generator=gen).to(s.device)
         return s[torch.arange(b, device=s.device), idx]  # (B, Ds)
 

@@ -44,7 +44,7 @@ PROBE_MAX_ITER = 500
 # helpers
 
 
-def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
+def model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
     """The device to run on: `device` if given, else where the model's parameters live."""
     if device is not None:
         return torch.device(device)
@@ -72,11 +72,12 @@ def _iter_items(loader: Iterable, max_items: int | None) -> Iterable[dict[str, T
             break
 
 
-def _np(t: Tensor) -> np.ndarray:
+def to_numpy(t: Tensor) -> np.ndarray:
+    """`t` as a numpy array (detached, on the CPU)."""
     return t.detach().cpu().numpy()
 
 
-def _fit(features: np.ndarray, y: np.ndarray, seed: int) -> Pipeline:
+def fit_logistic(features: np.ndarray, y: np.ndarray, seed: int) -> Pipeline:
     """StandardScaler + LogisticRegression(C=PROBE_C), fitted on (features, y)."""
     clf = make_pipeline(
         StandardScaler(),
@@ -126,7 +127,7 @@ def encode_dataset(
     """
     was_training = model.training
     model.eval()
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     parts: dict[str, list[np.ndarray]] = {}
@@ -156,7 +157,7 @@ def encode_dataset(
             if "y_local" in batch:
                 got["y_local_at_frame"] = batch["y_local"][rows, t_idx]
             for key, value in got.items():
-                parts.setdefault(key, []).append(_np(value))
+                parts.setdefault(key, []).append(to_numpy(value))
     finally:
         model.train(was_training)
     if not parts:
@@ -192,7 +193,7 @@ def linear_probe(
         raise ValueError("linear_probe: features and labels must have the same number of rows")
     if len(np.unique(train_y)) < 2:
         raise ValueError("linear_probe: train_y needs at least two classes")
-    return float(_fit(train_feats, train_y, seed).score(test_feats, test_y))
+    return float(fit_logistic(train_feats, train_y, seed).score(test_feats, test_y))
 
 
 def probe_metrics(
@@ -513,7 +514,7 @@ def critic_mi_zs(
     try:
         terms = np.concatenate(
             [
-                _np(critic.rows(z[a : a + batch_size].to(dev), s[a : a + batch_size].to(dev)))
+                to_numpy(critic.rows(z[a : a + batch_size].to(dev), s[a : a + batch_size].to(dev)))
                 for a in range(0, len(z), batch_size)
             ]
         )
@@ -623,7 +624,7 @@ def nll_bits_per_dim(
 def _iw_sum(model, loader, n_samples, max_items, device, with_dims=False):
     was_training = model.training
     model.eval()
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     total, count, n_dims = 0.0, 0, None
     try:
         for batch in _iter_items(loader, max_items):
@@ -642,9 +643,9 @@ def _iw_sum(model, loader, n_samples, max_items, device, with_dims=False):
 # classifiers of real data (class consistency below; voice conversion in paperlib.conversion)
 
 
-def _features(x: np.ndarray | Tensor, level: str, context: int = 0) -> np.ndarray:
+def feature_rows(x: np.ndarray | Tensor, level: str, context: int = 0) -> np.ndarray:
     """Feature rows: (N, F) utterance means, (N*T, F*(2c+1)) frames, or (N, C*H*W) images."""
-    x = _np(x) if isinstance(x, Tensor) else np.asarray(x)
+    x = to_numpy(x) if isinstance(x, Tensor) else np.asarray(x)
     if level == "utterance":
         return x.mean(axis=1)  # (N, F): the utterance-mean frame
     if level == "frame":
@@ -672,24 +673,25 @@ class FeatureClassifier:
     context: int = 0
 
     def features(self, x: np.ndarray | Tensor) -> np.ndarray:
-        """Feature rows for `x` (see `_features`)."""
-        return _features(x, self.level, self.context)
+        """Feature rows for `x` (see `feature_rows`)."""
+        return feature_rows(x, self.level, self.context)
 
     def predict(self, x: np.ndarray | Tensor) -> np.ndarray:
         return self.pipeline.predict(self.features(x))
 
     def score(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
-        y = _np(y) if isinstance(y, Tensor) else np.asarray(y)
+        y = to_numpy(y) if isinstance(y, Tensor) else np.asarray(y)
         return float(np.mean(self.predict(x) == y.reshape(-1)))
 
 
-def _collect(loader: Iterable, max_items: int | None, keys: tuple[str, ...]) -> dict:
+def collect_arrays(loader: Iterable, max_items: int | None, keys: tuple[str, ...]) -> dict:
+    """``{key: array}``: the entries `keys` of the loader's first `max_items` items, stacked."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for batch in _iter_items(loader, max_items):
         for k in keys:
             if k not in batch:
                 raise ValueError(f"batches need a {k!r} entry for this metric")
-            parts[k].append(_np(batch[k]))
+            parts[k].append(to_numpy(batch[k]))
     if not parts[keys[0]]:
         raise ValueError("the loader yielded no items")
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -703,8 +705,8 @@ def train_image_classifier(
     loader: Iterable, max_items: int | None = 5000, seed: int = 0
 ) -> FeatureClassifier:
     """Classifier of real images: logistic regression on flattened pixels (standardised)."""
-    data = _collect(loader, max_items, ("x", "y"))
-    pipeline = _fit(_features(data["x"], "image"), data["y"], seed)
+    data = collect_arrays(loader, max_items, ("x", "y"))
+    pipeline = fit_logistic(feature_rows(data["x"], "image"), data["y"], seed)
     return FeatureClassifier(pipeline=pipeline, level="image")
 
 
@@ -743,7 +745,7 @@ def class_consistency(
     perm_gen = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     hits, total = 0, 0
     try:
         for batch in _iter_items(loader, max_items):
@@ -754,7 +756,7 @@ def class_consistency(
                 src = torch.empty_like(p)
                 src[p] = p.roll(-1)
                 z_mean = z_mean[src.to(z_mean.device)]
-            y = _np(batch["y"])
+            y = to_numpy(batch["y"])
             for _ in range(n_per_item):
                 samples = model.sample(z_mean, generator=generator)  # (B, C, H, W)
                 hits += int(np.sum(classifier.predict(samples) == y))
@@ -804,8 +806,8 @@ def sample_grid(
     -------
     (images (rows, 1 + n_samples, C, H, W) in [0, 1], row labels)
     """
-    dev = _model_device(model, device)
-    data = _collect(loader, max_items, ("x", "y"))
+    dev = model_device(model, device)
+    data = collect_arrays(loader, max_items, ("x", "y"))
     x, y = torch.as_tensor(data["x"]), np.asarray(data["y"])
     classes = np.unique(y)
     first = torch.as_tensor([int(np.flatnonzero(y == c)[0]) for c in classes])

@@ -358,23 +358,23 @@ def floors(
     out.update({f"{k}@random_init": float(np.mean(v)) for k, v in per_seed.items()})
 
     if kind == "speech":
-        test = evaluate._collect(loaders[split], n, ("x", "y"))
+        test = evaluate.collect_arrays(loaders[split], n, ("x", "y"))
         if classifiers.speaker is not None:
             acc = classifiers.speaker.score(test["x"], test["y"])
             out["probe_acc@raw_input"] = acc
             out["vc_speaker_acc@ceiling"] = acc
             out["vc_speaker_acc@chance"] = out["probe_acc@chance"]
         if classifiers.phone is not None:
-            frames = evaluate._collect(loaders[split], min(n, 500), ("x", "y_local"))
+            frames = evaluate.collect_arrays(loaders[split], min(n, 500), ("x", "y_local"))
             out["vc_phone_acc@ceiling"] = classifiers.phone.score(frames["x"], frames["y_local"])
             if "phone_probe_acc_z@chance" in out:
                 out["vc_phone_acc@chance"] = out["phone_probe_acc_z@chance"]
         out["eer@chance"] = 0.5
         if "heldout" in loaders:
-            held = evaluate._collect(loaders["heldout"], n, ("x", "y"))
+            held = evaluate.collect_arrays(loaders["heldout"], n, ("x", "y"))
             out["eer@raw_input"] = evaluate.eer(held["x"].mean(axis=1), held["y"])
     elif kind == "image" and classifiers.image is not None:
-        test = evaluate._collect(loaders[split], n, ("x", "y"))
+        test = evaluate.collect_arrays(loaders[split], n, ("x", "y"))
         acc = classifiers.image.score(test["x"], test["y"])
         out["probe_acc@raw_input"] = acc
         out["class_consistency@ceiling"] = acc

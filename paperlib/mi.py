@@ -70,7 +70,7 @@ def correlated_gaussians(
 
     y = rho * x + sqrt(1 - rho^2) * eps,   x, eps ~ N(0, I) independent.
     """
-    gen = _as_generator(generator)
+    gen = as_generator(generator)
     x = torch.randn(n, d, generator=gen)
     eps = torch.randn(n, d, generator=gen)
     # y = rho x + sqrt(1 - rho^2) eps                                               (n, d)
@@ -87,7 +87,7 @@ def shuffle_rows(x: Tensor, generator: torch.Generator) -> Tensor:
     return x[perm]
 
 
-def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+def as_generator(generator: torch.Generator | int | None) -> torch.Generator:
     if isinstance(generator, torch.Generator):
         return generator
     gen = torch.Generator()
@@ -856,7 +856,7 @@ def _cross_fit(
     if xt.shape[0] != yt.shape[0]:
         raise ValueError(f"x and y must have the same number of rows, got {len(xt)} and {len(yt)}")
     n = xt.shape[0]
-    gen = _as_generator(seed)
+    gen = as_generator(seed)
     perm = torch.randperm(n, generator=gen)
     if folds > 1:
         if n < 2 * folds:

@@ -157,17 +157,10 @@ def private_imports(path: Path, name: str | None = None) -> list[str]:
     return out
 
 
-#: private imports that cross modules today and are waiting for their owner to make the name
-#: public; each needs a file that was being edited elsewhere when this check came (issue 23).
-#: Remove an entry once its import is gone: the test fails on an entry that no longer applies.
-PENDING_PRIVATE = {
-    "paperlib.conversion imports _collect from paperlib.evaluate",
-    "paperlib.conversion imports _features from paperlib.evaluate",
-    "paperlib.conversion imports _fit from paperlib.evaluate",
-    "paperlib.conversion imports _model_device from paperlib.evaluate",
-    "paperlib.conversion imports _np from paperlib.evaluate",
-    "paperlib.critics imports _as_generator from paperlib.mi",
-}
+#: private imports that cross modules and wait for their owner to make the name public; empty
+#: since issue 23 (conversion and critics use evaluate's and mi's public helpers). Remove an
+#: entry once its import is gone: the test fails on an entry that no longer applies.
+PENDING_PRIVATE: set[str] = set()
 
 
 def test_no_import_circle_among_paperlib_modules():

@@ -342,8 +342,8 @@ def test_floors_keys_and_values(experiment_name):
     assert all("@" in k and k.split("@")[1] in experiment.REFERENCES for k in fl)
     loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
     n = cfg.eval.max_items
-    train = ev._collect(loaders["train"], n, ("y",))
-    test = ev._collect(loaders["test"], n, ("x", "y"))
+    train = ev.collect_arrays(loaders["train"], n, ("y",))
+    test = ev.collect_arrays(loaders["test"], n, ("x", "y"))
     # chance: the most frequent training label, scored on the test labels
     assert fl["probe_acc@chance"] == pytest.approx(ev._chance_accuracy(train["y"], test["y"]))
     if experiment_name == "images":
