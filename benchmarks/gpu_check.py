@@ -54,9 +54,10 @@ def shapes(experiment: str, tiny: bool) -> dict:
 
 def make(experiment: str, objective: str, device: str, tiny: bool, seed: int = 0):
     from paperlib import config
-    from paperlib.experiment import run_config, weights_for
+    from paperlib.experiment import run_config
     from paperlib.models import build_model
     from paperlib.regularizers import build_objective
+    from paperlib.selection import weights_for
 
     over = {}
     if tiny:

@@ -63,9 +63,10 @@ class Trainer:
     def __init__(self, experiment: str, objective: str, device: str = "cpu", bundle=None):
         from paperlib import config
         from paperlib.data import load_data, make_loaders
-        from paperlib.experiment import run_config, weights_for
+        from paperlib.experiment import run_config
         from paperlib.models import build_model
         from paperlib.regularizers import build_objective
+        from paperlib.selection import weights_for
         from paperlib.train import BatchStream
 
         base = config.load("quick", experiment, train__progress=False)

@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
 import pandas as pd
 from IPython.display import Audio, display
 
-from paperlib import experiment, plots, records, summary
+from paperlib import experiment, plots, plots_information, records, summary
 from paperlib.data import load_data, speech
 from paperlib.plan import setup
 
@@ -85,7 +85,7 @@ cfg
 # changes).
 
 # %%
-fig = plots.fig_information_diagram()
+fig = plots_information.fig_information_diagram()
 figs.add(
     "information_diagram",
     fig,

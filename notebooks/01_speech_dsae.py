@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
 # %%
 from IPython.display import Audio, display
 
-from paperlib import conversion, plots, summary
+from paperlib import conversion, plots, plots_generation, plots_information, summary
 from paperlib.data import features
 from paperlib.experiment import compare_objectives
 from paperlib.plan import setup
@@ -211,7 +211,7 @@ figs.add(
 # z spends its capacity on local content.
 
 # %%
-fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
+fig = plots_information.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 figs.add(
     "rate_distortion",
     fig,
@@ -235,7 +235,7 @@ figs.add(
 vc = conversion.voice_conversion_examples(
     res.models[objectives[-1]], res.loader("test"), n_examples=3, seed=params["seeds"][0]
 )
-fig = plots.fig_voice_conversion(vc)
+fig = plots_generation.fig_voice_conversion(vc)
 figs.add(
     "voice_conversion",
     fig,

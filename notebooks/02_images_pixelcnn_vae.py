@@ -37,7 +37,7 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import evaluate, plots, summary
+from paperlib import evaluate, plots, plots_generation, plots_information, summary
 from paperlib.experiment import compare_objectives
 from paperlib.plan import setup
 
@@ -183,7 +183,7 @@ figs.add("tsne_z", fig, "t-SNE of the posterior means of z on test images, colou
 # as a picture of the class probe in the table, not as a measurement.
 
 # %%
-fig = plots.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
+fig = plots_information.fig_rate_distortion(res.seed_points("rate_nats", "distortion_nats"))
 figs.add(
     "rate_distortion",
     fig,
@@ -206,7 +206,9 @@ for o in objectives:
     images, labels = evaluate.sample_grid(
         res.models[o], res.loader("test"), n_samples=cfg.eval.n_samples, seed=params["seeds"][0]
     )
-    fig = plots.fig_sample_grid(images, labels, title=f"{o}: each row one z, columns are samples")
+    fig = plots_generation.fig_sample_grid(
+        images, labels, title=f"{o}: each row one z, columns are samples"
+    )
     figs.add(
         f"samples_{o}",
         fig,

@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
     colab.setup()
 
 # %%
-from paperlib import experiment, plan, plots, records, summary
+from paperlib import experiment, plan, plots_information, records, selection, summary
 from paperlib.plan import setup
 
 # %% tags=["parameters"]
@@ -72,8 +72,8 @@ rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs
 
 # %%
 for name in experiments:
-    fig = plots.fig_information_plane(
-        experiment.points(rows[name], "mi_zs_target_nats", "mi_xz_nats")
+    fig = plots_information.fig_information_plane(
+        selection.points(rows[name], "mi_zs_target_nats", "mi_xz_nats")
     )
     figs.add(
         f"information_plane_{name}",
@@ -94,7 +94,9 @@ for name in experiments:
 
 # %%
 for name in experiments:
-    fig = plots.fig_rate_distortion(experiment.points(rows[name], "rate_nats", "distortion_nats"))
+    fig = plots_information.fig_rate_distortion(
+        selection.points(rows[name], "rate_nats", "distortion_nats")
+    )
     figs.add(
         f"rate_distortion_{name}",
         fig,
@@ -109,7 +111,7 @@ for name in experiments:
 
 # %%
 for name in experiments:
-    fig = plots.fig_probe_vs_beta(experiment.probe_vs_beta(rows[name]))
+    fig = plots_information.fig_probe_vs_beta(selection.probe_vs_beta(rows[name]))
     figs.add(
         f"probe_vs_beta_{name}",
         fig,
@@ -130,14 +132,14 @@ for name in experiments:
 # evidence; notebooks 01 and 02 read them.
 
 # %%
-selection = {name: experiment.select_weights(rows[name]) for name in experiments}
-experiment.write_selection(f"{out_dir}/selected_weights.json", selection, cfgs, params["seeds"])
-{n: {o: w for o, w in s.items() if o != "_evidence"} for n, s in selection.items()}
+chosen = {name: selection.select_weights(rows[name]) for name in experiments}
+selection.write_selection(f"{out_dir}/selected_weights.json", chosen, cfgs, params["seeds"])
+{n: {o: w for o, w in s.items() if o != "_evidence"} for n, s in chosen.items()}
 
 # %%
 metrics = {}
 for name in experiments:
-    metrics.update(experiment.rows_to_metrics(rows[name], suffix=f"_{name}"))
+    metrics.update(selection.rows_to_metrics(rows[name], suffix=f"_{name}"))
 records.write_metrics(
     f"{out_dir}/metrics.json", metrics, None, profile=profile, params=params, split="val"
 )

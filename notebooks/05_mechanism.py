@@ -47,7 +47,7 @@ if "google.colab" in sys.modules:
 # %%
 import pandas as pd
 
-from paperlib import mechanism, plots, records, summary
+from paperlib import mechanism, plots_mechanism, records, summary
 from paperlib.plan import setup
 
 # %% tags=["parameters"]
@@ -93,7 +93,7 @@ pd.DataFrame(rows).groupby(["point", "objective"])[
 ].mean().round(3)
 
 # %%
-fig = plots.fig_dial_sweep(
+fig = plots_mechanism.fig_dial_sweep(
     mechanism.dial_panels(rows, centre, "probe_acc"),
     "probe accuracy of g from z",
     references=mechanism.probe_references(refs, rows, centre),
@@ -121,7 +121,7 @@ reading_probe = mechanism.reading_probe(rows, refs[mechanism.point_name(centre)]
 print(reading_probe)
 
 # %%
-fig = plots.fig_dial_sweep(
+fig = plots_mechanism.fig_dial_sweep(
     {
         f"{d}, {what}": s
         for metric, what in (("local_probe_acc_z", "l_t from z"), ("g_probe_acc_s", "g from s"))
@@ -156,7 +156,7 @@ reading_local = mechanism.reading_local(rows)
 print(reading_local)
 
 # %%
-fig = plots.fig_information_plane_intervals(
+fig = plots_mechanism.fig_information_plane_intervals(
     mechanism.plane_points(rows), title="Information plane (test split, post-hoc estimates)"
 )
 figs.add(

@@ -4,7 +4,7 @@
 and a phone classifier (`train_phone_classifier`), both trained on real utterances; the shared
 feature-classifier machinery (`FeatureClassifier`) is paperlib.evaluate's, which also uses it for
 the class consistency of generated images. `voice_conversion_examples` gives the arrays of
-`paperlib.plots.fig_voice_conversion`.
+`paperlib.plots_generation.fig_voice_conversion`.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def voice_conversion_examples(
     max_items: int | None = 500,
     device: torch.device | str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays for `paperlib.plots.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
+    """Arrays for `paperlib.plots_generation.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
     (n, T, F) and the speakers ``content_speaker``, ``speaker_speaker`` (n,)."""
     data = collect_arrays(loader, max_items, ("x", "y"))
     content, speaker = _conversion_pairs(data["y"], n_examples, seed)

@@ -796,7 +796,7 @@ def sample_grid(
     max_items: int | None = 1000,
     device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Images for `paperlib.plots.fig_sample_grid`: one row per z, columns are samples.
+    """Images for `paperlib.plots_generation.fig_sample_grid`: one row per z, columns are samples.
 
     One row per class: z is the posterior mean of the first test image of that class, shown in
     the first column, followed by `n_samples` autoregressive samples ``model.sample(z)``. Then

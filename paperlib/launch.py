@@ -196,7 +196,7 @@ class TrainJob:
         with _job_context(self.work_dir, self.cwd, self.threads):
             # the progress bar is left out of the run's hash; a job logs start and end instead
             cfg = Config.from_dict(self.config).replace(train__progress=False)
-            run_dir = experiment.run_dir_for(cfg, self.run_root)
+            run_dir = records.run_dir_for(cfg, self.run_root)
             if run_dir != Path(self.run_dir):
                 raise RuntimeError(
                     f"this job computes the run folder {run_dir}, the launcher planned "

@@ -595,7 +595,7 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
 def dial_panels(
     rows: list[dict[str, Any]], centre: dict[str, Any], metric: str
 ) -> dict[str, dict[str, list[tuple[float, float, float, float]]]]:
-    """Input of `paperlib.plots.fig_dial_sweep`: ``{dial: series(rows, dial, centre, metric)}``
+    """Input of `paperlib.plots_mechanism.fig_dial_sweep`: ``{dial: series(rows, dial, centre, metric)}``
     for every dial that takes more than one value in `rows`."""
     return {
         d: series(rows, d, centre, metric)
@@ -624,7 +624,7 @@ def probe_references(
 
 
 def plane_points(rows: list[dict[str, Any]]) -> dict[str, list[tuple]]:
-    """Input of `paperlib.plots.fig_information_plane_intervals`: per objective and dial point,
+    """Input of `paperlib.plots_mechanism.fig_information_plane_intervals`: per objective and dial point,
     mean and 95 % t-interval over seeds of post-hoc I(z;s) and of I(x;z), labelled by point."""
     out: dict[str, list[tuple]] = {}
     for point in dict.fromkeys(r["point"] for r in rows):

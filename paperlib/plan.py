@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlib import config, experiment, notebooks, runtime, train
+from paperlib import config, experiment, notebooks, records, runtime, selection, train
 from paperlib.config import Config
 from paperlib.params import SPECS, ParameterError, check_params, check_unseen_seeds, notebook_names
 
@@ -122,7 +122,7 @@ def base_config(notebook: str, params: Mapping[str, Any], name: str | None = Non
 
 def sweep_grid(params: Mapping[str, Any]) -> Grid:
     """Notebook 03's grid: (objective, alpha, beta) for `SWEEP_OBJECTIVES` over its weights."""
-    return experiment.sweep_grid(list(SWEEP_OBJECTIVES), params["alphas"], params["betas"])
+    return selection.sweep_grid(list(SWEEP_OBJECTIVES), params["alphas"], params["betas"])
 
 
 class SelectionPending(FileNotFoundError):
@@ -135,7 +135,7 @@ def selection_path(params: Mapping[str, Any]) -> Path:
     results = Path(params["results_dir"])
     if not results.is_absolute():
         results = notebooks.NOTEBOOK_DIR / results
-    return results / "03_information_plane" / experiment.SELECTION_FILE
+    return results / "03_information_plane" / selection.SELECTION_FILE
 
 
 def _plan_experiment(notebook: str) -> Callable[[Mapping[str, Any]], list[tuple]]:
@@ -145,11 +145,11 @@ def _plan_experiment(notebook: str) -> Callable[[Mapping[str, Any]], list[tuple]
         p: Mapping[str, Any], pending_ok: bool = False
     ) -> list[tuple[Config, Grid, list[int]]]:
         base = base_config(notebook, p)
-        selection = None
+        chosen = None
         if p["alpha"] is None or p["beta"] is None:
             path = selection_path(p)
             try:
-                selection = experiment.load_selection(path, base)
+                chosen = selection.load_selection(path, base)
             except (FileNotFoundError, ValueError) as err:
                 if not pending_ok:
                     raise SelectionPending(
@@ -158,8 +158,8 @@ def _plan_experiment(notebook: str) -> Callable[[Mapping[str, Any]], list[tuple]
                         "paperlib.launch --only 03`, then `./run_all.sh --only 03`), then launch "
                         "again; or pass -p alpha and -p beta"
                     ) from None
-        grid = experiment.objective_grid(
-            base.experiment, p["objectives"], p["alpha"], p["beta"], selection
+        grid = selection.objective_grid(
+            base.experiment, p["objectives"], p["alpha"], p["beta"], chosen
         )
         return [(base, grid, p["seeds"])]
 
@@ -198,7 +198,7 @@ def check_run(
 
     The selection is the one notebook 03 makes in this run when 03 is among `resolved`, else the
     file in `results_dir`. It serves notebook 01 (02) when it was made for the same profile, the
-    same step count and base configuration (``experiment.base_hash``), for its experiment, on
+    same step count and base configuration (``selection.base_hash``), for its experiment, on
     seeds that 01 (02) does not report (held-out reporting, DESIGN section 2).
 
     Parameters
@@ -222,9 +222,9 @@ def check_run(
         p03 = resolved[sweep_nb]
         where, made_for, seeds = "notebook 03 in this run", profile, p03["seeds"]
         made = {e: base_config(sweep_nb, p03, e) for e in p03["experiments"]}
-        entries = {e: (c.train.steps, experiment.base_hash(c)) for e, c in made.items()}
+        entries = {e: (c.train.steps, selection.base_hash(c)) for e, c in made.items()}
     else:
-        path = Path(results_dir) / sweep_nb / experiment.SELECTION_FILE
+        path = Path(results_dir) / sweep_nb / selection.SELECTION_FILE
         where = f"notebook 03's selection {path}"
         make = f"`{command} --only 03`"
         if not path.exists():
@@ -278,12 +278,12 @@ def check_run(
                 f"{nb}: parameter 'steps' = {shown} trains {base.train.steps} steps, but {where} "
                 f"chose the {name} weights at {steps} steps; {match}, {fixed}"
             )
-        if made_hash != experiment.base_hash(base):
+        if made_hash != selection.base_hash(base):
             given = {k: p[k] for k in ("dataset", "data_dir") if p[k] is not None}
             what = f"parameters {given}" if given else "its preset"
             raise ParameterError(
                 f"{nb}: its {name} configuration ({what}; base config "
-                f"{experiment.base_hash(base)}) is not the one {where} selected on "
+                f"{selection.base_hash(base)}) is not the one {where} selected on "
                 f"({made_hash}); make a matching selection with `{command} --only 03`"
                 + ("" if given else " (the code or a preset changed since)")
                 + f", {fixed}"
@@ -410,7 +410,7 @@ def runs(
             cfgs = configs(nb, profile, params, pending_ok=True, results_dir=results_dir)
             waiting = True
         for cfg in cfgs:
-            d = experiment.run_dir_for(cfg, root)
+            d = records.run_dir_for(cfg, root)
             if d in by_dir:
                 r = by_dir[d]
                 if nb not in r.notebooks:
@@ -489,7 +489,7 @@ def setup(notebook: str, namespace: Mapping[str, Any]) -> tuple[dict[str, Any], 
     cfg = notebook_config(notebook, params)
     if notebook in _EXPERIMENT_OF and (params["alpha"] is None or params["beta"] is None):
         # read where experiment.compare_objectives reads it: relative to the working folder
-        path = Path(params["results_dir"]) / "03_information_plane" / experiment.SELECTION_FILE
+        path = Path(params["results_dir"]) / "03_information_plane" / selection.SELECTION_FILE
         if path.exists():  # a missing selection is refused when the weights are loaded
             check_unseen_seeds(
                 f"the {cfg.experiment} experiment",

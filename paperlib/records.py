@@ -1,5 +1,5 @@
-"""Run directories, crash-safe checkpoints, metrics.json and history.csv; one trainer per run
-folder (`run_lock`).
+"""Run directories (`run_dir_for`, named by `config_hash`), crash-safe checkpoints, metrics.json
+and history.csv; one trainer per run folder (`run_lock`).
 
 Checkpoints hold only tensors, lists, dicts and scalars so that they load with
 ``torch.load(..., weights_only=True)``: no pickle payload from a checkpoint is ever executed.
@@ -10,6 +10,7 @@ leaves either the previous file or the new one, never a half-written file that l
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import __version__
+from paperlib import __version__, runtime
 from paperlib.config import Config
 from paperlib.progress import PREFIX
 
@@ -416,6 +417,23 @@ def run_dir(root: str | Path, *parts: str) -> Path:
     path = Path(root, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def config_hash(cfg: Config) -> str:
+    """A short stable hash of a Config (names run folders): its `Config.identity` (fields added
+    later that the run never reads left out, `paperlib.config.ADDED_LATER`) without the
+    progress flag."""
+    d = cfg.identity()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("progress",)}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_dir_for(cfg: Config, root: str | Path | None = None) -> Path:
+    """``runs/<experiment>/<profile>/<objective>_a<alpha>_b<beta>_s<seed>_<hash>``."""
+    root = Path(root) if root is not None else runtime.work_dir() / "runs"
+    o = cfg.objective
+    name = f"{o.name}_a{o.alpha:g}_b{o.beta:g}_s{cfg.train.seed}_{config_hash(cfg)}"
+    return root / cfg.experiment / cfg.profile / name
 
 
 # ----------------------------------------------------------------------------------------------

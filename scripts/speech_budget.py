@@ -19,9 +19,10 @@ import json
 import time
 from pathlib import Path
 
-from paperlib import config, experiment, plots, runtime
+from paperlib import config, experiment, plots, references, runtime
 from paperlib.data import load_data
 from paperlib.records import provenance, write_json
+from paperlib.selection import load_selection, weights_for
 
 METRICS = (
     "probe_acc",
@@ -45,13 +46,13 @@ def run(
 ) -> dict:
     base = config.load(profile, "speech", **(overrides or {}))
     bundle = load_data(base.data)
-    classifiers = experiment.fit_classifiers(base, bundle)
-    refs = experiment.floors(base, bundle, classifiers, seeds=[seed], split="val")
+    classifiers = references.fit_classifiers(base, bundle)
+    refs = references.floors(base, bundle, classifiers, seeds=[seed], split="val")
     # the weights notebook 03 chose for this profile (checked), or the fallback without one
-    selection = experiment.load_selection(selection_file, base) if selection_file else None
+    selection = load_selection(selection_file, base) if selection_file else None
     rows = []
     for objective in objectives:
-        weights = experiment.weights_for("speech", objective, alpha=alpha, selection=selection)
+        weights = weights_for("speech", objective, alpha=alpha, selection=selection)
         tag = "".join(f"_{k.split('__')[1]}{v:g}" for k, v in sorted((overrides or {}).items()))
         run_dir = runtime.work_dir() / "runs" / "speech_budget" / f"{objective}_s{seed}{tag}"
         for budget in sorted(steps):

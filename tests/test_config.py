@@ -85,7 +85,8 @@ def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
     """Adding a config field must not orphan finished runs that it cannot change
     (paperlib.config.ADDED_LATER), and must move the runs it does change."""
     from paperlib.config import load
-    from paperlib.experiment import config_hash, run_config
+    from paperlib.experiment import run_config
+    from paperlib.records import config_hash
 
     def moved(experiment, objective, **change):
         cfg = run_config(load("quick", experiment), objective, 0, alpha=1.0, beta=1.0)

@@ -332,14 +332,14 @@ def test_describe_regime_says_whether_cmi_has_something_to_remove():
 # ----------------------------------------------------------------------- floors per experiment
 @pytest.mark.parametrize("experiment_name", ["speech", "images"])
 def test_floors_keys_and_values(experiment_name):
-    from paperlib import config, experiment
+    from paperlib import config, references
     from paperlib.data import load_data, make_loaders
 
     cfg = config.load("smoke", experiment_name)
     bundle = load_data(cfg.data)
-    clf = experiment.fit_classifiers(cfg, bundle)
-    fl = experiment.floors(cfg, bundle, clf)
-    assert all("@" in k and k.split("@")[1] in experiment.REFERENCES for k in fl)
+    clf = references.fit_classifiers(cfg, bundle)
+    fl = references.floors(cfg, bundle, clf)
+    assert all("@" in k and k.split("@")[1] in references.REFERENCES for k in fl)
     loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
     n = cfg.eval.max_items
     train = ev.collect_arrays(loaders["train"], n, ("y",))
@@ -353,7 +353,7 @@ def test_floors_keys_and_values(experiment_name):
         assert fl["eer@chance"] == 0.5 and 0.0 <= fl["eer@random_init"] <= 1.0
         assert fl["probe_acc@raw_input"] == pytest.approx(clf.speaker.score(test["x"], test["y"]))
     # random init is rebuilt from the seed: the same floors again
-    assert experiment.floors(cfg, bundle, clf) == fl
+    assert references.floors(cfg, bundle, clf) == fl
     assert 0.0 <= fl["probe_acc@random_init"] <= 1.0
 
 

@@ -20,7 +20,7 @@ import jupytext
 import pytest
 import torch
 
-from paperlib import config, evaluate, experiment, launch, plan, records
+from paperlib import config, evaluate, experiment, launch, plan, records, references, selection
 from paperlib.notebooks import NOTEBOOK_DIR
 from paperlib.params import ParameterError
 
@@ -49,7 +49,7 @@ def test_plan_expands_the_notebook_parameters():
     per_experiment = len(p["alphas"]) + len(p["alphas"]) * len(p["betas"])  # mi, cmi
     cfgs = plan.configs("03_information_plane", "paper")
     assert len(cfgs) == per_experiment * len(p["seeds"]) * len(p["experiments"])
-    assert len({experiment.config_hash(c) for c in cfgs}) == len(cfgs), "runs are distinct"
+    assert len({records.config_hash(c) for c in cfgs}) == len(cfgs), "runs are distinct"
     # notebook 01: objectives x seeds, with the weights that run_experiment would use
     p01 = {"objectives": ["elbo", "cmi"], "steps": 7, "alpha": 1.5, "beta": 3.0}
     cfgs = plan.configs("01_speech_dsae", "smoke", p01)
@@ -62,7 +62,7 @@ def test_plan_takes_01_and_02_weights_from_notebook_03s_selection(tmp_path):
     with pytest.raises(plan.SelectionPending, match="--only 03"):
         plan.configs("01_speech_dsae", "smoke", results_dir=tmp_path)
     pending = plan.configs("01_speech_dsae", "smoke", results_dir=tmp_path, pending_ok=True)
-    w = experiment.weights_for("speech", "cmi")  # the fallback, for counts only
+    w = selection.weights_for("speech", "cmi")  # the fallback, for counts only
     assert (pending[-1].objective.alpha, pending[-1].objective.beta) == (w["alpha"], w["beta"])
     _write_smoke_selection(tmp_path)
     cfgs = plan.configs("01_speech_dsae", "smoke", results_dir=tmp_path)
@@ -74,8 +74,8 @@ def _write_smoke_selection(results_dir, alpha=1.0, beta=5.0):
     p = plan.notebook_params("03_information_plane", "smoke")
     cfgs = {n: plan.base_config("03_information_plane", p, n) for n in ("speech", "images")}
     weights = {"mi": {"alpha": alpha, "beta": 0.0}, "cmi": {"alpha": alpha, "beta": beta}}
-    path = Path(results_dir) / "03_information_plane" / experiment.SELECTION_FILE
-    experiment.write_selection(path, {n: dict(weights) for n in cfgs}, cfgs, p["seeds"])
+    path = Path(results_dir) / "03_information_plane" / selection.SELECTION_FILE
+    selection.write_selection(path, {n: dict(weights) for n in cfgs}, cfgs, p["seeds"])
     return path
 
 
@@ -193,7 +193,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
     real_train, real_batch = experiment.train_run, train_mod.BatchStream.batch
 
     def recording_train(cfg, bundle, run_root=None):
-        trained.append(experiment.run_dir_for(cfg, run_root))
+        trained.append(records.run_dir_for(cfg, run_root))
         return real_train(cfg, bundle, run_root)
 
     def counting_batch(self, step):
@@ -205,7 +205,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
     real_sweeps = experiment.sweeps
     monkeypatch.setattr(experiment, "sweeps", lambda *a, **kw: real_sweeps(*a, **{**kw, "jobs": 1}))
     monkeypatch.setattr(train_mod.BatchStream, "batch", counting_batch)
-    monkeypatch.setattr(experiment, "fit_classifiers", lambda cfg, b: experiment.Classifiers())
+    monkeypatch.setattr(experiment, "fit_classifiers", lambda cfg, b: references.Classifiers())
     monkeypatch.setattr(experiment, "evaluate_run", lambda model, cfg, b, c, **kw: ({}, {}))
     # 01/02 train inside experiment.compare_objectives, which then reads the (stubbed) metrics
     monkeypatch.setattr(evaluate, "describe_regime", lambda metrics: "stubbed")
@@ -249,7 +249,7 @@ class _FailingExecutor:
 def test_a_failing_run_is_reported_with_its_log_and_resubmitted_once(tmp_path):
     _submitit()  # the launcher submits arrays inside submitit's clean_env()
     cfg = config.load("smoke", "toy")
-    run = plan.Run(cfg, experiment.run_dir_for(cfg, tmp_path), ("test",))
+    run = plan.Run(cfg, records.run_dir_for(cfg, tmp_path), ("test",))
     executor, lines = _FailingExecutor(tmp_path), []
     report = launch.train_runs([run], executor, run_root=tmp_path, log=lines.append)
     assert len(executor.submitted) == 2, "submitted, then resubmitted once, not more"
@@ -303,7 +303,7 @@ def test_preempted_and_killed_job_resumes_to_the_same_weights(workdir, monkeypat
         train__checkpoint_every=20,
     )
     root = workdir / "runs"
-    run = plan.Run(cfg, experiment.run_dir_for(cfg, root), ("test",))
+    run = plan.Run(cfg, records.run_dir_for(cfg, root), ("test",))
     executor = submitit.LocalExecutor(workdir / "jobs" / "%j")
     # a long limit: submitit treats a signal within 10 minutes of a shorter limit as a time-out
     executor.update_parameters(timeout_min=60)
@@ -333,9 +333,7 @@ def test_preempted_and_killed_job_resumes_to_the_same_weights(workdir, monkeypat
     other = workdir / "uninterrupted"
     experiment.train_run(cfg.replace(train__progress=False), load_data(cfg.data), other)
     a = records.load_checkpoint(run.run_dir / "checkpoints" / "step_0000300.pt")
-    b = records.load_checkpoint(
-        experiment.run_dir_for(cfg, other) / "checkpoints" / "step_0000300.pt"
-    )
+    b = records.load_checkpoint(records.run_dir_for(cfg, other) / "checkpoints" / "step_0000300.pt")
     for part in ("model", "objective"):
         for key, tensor in a[part].items():
             if torch.is_tensor(tensor):

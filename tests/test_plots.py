@@ -28,6 +28,20 @@ def plots():
     return plots
 
 
+@pytest.fixture
+def plots_generation():
+    from paperlib import plots_generation
+
+    return plots_generation
+
+
+@pytest.fixture
+def plots_information():
+    from paperlib import plots_information
+
+    return plots_information
+
+
 OBJECTIVES = ("elbo", "mi", "cmi")
 
 
@@ -98,10 +112,10 @@ def test_disentanglement(plots, tmp_path):
     _check_and_save(plots, fig, tmp_path, "disentanglement")
 
 
-def test_voice_conversion(plots, tmp_path):
+def test_voice_conversion(plots, tmp_path, plots_generation):
     rng = np.random.default_rng(0)
     grid = rng.standard_normal((2, 3, 12, 8))
-    fig = plots.fig_voice_conversion(grid, row_labels=["a -> b", "c -> d"])
+    fig = plots_generation.fig_voice_conversion(grid, row_labels=["a -> b", "c -> d"])
     _check_and_save(plots, fig, tmp_path, "vc")
     examples = {
         "content": grid[:, 0],
@@ -110,62 +124,64 @@ def test_voice_conversion(plots, tmp_path):
         "content_speaker": np.array([0, 1]),
         "speaker_speaker": np.array([2, 3]),
     }
-    fig2 = plots.fig_voice_conversion(examples)
+    fig2 = plots_generation.fig_voice_conversion(examples)
     assert "spk 0 -> spk 2" in fig2.axes[0].get_ylabel()
 
 
-def test_rate_distortion_and_information_plane(plots, tmp_path):
+def test_rate_distortion_and_information_plane(plots, tmp_path, plots_information):
     pts = {
         o: [(1.0 + k, 50.0 - k, f"a={k}"), (2.0 + k, 45.0 - k)] for k, o in enumerate(OBJECTIVES)
     }
-    fig = plots.fig_rate_distortion(pts)
+    fig = plots_information.fig_rate_distortion(pts)
     assert "nats" in fig.axes[0].get_xlabel() and "nats" in fig.axes[0].get_ylabel()
     _check_and_save(plots, fig, tmp_path, "rd")
-    fig2 = plots.fig_information_plane(pts, bound_nats=np.log(64))
+    fig2 = plots_information.fig_information_plane(pts, bound_nats=np.log(64))
     assert fig2.axes[0].get_xlabel() == "I(z; s) [nats]"
     _check_and_save(plots, fig2, tmp_path, "infoplane")
 
 
-def test_sample_grid(plots, tmp_path):
+def test_sample_grid(plots, tmp_path, plots_generation):
     rng = np.random.default_rng(0)
-    fig = plots.fig_sample_grid(rng.random((2, 3, 8, 8)), row_labels=["test z", "prior z"])
+    fig = plots_generation.fig_sample_grid(
+        rng.random((2, 3, 8, 8)), row_labels=["test z", "prior z"]
+    )
     _check_and_save(plots, fig, tmp_path, "grid")
-    fig2 = plots.fig_sample_grid(rng.random((2, 2, 3, 8, 8)))  # colour images (C first)
+    fig2 = plots_generation.fig_sample_grid(rng.random((2, 2, 3, 8, 8)))  # colour images (C first)
     _check_and_save(plots, fig2, tmp_path, "grid_rgb")
     with pytest.raises(ValueError, match="rows, cols"):
-        plots.fig_sample_grid(rng.random((8, 8)))
+        plots_generation.fig_sample_grid(rng.random((8, 8)))
 
 
-def test_probe_vs_beta(plots, tmp_path):
+def test_probe_vs_beta(plots, tmp_path, plots_information):
     series = {
         "speaker_probe_acc_z": [(0.0, 0.6, 0.05), (1.0, 0.7, 0.04), (100.0, 0.8, 0.02)],
         "speaker_probe_acc_s": [(0.0, 0.4), (1.0, 0.3), (100.0, 0.2)],
     }
-    fig = plots.fig_probe_vs_beta(series, chance=0.1)
+    fig = plots_information.fig_probe_vs_beta(series, chance=0.1)
     assert fig.axes[0].get_xscale() == "symlog"
     _check_and_save(plots, fig, tmp_path, "probe_beta")
 
 
-def test_objective_colours_fixed_and_style_is_scoped(plots):
+def test_objective_colours_fixed_and_style_is_scoped(plots, plots_information):
     import matplotlib as mpl
 
     assert plots.objective_color("cmi") == plots.OBJECTIVE_COLORS["cmi"]
     assert plots.objective_color("cmi_x") == plots.objective_color("cmi_x")
     assert len(set(plots.OBJECTIVE_COLORS.values())) == len(plots.OBJECTIVE_COLORS)
     before = dict(mpl.rcParams)
-    plots.fig_rate_distortion({"elbo": [(1.0, 2.0)]})
+    plots_information.fig_rate_distortion({"elbo": [(1.0, 2.0)]})
     assert dict(mpl.rcParams) == before
 
 
-def test_information_diagram_labels_the_identity(plots, tmp_path):
-    fig = plots.fig_information_diagram()
+def test_information_diagram_labels_the_identity(plots, tmp_path, plots_information):
+    fig = plots_information.fig_information_diagram()
     assert len(fig.axes) == 2
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     for region in ("I(x;z\\,|\\,s)", "I(z;s)", "I(x;s\\,|\\,z)", "H(x)", "H(z)", "H(s)"):
         assert region in texts
     assert "I(z;s\\,|\\,x) = 0" in texts  # the condition of the identity is stated
     _check_and_save(plots, fig, tmp_path, "information_diagram")
-    assert len(plots.fig_information_diagram(show_graph=False).axes) == 1
+    assert len(plots_information.fig_information_diagram(show_graph=False).axes) == 1
 
 
 def _metrics_with_floors():

@@ -138,11 +138,9 @@ def test_device_choice():
 
 
 def test_work_dir_follows_the_environment_variable(tmp_path, monkeypatch):
-    from paperlib.experiment import run_dir_for
-
     monkeypatch.setenv(runtime.WORKDIR_ENV, str(tmp_path))
     assert runtime.work_dir() == tmp_path.resolve()
     assert runtime.in_work_dir(".cache/x") == tmp_path.resolve() / ".cache/x"
     assert str(runtime.in_work_dir("/abs/x")) == "/abs/x"
     cfg = config.load("smoke", "toy")
-    assert run_dir_for(cfg).is_relative_to(tmp_path.resolve() / "runs")
+    assert records.run_dir_for(cfg).is_relative_to(tmp_path.resolve() / "runs")

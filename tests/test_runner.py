@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import experiment, params, plan, runner
+from paperlib import params, plan, runner, selection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,8 +226,8 @@ def stubbed(monkeypatch):
             cfgs = {e: plan.base_config(name, p, e) for e in p["experiments"]}
             a = p["alphas"][0]
             w = {"mi": {"alpha": a, "beta": 0.0}, "cmi": {"alpha": a, "beta": a}}
-            path = Path(params_["out_dir"]) / experiment.SELECTION_FILE
-            experiment.write_selection(path, {e: dict(w) for e in cfgs}, cfgs, p["seeds"])
+            path = Path(params_["out_dir"]) / selection.SELECTION_FILE
+            selection.write_selection(path, {e: dict(w) for e in cfgs}, cfgs, p["seeds"])
 
     monkeypatch.setattr(runner, "execute", stub)
     return executed
@@ -285,8 +285,8 @@ def _selection(results: Path, profile: str = "smoke", **given) -> None:
     p = plan.notebook_params("03_information_plane", profile, given)
     cfgs = {e: plan.base_config("03_information_plane", p, e) for e in p["experiments"]}
     w = {"mi": {"alpha": 1.0, "beta": 0.0}, "cmi": {"alpha": 1.0, "beta": 1.0}}
-    path = results / "03_information_plane" / experiment.SELECTION_FILE
-    experiment.write_selection(path, {e: dict(w) for e in cfgs}, cfgs, p["seeds"])
+    path = results / "03_information_plane" / selection.SELECTION_FILE
+    selection.write_selection(path, {e: dict(w) for e in cfgs}, cfgs, p["seeds"])
 
 
 @pytest.mark.parametrize(
@@ -370,7 +370,7 @@ def test_a_selection_made_for_another_profile_is_refused_with_the_command(
     assert rc == 2 and not stubbed
     assert (
         f"01_speech_dsae: profile 'quick' cannot use notebook 03's selection "
-        f"{tmp_path / '03_information_plane' / experiment.SELECTION_FILE}, made for profile "
+        f"{tmp_path / '03_information_plane' / selection.SELECTION_FILE}, made for profile "
         f"'smoke'; make a matching one with `./run_all.sh --results {tmp_path} --only 03`"
     ) in err
     shutil.rmtree(tmp_path / "03_information_plane")

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from paperlib import config, experiment
+from paperlib import config, experiment, selection
 from paperlib.train import History
 
 
 def _write(tmp_path, cfg, **edits):
     sel = {"mi": {"alpha": 3.0, "beta": 0.0}, "cmi": {"alpha": 3.0, "beta": 8.0}, "_evidence": {}}
-    path = experiment.write_selection(
+    path = selection.write_selection(
         tmp_path / "selected_weights.json", {cfg.experiment: sel}, {cfg.experiment: cfg}, [0, 1]
     )
     if edits:
@@ -22,14 +22,14 @@ def _write(tmp_path, cfg, **edits):
 
 def test_a_matching_selection_is_used_and_overridden_by_explicit_weights(tmp_path):
     cfg = config.load("quick", "images")
-    sel = experiment.load_selection(_write(tmp_path, cfg), cfg)
+    sel = selection.load_selection(_write(tmp_path, cfg), cfg)
     assert sel["cmi"] == {"alpha": 3.0, "beta": 8.0}
     # the objective name, weights and seed are what a sweep varies: they do not break the match
     run = experiment.run_config(cfg, "cmi", 7, alpha=1.0, beta=1.0)
-    assert experiment.load_selection(tmp_path / "selected_weights.json", run) == sel
-    assert experiment.weights_for("images", "cmi", selection=sel) == {"alpha": 3.0, "beta": 8.0}
-    assert experiment.weights_for("images", "cmi", beta=2.0, selection=sel)["beta"] == 2.0
-    assert experiment.weights_for("images", "mi", beta=5.0, selection=sel)["beta"] == 0.0
+    assert selection.load_selection(tmp_path / "selected_weights.json", run) == sel
+    assert selection.weights_for("images", "cmi", selection=sel) == {"alpha": 3.0, "beta": 8.0}
+    assert selection.weights_for("images", "cmi", beta=2.0, selection=sel)["beta"] == 2.0
+    assert selection.weights_for("images", "mi", beta=5.0, selection=sel)["beta"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -45,16 +45,16 @@ def test_a_stale_or_foreign_selection_is_refused_with_the_fix(tmp_path, change, 
     path = _write(tmp_path, cfg)
     other = cfg.replace(**change)
     with pytest.raises(ValueError, match=message) as err:
-        experiment.load_selection(path, other)
+        selection.load_selection(path, other)
     assert "--only 03" in str(err.value)
 
 
 def test_a_missing_selection_names_the_file_and_the_fix(tmp_path):
     cfg = config.load("quick", "speech")
     with pytest.raises(FileNotFoundError, match="--only 03"):
-        experiment.load_selection(tmp_path / "nope.json", cfg)
+        selection.load_selection(tmp_path / "nope.json", cfg)
     with pytest.raises(ValueError, match="no entry for experiment 'speech'"):
-        experiment.load_selection(_write(tmp_path, config.load("quick", "images")), cfg)
+        selection.load_selection(_write(tmp_path, config.load("quick", "images")), cfg)
 
 
 def test_training_metrics_flag_a_critic_at_chance():
@@ -69,7 +69,7 @@ def test_training_metrics_flag_a_critic_at_chance():
 
 
 def test_a_tied_sweep_puts_cmi_at_beta_equal_alpha():
-    grid = experiment.sweep_grid(["elbo", "mi", "cmi"], [1.0, 3.0], "tied")
+    grid = selection.sweep_grid(["elbo", "mi", "cmi"], [1.0, 3.0], "tied")
     assert grid == [
         ("elbo", 0.0, 0.0),
         ("mi", 1.0, 0.0),
@@ -78,7 +78,7 @@ def test_a_tied_sweep_puts_cmi_at_beta_equal_alpha():
         ("cmi", 3.0, 3.0),
     ]
     with pytest.raises(ValueError, match="'tied'"):
-        experiment.sweep_grid(["cmi"], [1.0], "untied")
+        selection.sweep_grid(["cmi"], [1.0], "untied")
 
 
 @pytest.mark.slow
