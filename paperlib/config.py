@@ -1,19 +1,21 @@
-"""Configuration: frozen dataclasses per block and named presets.
+"""Configuration: frozen dataclasses per block, validated, and `load` for the named presets.
 
 One `Config` holds everything a run needs; it is saved beside every result (checkpoints,
 metrics.json), so a number can always be traced back to the settings that produced it.
 
 Presets are keyed by profile (``smoke`` | ``quick`` | ``paper``) and experiment
-(``speech`` | ``images`` | ``toy`` | ``mechanism``)::
+(``speech`` | ``images`` | ``toy`` | ``mechanism``); their values, each with its reason, live in
+``paperlib/presets/`` (one module per experiment)::
 
     cfg = load("quick", "speech", objective__beta=2.0, train__steps=500)
 
 Every value is validated when the dataclass is built: an unknown key, a wrong type or an
 out-of-range value raises a ValueError naming the key and what would be accepted. Component
 names (``data.name``, ``model.name``, ``objective.name``) are only type-checked here: this module
-imports nothing else of paperlib (docs/DESIGN.md, "Architecture"). They are checked where they
-are used (the registries' ``get`` names the key and the registered names) and, before any
-notebook runs, by the runner's parameter check (paperlib.components.registered).
+imports nothing else of paperlib but the plain data of ``paperlib.presets`` (docs/DESIGN.md,
+"Architecture"). They are checked where they are used (the registries' ``get`` names the key and
+the registered names) and, before any notebook runs, by the runner's parameter check
+(paperlib.components.registered).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+from paperlib.presets import PRESETS
 
 PROFILES = ("smoke", "quick", "paper")
 EXPERIMENTS = ("speech", "images", "toy", "mechanism")
@@ -386,193 +390,13 @@ def identity(d: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Presets. Each line states its reason where the value is not the dataclass default.
-
-_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    # --- toy: linear-Gaussian sequence with known MI, for tests -------------------------------
-    ("smoke", "toy"): dict(
-        data=dict(name="toy", batch_size=64),
-        model=dict(name="toy", z_dim=2, s_dim=2, hidden=32),
-        train=dict(steps=30, checkpoint_every=0, log_every=5, progress=False),
-        objective=dict(critic_hidden=32),
-    ),
-    ("quick", "toy"): dict(
-        data=dict(name="toy", batch_size=128),
-        model=dict(name="toy", z_dim=2, s_dim=2, hidden=64),
-        train=dict(steps=1500, checkpoint_every=500),
-        objective=dict(critic_hidden=64),
-    ),
-    # --- speech: DSAE on the synthetic multi-speaker corpus ----------------------------------
-    ("smoke", "speech"): dict(
-        data=dict(
-            n_speakers=6,
-            n_heldout_speakers=3,
-            utts_per_speaker=12,
-            n_frames=16,
-            n_mels=16,
-            val_fraction=0.25,  # >= 18 items per split: the post-hoc critics hold rows out
-            test_fraction=0.25,
-        ),
-        model=dict(name="dsae", z_dim=4, s_dim=4, hidden=16),
-        objective=dict(critic_hidden=16, warmup_steps=2),
-        train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False, eval_every=3),
-        eval=dict(max_items=200, posthoc_critic_steps=20, tsne_points=40),
-    ),
-    ("quick", "speech"): dict(
-        # log B = log 128 = 4.85 nats > log 64 = 4.16, what telling 64 speakers apart takes: the
-        # minibatch I(x;z) reward is bounded by log B
-        data=dict(
-            n_speakers=64, n_heldout_speakers=16, utts_per_speaker=40, n_frames=64, batch_size=128
-        ),
-        model=dict(name="dsae", z_dim=16, s_dim=16, hidden=128),
-        objective=dict(
-            # The regime (DESIGN section 1): with gamma = 1 the local path held no speaker
-            # information under `elbo` (validation probe of s: 0.02, chance 0.016); gamma = 0.1
-            # lets s carry some (0.14), so redundancy between z and s can arise at all.
-            kl_s_weight=0.1,
-            # I(z; s_1:T) over the whole sequence, all pairs of a batch (critics.SetCritic), on
-            # the scale of the reward; beta switches on once the critic has warmed up
-            critic_pairs="set",
-            # 3 critic steps per model step, lr 3e-3: of 0.5 planted nats the set critic
-            # recovered 0.76 with 2 steps, 0.89 with 3; of 1 nat 0.68 at lr 1e-3, 0.89 at 3e-3
-            # (benchmarks/qualify_critics.py)
-            n_critic=3,
-            critic_lr=3e-3,
-            warmup_steps=100,
-            warmup_plateau=60,
-            warmup_max_steps=300,
-            beta_ramp_steps=100,
-            monitor_every=200,
-        ),
-        # until the validation ELBO stops improving (best weights kept), at most 500 steps;
-        # lr 2e-3: at 600 steps the validation speaker probe of `mi` was 0.74 (0.66 at 1e-3,
-        # 800 steps; hidden 64 gave 0.65), the most the quick budget affords
-        train=dict(steps=500, lr=2e-3, checkpoint_every=100, eval_every=50, patience=4),
-        eval=dict(posthoc_critic_steps=300),
-    ),
-    ("paper", "speech"): dict(
-        # TIMIT has 462 training speakers: log 512 = 6.2 nats > log 462 = 6.1
-        data=dict(name="timit", n_mels=80, n_frames=128, batch_size=512),
-        # the factorized posterior q(s_t | x_t) keeps I(z; s | x) = 0, so that ELBO + alpha I(x;z)
-        # - beta I(z;s) with alpha = beta is ELBO + alpha I(x;z|s) exactly (DESIGN section 1);
-        # the DSAE paper's full q(s | x, z) makes s depend on z given x and breaks that identity
-        model=dict(name="dsae", z_dim=64, s_dim=32, hidden=256, posterior="factorized"),
-        objective=dict(critic_hidden=256, n_critic=2, critic_pairs="set", warmup_steps=2000),
-        train=dict(steps=60000, checkpoint_every=2000, eval_every=1000, patience=10),
-        eval=dict(max_items=10000, posthoc_critic_steps=5000, tsne_points=2000),
-    ),
-    # --- images: PixelCNN-VAE ------------------------------------------------------------------
-    ("smoke", "images"): dict(
-        data=dict(name="digits8x8", batch_size=32),
-        model=dict(
-            name="pixelcnn_vae",
-            z_dim=4,
-            s_dim=8,
-            hidden=8,
-            n_layers=2,
-            enc_channels=8,
-        ),
-        objective=dict(critic_hidden=16, warmup_steps=2),
-        # eval_every exercises the quick profile's best-validation path
-        train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False, eval_every=3),
-        eval=dict(max_items=200, posthoc_critic_steps=20, tsne_points=40, n_samples=2),
-    ),
-    ("quick", "images"): dict(
-        # 14x14 (2x2 area-downsampled) keeps the sweep and three seeds x three objectives within
-        # the quick profile's CPU budget; the paper profile uses native 28x28 MNIST. log 32 = 3.5
-        # nats > log 10, the class's entropy.
-        data=dict(name="mnist5k", batch_size=32, image_size=14),
-        model=dict(name="pixelcnn_vae", z_dim=16, s_dim=32, hidden=32, n_layers=5, enc_channels=32),
-        objective=dict(
-            # I(z; s_window), 5x5 windows of s on the pixel grid (critics.WindowCritic): s_1:T of
-            # the PixelCNN is x again (results/s_content: x from s_1:T at R^2 0.97, the class at
-            # 0.88 against 0.84 from x), so I(z; s_1:T) ~ I(x; z) would cancel the reward
-            critic_pairs="window",
-            critic_window=5,
-            # the critic keeps up with the moving encoder: with 2 steps per model step on the
-            # batch of 32, lr 1e-3, it read 0.06 nats on validation rows at step 400 where a
-            # fresh critic of the other family read 0.86 (15x apart); 4 steps on the batch and
-            # the 3 before it (128 rows), lr 3e-3: 0.61 against 0.67 (1.1x)
-            n_critic=4,
-            critic_replay=3,
-            critic_lr=3e-3,
-            # the critic warms up until its held-out accuracy stops rising, then beta ramps in
-            warmup_steps=100,
-            warmup_plateau=60,
-            warmup_max_steps=300,
-            beta_ramp_steps=100,
-            # a fresh critic of the other family on validation rows at steps 300 and 600
-            monitor_every=300,
-        ),
-        # at 600 steps the validation class probe of `mi` was 0.84 (raw pixels 0.81)
-        train=dict(steps=600, checkpoint_every=200, eval_every=50, patience=4),
-        eval=dict(posthoc_critic_steps=300),
-    ),
-    ("paper", "images"): dict(
-        data=dict(name="mnist", batch_size=128),
-        model=dict(name="pixelcnn_vae", z_dim=32, s_dim=64, hidden=64, n_layers=8, enc_channels=64),
-        # the window target, as in the quick profile (s_1:T of a PixelCNN holds x)
-        objective=dict(
-            critic_hidden=256,
-            critic_pairs="window",
-            critic_window=5,
-            n_critic=4,
-            critic_replay=3,
-            critic_lr=3e-3,
-            warmup_steps=2000,
-            beta_ramp_steps=2000,
-        ),  # fmt: skip
-        train=dict(steps=50000, checkpoint_every=2000, eval_every=1000, patience=10),
-        eval=dict(max_items=10000, posthoc_critic_steps=5000, tsne_points=2000),
-    ),
-    # --- mechanism: DSAE on sequences with known factors (notebook 05) ----------------------
-    ("smoke", "mechanism"): dict(
-        data=dict(
-            name="factors",
-            n_sequences=160,  # >= 32 items per split: the probes and post-hoc critics hold rows out
-            n_frames=8,
-            n_mels=8,
-            n_global=4,
-            batch_size=32,
-            val_fraction=0.2,
-            test_fraction=0.2,
-        ),
-        model=dict(name="dsae", z_dim=2, s_dim=2, hidden=8),
-        objective=dict(critic_hidden=8, critic_pairs="step"),
-        train=dict(steps=6, checkpoint_every=0, log_every=2, progress=False),
-        eval=dict(max_items=200, posthoc_critic_steps=10),
-    ),
-    ("quick", "mechanism"): dict(
-        data=dict(
-            name="factors",
-            n_sequences=1500,
-            n_frames=16,  # T = 16: per-frame noise on g averages out over the sequence (4x)
-            n_mels=16,  # D features per frame
-            n_global=8,
-            n_local=4,
-            leak=0.1,  # the centre of the leak dial: one frame shows little of g
-            batch_size=64,
-            val_fraction=0.2,
-            test_fraction=0.2,
-        ),
-        # tiny: 3 objectives x 5 seeds x several dial points within the notebook's few minutes
-        model=dict(name="dsae", z_dim=2, s_dim=4, hidden=32),
-        # per-frame pairs (z, s_t) and 2 critic steps per model step; the sequence critic (GRU
-        # summary) took 2x the time per step and was no more accurate in a trial at leak 0.3
-        objective=dict(critic_hidden=32, critic_pairs="step", n_critic=2),
-        # lr 3e-3: at 1e-3 the local path had not learned l_t after 300 steps (probe 0.50)
-        train=dict(steps=300, lr=3e-3, checkpoint_every=0, log_every=10, progress=False),
-        eval=dict(max_items=600, posthoc_critic_steps=200),
-    ),
-}
-# The paper profile of the toy experiment is the quick one: the toy model has no paper scale.
-_PRESETS[("paper", "toy")] = _PRESETS[("quick", "toy")]
-# The mechanism study is a controlled CPU experiment; its paper profile is the quick one.
-_PRESETS[("paper", "mechanism")] = _PRESETS[("quick", "mechanism")]
+# Presets: their values and reasons live in paperlib/presets/ (one module per experiment)
 
 
 def load(profile: str = "quick", experiment: str = "speech", **overrides: Any) -> Config:
     """Build a validated Config from a named preset plus ``block__key=value`` overrides.
+
+    The preset is ``paperlib.presets.<experiment>.<PROFILE>`` (e.g. ``presets.speech.QUICK``).
 
     Parameters
     ----------
@@ -593,11 +417,11 @@ def load(profile: str = "quick", experiment: str = "speech", **overrides: Any) -
         raise ValueError(
             f"experiment {experiment!r} is not accepted; choose one of {list(EXPERIMENTS)}"
         )
-    preset = _PRESETS[(profile, experiment)]
+    preset = PRESETS[(profile, experiment)]
     base = Config.from_dict({"profile": profile, "experiment": experiment, **preset})
     return _apply(base, overrides)
 
 
 def presets() -> list[tuple[str, str]]:
     """All (profile, experiment) pairs that `load` accepts."""
-    return [(p, e) for p in PROFILES for e in EXPERIMENTS if (p, e) in _PRESETS]
+    return [(p, e) for p in PROFILES for e in EXPERIMENTS if (p, e) in PRESETS]

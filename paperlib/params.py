@@ -6,7 +6,8 @@ silently becomes a new variable. So every notebook calls ``paperlib.plan.setup``
 overrides against the same spec before starting a kernel. Both fail with a message naming the
 parameter and the accepted values.
 
-``None`` for a parameter means "the profile's default", resolved by `check_params`.
+``None`` for a parameter means "the profile's default", resolved by `check_params`; the
+defaults, each with its reason, live in ``paperlib.presets`` beside the configs they go with.
 
 This module imports no torch: `paperlib.runner` reads the specs before any kernel starts. The
 notebooks' first call, `paperlib.plan.setup`, builds on it; `paperlib.plan` imports this module,
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paperlib import presets
 from paperlib.components import BUILTIN_DATASETS as DATASETS
 from paperlib.components import registered
 from paperlib.config import PROFILES
@@ -59,7 +61,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _seeds() -> Param:
+def _seeds(defaults: Mapping[str, list[int]]) -> Param:
+    """Seeds: a non-empty list of distinct non-negative ints, or None for `defaults[profile]`."""
+
     def check(v: Any) -> str | None:
         if v is None:
             return None
@@ -71,17 +75,7 @@ def _seeds() -> Param:
     return Param(
         check,
         "a non-empty list of distinct non-negative ints, or None for the profile's seeds",
-        defaults={"smoke": [0], "quick": [0, 1, 2], "paper": [0, 1, 2, 3, 4]},
-    )
-
-
-def _final_seeds() -> Param:
-    """Seeds of the reported runs: none of them is one that notebook 03 selects the weights on
-    (``paperlib.plan.check_run`` refuses an overlap before a run starts)."""
-    return Param(
-        _seeds().check,
-        _seeds().accepted,
-        defaults={"smoke": [100], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]},
+        defaults=defaults,
     )
 
 
@@ -152,29 +146,26 @@ def _opt_int(lo: int) -> Param:
     return Param(check, f"None (the profile's default) or an int >= {lo}")
 
 
-_COMMON: dict[str, Param] = {
-    "profile": _choice(*PROFILES),
-    "seeds": _seeds(),
-    "out_dir": _string(),
-}
+def _common(seeds: Mapping[str, list[int]]) -> dict[str, Param]:
+    """The parameters every training notebook has; `seeds`: profile -> its default seeds."""
+    return {"profile": _choice(*PROFILES), "seeds": _seeds(seeds), "out_dir": _string()}
 
+
+#: notebook 05's dials, seeds and weight grids per profile
+_MECHANISM = presets.mechanism.NOTEBOOK
+
+#: notebook -> its parameters. A default (for ``None``) per profile comes from
+#: ``paperlib.presets``, where each value has its reason.
 SPECS: dict[str, dict[str, Param]] = {
     "00_walkthrough": {
-        **_COMMON,
-        "seeds": Param(
-            _seeds().check, _seeds().accepted, defaults={"smoke": [0], "quick": [0], "paper": [0]}
-        ),
-        # the walkthrough's budget is 3 minutes: fewer steps than the speech preset's 500
+        **_common(presets.speech.WALKTHROUGH_SEEDS),
         "steps": Param(
-            _opt_int(1).check,
-            _opt_int(1).accepted,
-            defaults={"smoke": None, "quick": 300, "paper": 300},
+            _opt_int(1).check, _opt_int(1).accepted, defaults=presets.speech.WALKTHROUGH_STEPS
         ),
         "beta": _weight(100.0),
     },
     "01_speech_dsae": {
-        **_COMMON,
-        "seeds": _final_seeds(),
+        **_common(presets.sweep.REPORTED_SEEDS),
         "results_dir": _string(),
         "objectives": _objectives(),
         "alpha": _weight(20.0),
@@ -184,8 +175,7 @@ SPECS: dict[str, dict[str, Param]] = {
         "steps": _opt_int(1),
     },
     "02_images_pixelcnn_vae": {
-        **_COMMON,
-        "seeds": _final_seeds(),
+        **_common(presets.sweep.REPORTED_SEEDS),
         "results_dir": _string(),
         "objectives": _objectives(),
         "alpha": _weight(20.0),
@@ -203,13 +193,7 @@ SPECS: dict[str, dict[str, Param]] = {
         "steps": _opt_int(1),
     },
     "03_information_plane": {
-        **_COMMON,
-        "seeds": Param(
-            _seeds().check,
-            _seeds().accepted,
-            # at least two seeds for every weight setting (one seed's ranking is noise)
-            defaults={"smoke": [0], "quick": [0, 1], "paper": [0, 1, 2]},
-        ),
+        **_common(presets.sweep.SELECTION_SEEDS),
         "experiments": Param(
             lambda v: (
                 _repeated(v)
@@ -221,59 +205,40 @@ SPECS: dict[str, dict[str, Param]] = {
         "alphas": Param(
             _weights_grid(20.0).check,
             _weights_grid(20.0).accepted + ", or None for the profile's grid",
-            defaults={"smoke": [2.0], "quick": [1.0, 3.0], "paper": [0.5, 1.0, 2.0, 5.0]},
+            defaults=presets.sweep.ALPHAS,
         ),
         "betas": Param(
             lambda v: None if v == "tied" else _weights_grid(100.0).check(v),
             _weights_grid(100.0).accepted
             + ", 'tied' (cmi at beta = alpha: ELBO + alpha I(x;z|s)), or None for the profile's",
-            # tied in the quick profile: the paper's objective, and half the runs of a grid
-            defaults={"smoke": "tied", "quick": "tied", "paper": [0.5, 1.0, 2.0, 4.0, 8.0]},
+            defaults=presets.sweep.BETAS,
         ),
         # None: the experiments' own step count, so the selection holds at the reported budget
         "steps": _opt_int(1),
     },
     "05_mechanism": {
-        **_COMMON,
-        # paired differences need at least two seeds; the issue asks for five
-        "seeds": Param(
-            _seeds().check,
-            _seeds().accepted,
-            defaults={"smoke": [0, 1], "quick": [0, 1, 2, 3, 4], "paper": list(range(10))},
-        ),
-        # the first value of each dial is the centre of the one-at-a-time sweep
+        **_common(_MECHANISM["seeds"]),
         "leaks": Param(
             _number_list(lambda x: 0.0 < x <= 1.0),
             "a non-empty list of distinct numbers in (0, 1] (the first is the centre), or None",
-            defaults={
-                "smoke": [0.1, 0.9],
-                # 0.3 as well would add 15 runs, past the notebook's time budget
-                "quick": [0.1, 0.9],
-                "paper": [0.05, 0.1, 0.3, 0.9],
-            },
+            defaults=_MECHANISM["leaks"],
         ),
         "z_dims": Param(
             _number_list(lambda x: isinstance(x, int) and x >= 1),
             "a non-empty list of distinct ints >= 1 (the first is the centre), or None",
-            defaults={"smoke": [2], "quick": [2, 8], "paper": [1, 2, 4, 8]},
+            defaults=_MECHANISM["z_dims"],
         ),
         "alphas": Param(
             _weights_grid(20.0).check,
             _weights_grid(20.0).accepted + ", or None for the profile's grid",
-            defaults={"smoke": [2.0], "quick": [1.0, 2.0], "paper": [1.0, 2.0, 4.0]},
+            defaults=_MECHANISM["alphas"],
         ),
         "betas": Param(
             _weights_grid(100.0).check,
             _weights_grid(100.0).accepted + ", or None for the profile's grid",
-            defaults={"smoke": [8.0], "quick": [2.0, 8.0], "paper": [2.0, 8.0, 32.0]},
+            defaults=_MECHANISM["betas"],
         ),
-        # weights are chosen on the validation split with their own seeds, never the reported
-        # ones (`check_params` refuses an overlap)
-        "selection_seeds": Param(
-            _seeds().check,
-            _seeds().accepted,
-            defaults={"smoke": [100], "quick": [100, 101], "paper": [100, 101, 102]},
-        ),
+        "selection_seeds": _seeds(_MECHANISM["selection_seeds"]),
         "steps": _opt_int(1),
     },
     "04_summary": {

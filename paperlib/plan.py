@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlib import config, experiment, notebooks, records, runtime, selection, train
+from paperlib import config, experiment, notebooks, presets, records, runtime, selection, train
 from paperlib.config import Config
 from paperlib.params import SPECS, ParameterError, check_params, check_unseen_seeds, notebook_names
 
@@ -428,21 +428,12 @@ def planned_notebooks() -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # the first call of every notebook
 
-#: the walkthrough's changes to the quick speech preset, to fit its 3-minute budget
-_WALKTHROUGH_SHRINK = {
-    "data__n_speakers": 32,  # of 64: the corpus renders in seconds
-    "data__n_heldout_speakers": 8,  # held-out speakers for the verification EER
-    "data__utts_per_speaker": 24,  # of 40
-    "model__hidden": 64,  # of 128: LSTM steps about 3x faster
-    "eval__posthoc_critic_steps": 200,  # of 300
-}
-
 
 def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
     """The configuration that `notebook` trains from, given its resolved `params`.
 
     - ``00_walkthrough``: the smoke speech preset in the smoke profile, otherwise the quick
-      speech preset shrunk to the walkthrough's budget (`_WALKTHROUGH_SHRINK`);
+      speech preset shrunk to the walkthrough's budget (``presets.speech.WALKTHROUGH_SHRINK``);
     - ``01_speech_dsae``, ``02_images_pixelcnn_vae``: `base_config` (the preset of the profile
       with ``dataset``, ``data_dir`` and ``steps``), the Config that the cluster launcher plans
       from as well;
@@ -462,7 +453,7 @@ def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
         smoke = params["profile"] == "smoke"
         cfg = config.load("smoke" if smoke else "quick", "speech")
         if not smoke:
-            cfg = cfg.replace(**_WALKTHROUGH_SHRINK)
+            cfg = cfg.replace(**presets.speech.WALKTHROUGH_SHRINK)
     elif notebook == "05_mechanism":
         cfg = config.load(params["profile"], "mechanism")
     else:

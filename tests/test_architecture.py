@@ -18,7 +18,7 @@ PACKAGE = Path(paperlib.__file__).resolve().parent
 
 #: bottom to top; the same table as docs/DESIGN.md's "Architecture" section
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"paperlib", "registry", "runtime", "gaussian", "outputs", "config"}),
+    ("foundation", {"paperlib", "registry", "runtime", "gaussian", "outputs", "presets", "config"}),
     ("records and statistics", {"records", "progress", "stats"}),
     ("data", {"data"}),
     ("models", {"models"}),
@@ -216,7 +216,6 @@ MAX_LINES = 600
 LONG_MODULES: dict[str, str] = {
     "mi": "the estimator family, edited in another line of work; split by estimator after it",
     "instrument": "the I(z;s) instrument, edited in another line of work",
-    "config": "its preset table moves to one file per experiment (issue 23, item 4)",
     "evaluate": "every metric of DESIGN section 4 over one shared encode / collect / probe core",
     "launch": "one command line: plan, submit, requeue and report cluster jobs",
     "runner": "one command line: resolve, check and run the notebooks through papermill",

@@ -1,6 +1,7 @@
 """Config validation: good values load, every kind of bad value names its key."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -50,15 +51,78 @@ def test_an_unknown_component_name_is_refused_at_use_naming_the_key(tmp_path):
         load_data(cfg.data)
 
 
-def test_config_imports_no_other_paperlib_module_and_no_torch():
+def test_config_imports_only_the_presets_data_and_no_torch():
     import subprocess
     import sys
 
     code = "import sys, paperlib.config; print(sorted(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = eval(out.stdout)  # a printed list of module names
-    assert [m for m in loaded if m.startswith("paperlib.")] == ["paperlib.config"]
+    ours = [m for m in loaded if m.startswith("paperlib.")]
+    assert ours == ["paperlib.config", "paperlib.presets", *sorted(_PRESET_MODULES)]
     assert "torch" not in loaded
+
+
+_PRESET_MODULES = {
+    f"paperlib.presets.{m}" for m in ("images", "mechanism", "speech", "sweep", "toy")
+}
+
+
+def test_presets_are_plain_data_one_module_per_experiment():
+    """Every experiment has its module with SMOKE / QUICK / PAPER, each of which validates as a
+    Config; the preset modules import nothing (the package imports only them)."""
+    import ast
+
+    from paperlib import presets
+
+    assert set(presets.EXPERIMENTS) == set(config.EXPERIMENTS)
+    for name, module in presets.EXPERIMENTS.items():
+        for profile in config.PROFILES:
+            blocks = getattr(module, profile.upper())
+            cfg = config.Config.from_dict({"profile": profile, "experiment": name, **blocks})
+            assert cfg.profile == profile
+    assert set(presets.PRESETS) == {(p, e) for p in config.PROFILES for e in config.EXPERIMENTS}
+    folder = Path(presets.__file__).parent
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        allowed = {"__future__", "types", "typing", "paperlib.presets"}
+        names = {n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n in imports}
+        assert names <= (allowed if path.name == "__init__.py" else set()), (path.name, names)
+
+
+def test_load_reads_the_presets_package(monkeypatch):
+    from paperlib import presets
+
+    for profile, experiment in config.presets():
+        blocks = presets.PRESETS[(profile, experiment)]
+        expected = config.Config.from_dict({"profile": profile, "experiment": experiment, **blocks})
+        assert config.load(profile, experiment) == expected
+    # a changed preset value is what load returns (no copy of the table elsewhere)
+    changed = {**presets.speech.SMOKE, "train": {**presets.speech.SMOKE["train"], "steps": 9}}
+    monkeypatch.setitem(presets.PRESETS, ("smoke", "speech"), changed)
+    assert config.load("smoke", "speech").train.steps == 9
+
+
+def test_notebook_defaults_come_from_the_presets():
+    """What ``None`` parameters resolve to (paperlib.params) and the walkthrough's shrink
+    (paperlib.plan) are the values of paperlib.presets."""
+    from paperlib import params, plan, presets
+
+    for profile in config.PROFILES:
+        spec = params.SPECS
+        assert (
+            spec["01_speech_dsae"]["seeds"].defaults[profile]
+            == (presets.sweep.REPORTED_SEEDS[profile])
+        )
+        assert (
+            spec["03_information_plane"]["alphas"].defaults[profile]
+            == (presets.sweep.ALPHAS[profile])
+        )
+        for name, defaults in presets.mechanism.NOTEBOOK.items():
+            assert spec["05_mechanism"][name].defaults[profile] == defaults[profile]
+    walk = plan.notebook_config("00_walkthrough", {"profile": "quick", "steps": None})
+    assert walk.model.hidden == presets.speech.WALKTHROUGH_SHRINK["model__hidden"]
 
 
 def test_bad_profile_and_experiment():
