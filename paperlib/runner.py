@@ -491,13 +491,8 @@ def _take_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return rest, pairs
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        rest, pairs = _take_overrides(argv)
-    except ParameterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def _parser() -> argparse.ArgumentParser:
+    """The runner's command line (``-p`` is taken out before parsing, see `_take_overrides`)."""
     parser = _OneLineParser(prog="run_all.sh", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--profile", default="quick", help=f"one of {list(PROFILES)} (default quick)"
@@ -532,11 +527,36 @@ def main(argv: list[str] | None = None) -> int:
         help="override a parameter of every selected notebook that has it (JSON value); "
         "NN:NAME (e.g. 03:experiments) overrides it in notebook NN only",
     )
-    args = parser.parse_args(rest)
-    args.p = pairs  # taken out above; the option stays declared for --help
+    return parser
 
-    # Every refusal comes before anything is written: a refused run leaves results as they were.
-    try:
+
+class _Run:
+    """One call of the runner: the notebooks it resolved and checked before anything ran, then
+    which of them are due, ran and failed.
+
+    Built by `_Run.checked`, which raises ParameterError (or FileNotFoundError) for every
+    refusal before anything is written: a refused run leaves results as they were.
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        argv: list[str],
+        extra: dict[str, dict[str, Any]],
+        results: Path,
+        resolved: dict[str, dict[str, Any]],
+    ) -> None:
+        self.args, self.argv, self.extra, self.results = args, argv, extra, results
+        self.names, self.resolved = list(resolved), resolved
+        self.requests = {n: request(n, resolved[n], results) for n in self.names}
+        self.failed: list[str] = []
+        self.ran: list[str] = []
+        self.t0 = time.perf_counter()
+
+    @classmethod
+    def checked(cls, args: argparse.Namespace, argv: list[str]) -> _Run:
+        """The run of `args`: its notebooks' parameters resolved and checked, and notebook 03's
+        selection checked against 01/02 (``plan.check_run``)."""
         if args.profile not in PROFILES:
             raise ParameterError(
                 f"--profile {args.profile!r} is not accepted; choose one of {list(PROFILES)}"
@@ -553,97 +573,128 @@ def main(argv: list[str] | None = None) -> int:
         from paperlib import plan
 
         plan.check_run(args.profile, resolved, results, _command(args))
-        requests = {n: request(n, resolved[n], results) for n in names}
-    except (ParameterError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return cls(args, argv, extra, results, resolved)
 
-    # Kernels start `python` from PATH: make it this interpreter's environment.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    # Parallel notebooks share the cores: more threads than cores makes torch's small kernels
-    # spin and slows everything down many times over. A user's own setting is kept.
-    threads = str(max(1, (os.cpu_count() or 1) // min(args.jobs, max(len(names), 1))))
-    # torch lets MKL_NUM_THREADS override OMP_NUM_THREADS: both take the user's OMP setting.
-    threads = os.environ.get("OMP_NUM_THREADS", threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, threads)
-    headless_environment()
-    results.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    def prepare_environment(self) -> None:
+        """Kernels' PATH and thread counts, a headless display, the results folder."""
+        # Kernels start `python` from PATH: make it this interpreter's environment.
+        path = os.environ.get("PATH", "")
+        os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + path
+        # Parallel notebooks share the cores: more threads than cores makes torch's small
+        # kernels spin and slows everything down many times over. A user's own setting is kept.
+        parallel = min(self.args.jobs, max(len(self.names), 1))
+        threads = str(max(1, (os.cpu_count() or 1) // parallel))
+        # torch lets MKL_NUM_THREADS override OMP_NUM_THREADS: both take the user's OMP setting.
+        threads = os.environ.get("OMP_NUM_THREADS", threads)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, threads)
+        headless_environment()
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.perf_counter()
 
-    def due(name: str) -> str | None:
+    def due(self, name: str) -> str | None:
         """Why `name` runs now (its request recomputed: an input may have changed), or None
         after printing what matched."""
-        requests[name] = request(name, resolved[name], results)
-        why = "--force" if args.force else stale_reason(name, requests[name], results)
+        self.requests[name] = request(name, self.resolved[name], self.results)
+        why = (
+            "--force" if self.args.force else stale_reason(name, self.requests[name], self.results)
+        )
         if why is None:
             print(
-                f"skip  {name} (up to date: {_matched(requests[name], extra[name])} as its "
-                f"last run, in {results / name}; --force reruns it)",
+                f"skip  {name} (up to date: {_matched(self.requests[name], self.extra[name])} as "
+                f"its last run, in {self.results / name}; --force reruns it)",
                 flush=True,
             )
         return why
 
-    first = [n for n in names if n != SUMMARY]
-    todo: dict[str, str] = {}
-    if SELECTION in first and (why := due(SELECTION)):
-        todo[SELECTION] = why
-    # 01 and 02 read the weights that 03 selects: when 03 runs, they are decided after it
-    after = [n for n in first if n in NEEDS_SELECTION and SELECTION in todo]
-    for n in first:
-        if n != SELECTION and n not in after and (why := due(n)):
-            todo[n] = why
-    ready = sorted(todo, key=lambda n: n != SELECTION)
-    failed: list[str] = []
-    ran: list[str] = []
-
-    def one(name: str, why: str) -> None:
-        if failed:  # another notebook failed: start nothing new
+    def one(self, name: str, why: str) -> None:
+        """Run notebook `name` (unless another has failed), recording that it ran or failed."""
+        if self.failed:  # another notebook failed: start nothing new
             return
-        print(f"run   {name} (profile {args.profile}; {why}) ...", flush=True)
+        print(f"run   {name} (profile {self.args.profile}; {why}) ...", flush=True)
         try:
-            seconds = run_notebook(name, args.profile, results, extra[name], requests[name])
+            seconds = run_notebook(
+                name, self.args.profile, self.results, self.extra[name], self.requests[name]
+            )
         except BaseException:
-            failed.append(name)
+            self.failed.append(name)
             raise
-        ran.append(name)
-        print(f"done  {name} in {seconds:.0f} s -> {results / name}", flush=True)
+        self.ran.append(name)
+        print(f"done  {name} in {seconds:.0f} s -> {self.results / name}", flush=True)
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(one, n, todo[n]): n for n in ready}
-        while futures:
-            f = next(as_completed(futures))
-            name = futures.pop(f)
-            if f.exception() is not None:
-                print(f"error: {f.exception()}", file=sys.stderr)
-            elif name == SELECTION:
-                for n in after:
-                    why = due(n)
-                    if why:
-                        futures[pool.submit(one, n, why)] = n
-    if not failed and SUMMARY in names:
-        if ran:  # the summary reports how long this run's notebooks took
+    def run_notebooks(self) -> None:
+        """Every due notebook but the summary, `--jobs` at a time; 03 first, and 01/02, which
+        read the weights that 03 selects, decided once it has finished."""
+        first = [n for n in self.names if n != SUMMARY]
+        todo: dict[str, str] = {}
+        if SELECTION in first and (why := self.due(SELECTION)):
+            todo[SELECTION] = why
+        after = [n for n in first if n in NEEDS_SELECTION and SELECTION in todo]
+        for n in first:
+            if n != SELECTION and n not in after and (why := self.due(n)):
+                todo[n] = why
+        ready = sorted(todo, key=lambda n: n != SELECTION)
+        with ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
+            futures = {pool.submit(self.one, n, todo[n]): n for n in ready}
+            while futures:
+                f = next(as_completed(futures))
+                name = futures.pop(f)
+                if f.exception() is not None:
+                    print(f"error: {f.exception()}", file=sys.stderr)
+                elif name == SELECTION:
+                    for n in after:
+                        why = self.due(n)
+                        if why:
+                            futures[pool.submit(self.one, n, why)] = n
+
+    def run_summary(self) -> None:
+        """The summary notebook last (the others' results are its inputs), after writing how
+        long this run's notebooks took (run_all.json)."""
+        if self.failed or SUMMARY not in self.names:
+            return
+        if self.ran:  # the summary reports how long this run's notebooks took
             write_json(
-                results / "run_all.json",
+                self.results / "run_all.json",
                 {
-                    "command": shlex.join(["./run_all.sh", *argv]),
-                    "profile": args.profile,
-                    "jobs": args.jobs,
-                    "notebooks": ran,
-                    "seconds_before_summary": round(time.perf_counter() - t0, 1),
+                    "command": shlex.join(["./run_all.sh", *self.argv]),
+                    "profile": self.args.profile,
+                    "jobs": self.args.jobs,
+                    "notebooks": self.ran,
+                    "seconds_before_summary": round(time.perf_counter() - self.t0, 1),
                 },
             )
-        why = due(SUMMARY)  # after the others: their results are its inputs
+        why = self.due(SUMMARY)
         if why:
             try:
-                one(SUMMARY, why)
+                self.one(SUMMARY, why)
             except NotebookFailed as err:
                 print(f"error: {err}", file=sys.stderr)
-    total = time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``./run_all.sh``: parse, refuse before writing anything, then run what is due."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rest, pairs = _take_overrides(argv)
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args = _parser().parse_args(rest)
+    args.p = pairs  # taken out above; the option stays declared for --help
+    try:
+        run = _Run.checked(args, argv)
+    except (ParameterError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run.prepare_environment()
+    run.run_notebooks()
+    run.run_summary()
+    total = time.perf_counter() - run.t0
     print(f"total wall time: {total:.0f} s ({total / 60:.1f} min)")
-    if failed:
+    if run.failed:
         print(
-            f"FAILED: {failed}; other notebooks' results were left as they were.", file=sys.stderr
+            f"FAILED: {run.failed}; other notebooks' results were left as they were.",
+            file=sys.stderr,
         )
         return 1
     return 0
