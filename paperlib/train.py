@@ -288,52 +288,17 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     tc = cfg.train
     seed_everything(tc.seed)
     device = get_device(tc.device)
-    model.to(device)
-    objective.to(device)
-    critic_ids = {id(p) for p in objective.parameters()}
-    if any(id(p) in critic_ids for p in model.parameters()):
-        raise ValueError("objective and model share parameters; critics must be separate modules")
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    if tc.precision == "bf16" and device.type == "cpu" and not has_amx():
-        warnings.warn(
-            "train.precision='bf16' on a CPU without AMX (no amx_bf16 in /proc/cpuinfo): bf16 "
-            "autocast runs slower than fp32 here; use precision='fp32'",
-            stacklevel=3,
-        )
+    optimizer = _prepare(model, objective, tc, device)
     stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
-
-    start, last_ckpt, prior_seconds, stopped = 0, None, 0.0, False
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
     best = _BestOnValidation(loaders, tc, device, ckpt_dir)
     best.cfg = cfg
+    start, last_ckpt, prior_seconds, stopped = 0, None, 0.0, False
     if ckpt_dir is not None and resume:
-        path, payload, skipped = latest_valid_checkpoint(ckpt_dir)
-        for bad, reason in skipped:
-            warnings.warn(f"skipped corrupted checkpoint {bad}: {reason}", stacklevel=2)
-        if payload is not None:
-            for block in ("model", "objective"):
-                # fields added since the checkpoint was written count only where this run
-                # reads them (paperlib.config.identity)
-                if identity(payload["config"])[block] != cfg.identity()[block]:
-                    raise ValueError(
-                        f"checkpoint {path} was written with a different '{block}' config; "
-                        "use another run_dir or resume=False"
-                    )
-            model.load_state_dict(payload["model"])
-            optimizer.load_state_dict(payload["optimizer"])
-            objective.load_state_dict(payload["objective"])
-            set_rng_state(payload["rng"])
-            start, last_ckpt = int(payload["step"]), path
-            prior_seconds = float(payload.get("train_seconds", 0.0))
-            best.restore(payload.get("best"))
-            stopped = bool(payload.get("stopped_early", False))
-    history = History(steps=start, checkpoint=last_ckpt)
-    writer = None
-    if run_dir is not None:
-        hist_path = Path(run_dir) / "history.csv"
-        if start > 0 and hist_path.exists():
-            history.rows = _read_history(hist_path, start)
-        writer = HistoryWriter(hist_path, resume_step=start if start > 0 else None)
+        start, last_ckpt, prior_seconds, stopped = _resume(
+            ckpt_dir, cfg, model, optimizer, objective, best
+        )
+    history, writer = _open_history(run_dir, start, last_ckpt)
 
     def save(done: int, stopped_early: bool = False) -> Path:
         epoch, k = stream.position(done)
@@ -359,34 +324,11 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     )
     try:
         for step in range(start, tc.steps if not stopped else start):
-            batch = stream.batch(step)
-            x = batch["x"].to(device)
-            model.train()
-            objective.train()
-            with autocast(device, tc.precision):
-                out = model(x)
-                loss, terms = objective.model_loss(out, step)
-            _check_finite(terms, step, last_ckpt)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                gnorm = float(nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
-                _check_finite({"grad_norm": gnorm}, step, last_ckpt)
-                terms["grad_norm"] = gnorm
-            optimizer.step()
-            with autocast(device, tc.precision):
-                critic_terms = objective.critic_step(out)
-            _check_finite(critic_terms, step, last_ckpt)
-            terms.update(critic_terms)
+            x = stream.batch(step)["x"].to(device)
+            terms = _step(model, objective, optimizer, x, step, tc, device, last_ckpt)
             done = step + 1
             if best.enabled and (done % tc.eval_every == 0 or done == tc.steps):
-                terms.update(best.update(model, done))
-                stopped = best.plateaued
-                monitor = getattr(objective, "monitor", None)
-                if monitor is not None:
-                    # the training critic beside a fresh critic of another family (cmi)
-                    final = done == tc.steps or stopped
-                    terms.update(monitor(model, best.x.to(device), done, final=final))
+                stopped = _validate(model, objective, best, done, tc, device, terms)
             if done % tc.log_every == 0 or done == tc.steps or stopped:
                 history.rows.append({"step": done, **terms})
                 if writer is not None:
@@ -417,6 +359,98 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
         model.load_state_dict(best.weights)
         history.best_step, history.best_val_elbo = best.step, best.value
     return history
+
+
+def _prepare(model: nn.Module, objective: nn.Module, tc, device: torch.device):
+    """Model and objective on `device`, checked to share no parameter; the model's optimiser."""
+    model.to(device)
+    objective.to(device)
+    critic_ids = {id(p) for p in objective.parameters()}
+    if any(id(p) in critic_ids for p in model.parameters()):
+        raise ValueError("objective and model share parameters; critics must be separate modules")
+    if tc.precision == "bf16" and device.type == "cpu" and not has_amx():
+        warnings.warn(
+            "train.precision='bf16' on a CPU without AMX (no amx_bf16 in /proc/cpuinfo): bf16 "
+            "autocast runs slower than fp32 here; use precision='fp32'",
+            stacklevel=4,
+        )
+    return torch.optim.Adam(model.parameters(), lr=tc.lr)
+
+
+def _resume(ckpt_dir: Path, cfg, model, optimizer, objective, best: _BestOnValidation):
+    """Load the newest valid checkpoint of `ckpt_dir` into the model, optimiser, objective, RNGs
+    and `best`; (steps done, its path, train seconds so far, whether it stopped early), or
+    (0, None, 0.0, False) when there is none. Refuses one written with other model or objective
+    settings."""
+    path, payload, skipped = latest_valid_checkpoint(ckpt_dir)
+    for bad, reason in skipped:
+        warnings.warn(f"skipped corrupted checkpoint {bad}: {reason}", stacklevel=3)
+    if payload is None:
+        return 0, None, 0.0, False
+    for block in ("model", "objective"):
+        # fields added since the checkpoint was written count only where this run
+        # reads them (paperlib.config.identity)
+        if identity(payload["config"])[block] != cfg.identity()[block]:
+            raise ValueError(
+                f"checkpoint {path} was written with a different '{block}' config; "
+                "use another run_dir or resume=False"
+            )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    objective.load_state_dict(payload["objective"])
+    set_rng_state(payload["rng"])
+    best.restore(payload.get("best"))
+    prior_seconds = float(payload.get("train_seconds", 0.0))
+    return int(payload["step"]), path, prior_seconds, bool(payload.get("stopped_early", False))
+
+
+def _open_history(run_dir, start: int, last_ckpt: Path | None):
+    """The History of a run resumed at `start` (its rows read back from history.csv) and the
+    writer that appends to that file (None when training in memory)."""
+    history = History(steps=start, checkpoint=last_ckpt)
+    if run_dir is None:
+        return history, None
+    hist_path = Path(run_dir) / "history.csv"
+    if start > 0 and hist_path.exists():
+        history.rows = _read_history(hist_path, start)
+    return history, HistoryWriter(hist_path, resume_step=start if start > 0 else None)
+
+
+def _step(model, objective, optimizer, x, step: int, tc, device, last_ckpt) -> dict[str, float]:
+    """One training step in the adversarial order: the model's loss (with the critics'
+    estimates) -> backward -> model step; then the critics' step on detached z and s.
+    Returns the step's loss terms; raises FloatingPointError on a non-finite one."""
+    model.train()
+    objective.train()
+    with autocast(device, tc.precision):
+        out = model(x)
+        loss, terms = objective.model_loss(out, step)
+    _check_finite(terms, step, last_ckpt)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if tc.grad_clip > 0:
+        gnorm = float(nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+        _check_finite({"grad_norm": gnorm}, step, last_ckpt)
+        terms["grad_norm"] = gnorm
+    optimizer.step()
+    with autocast(device, tc.precision):
+        critic_terms = objective.critic_step(out)
+    _check_finite(critic_terms, step, last_ckpt)
+    terms.update(critic_terms)
+    return terms
+
+
+def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, terms) -> bool:
+    """The validation ELBO after `done` steps (and the objective's critic monitor, where it has
+    one) added to `terms`; whether it has plateaued (training stops)."""
+    terms.update(best.update(model, done))
+    stopped = best.plateaued
+    monitor = getattr(objective, "monitor", None)
+    if monitor is not None:
+        # the training critic beside a fresh critic of another family (cmi)
+        final = done == tc.steps or stopped
+        terms.update(monitor(model, best.x.to(device), done, final=final))
+    return stopped
 
 
 def _read_history(path: Path, upto: int) -> list[dict[str, float]]:
