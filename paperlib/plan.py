@@ -39,6 +39,9 @@ SWEEP_OBJECTIVES = ("mi", "cmi")
 #: the experiment (config preset) that each single-experiment notebook trains
 _EXPERIMENT_OF = {"01_speech_dsae": "speech", "02_images_pixelcnn_vae": "images"}
 
+#: the notebook that selects the weights of 01/02 (its selection file, `selection.SELECTION_FILE`)
+_SWEEP = "03_information_plane"
+
 Grid = list[tuple[str, float, float]]
 
 
@@ -217,85 +220,120 @@ def check_run(
     users = selection_users(resolved)
     if not users:
         return
-    sweep_nb = "03_information_plane"
-    if sweep_nb in resolved:
-        p03 = resolved[sweep_nb]
-        where, made_for, seeds = "notebook 03 in this run", profile, p03["seeds"]
-        made = {e: base_config(sweep_nb, p03, e) for e in p03["experiments"]}
-        entries = {e: (c.train.steps, selection.base_hash(c)) for e, c in made.items()}
+    if _SWEEP in resolved:
+        made = _selection_in_run(profile, resolved[_SWEEP])
     else:
-        path = Path(results_dir) / sweep_nb / selection.SELECTION_FILE
-        where = f"notebook 03's selection {path}"
-        make = f"`{command} --only 03`"
-        if not path.exists():
-            raise ParameterError(
-                f"{users[0]} takes its weights from notebook 03's selection, and {path} does not "
-                f"exist; make it with {make} (or run both: add --only 03), or pass -p "
-                f"{users[0][:2]}:alpha and -p {users[0][:2]}:beta"
-            )
-        try:
-            data = json.loads(path.read_text())
-            made_for, seeds = data["profile"], list(data["seeds"])
-            entries = {
-                e: (int(v["steps"]), str(v["base_hash"])) for e, v in data["experiments"].items()
-            }
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ParameterError(
-                f"{where} cannot be read ({type(err).__name__}: {err}); make it again with {make}"
-            ) from None
-    for nb in users:
-        p, short = resolved[nb], nb[:2]
-        name, base = _EXPERIMENT_OF[nb], base_config(nb, p)
-        fixed = f"or fixed weights: -p {short}:alpha and -p {short}:beta"
-        in_run = sweep_nb in resolved
-        if made_for != profile:
-            raise ParameterError(
-                f"{nb}: profile {profile!r} cannot use {where}, made for profile {made_for!r}; "
-                f"make a matching one with `{command} --only 03`, {fixed}"
-            )
-        if name not in entries:
-            if in_run:
-                raise ParameterError(
-                    f"{nb}: takes its {name} weights from notebook 03, whose parameter "
-                    f"'experiments' = {resolved[sweep_nb]['experiments']} leaves out {name!r}; "
-                    f"accepted: experiments that include {name!r}, {fixed}"
-                )
-            raise ParameterError(
-                f"{nb}: {where} holds no {name!r} weights (made for {sorted(entries)}); make "
-                f"them with `{command} --only 03`, {fixed}"
-            )
-        steps, made_hash = entries[name]
-        if steps != base.train.steps:
-            shown = p["steps"] if p["steps"] is not None else f"None (the preset's {steps})"
-            match = (
-                f"accepted: the same step count for 03 (-p 03:steps {base.train.steps}, or -p "
-                f"steps {base.train.steps} for both)"
-                if in_run
-                else f"make a matching selection with `{command} --only 03 -p 03:steps "
-                f"{base.train.steps}`"
-            )
-            raise ParameterError(
-                f"{nb}: parameter 'steps' = {shown} trains {base.train.steps} steps, but {where} "
-                f"chose the {name} weights at {steps} steps; {match}, {fixed}"
-            )
-        if made_hash != selection.base_hash(base):
-            given = {k: p[k] for k in ("dataset", "data_dir") if p[k] is not None}
-            what = f"parameters {given}" if given else "its preset"
-            raise ParameterError(
-                f"{nb}: its {name} configuration ({what}; base config "
-                f"{selection.base_hash(base)}) is not the one {where} selected on "
-                f"({made_hash}); make a matching selection with `{command} --only 03`"
-                + ("" if given else " (the code or a preset changed since)")
-                + f", {fixed}"
-            )
-        default = SPECS[nb]["seeds"].defaults[profile]
-        check_unseen_seeds(
-            nb,
-            p["seeds"],
-            seeds,
-            where,
-            f"seeds that the selection does not use (the profile's: {default}), {fixed}",
+        made = _selection_on_file(
+            Path(results_dir) / _SWEEP / selection.SELECTION_FILE, users, command
         )
+    for nb in users:
+        _check_user(nb, profile, resolved, made, command)
+
+
+@dataclass(frozen=True)
+class _MadeSelection:
+    """What notebook 03's selection was made for, as `check_run` compares it."""
+
+    where: str  # how a refusal names it
+    profile: str
+    seeds: list[int]
+    #: experiment -> (steps, ``selection.base_hash`` of its base config)
+    entries: dict[str, tuple[int, str]]
+    in_run: bool  # made by notebook 03 in this run (else read from its file)
+
+
+def _selection_in_run(profile: str, p03: Mapping[str, Any]) -> _MadeSelection:
+    """The selection that notebook 03 will make in this run, with parameters `p03`."""
+    made = {e: base_config(_SWEEP, p03, e) for e in p03["experiments"]}
+    entries = {e: (c.train.steps, selection.base_hash(c)) for e, c in made.items()}
+    return _MadeSelection("notebook 03 in this run", profile, p03["seeds"], entries, True)
+
+
+def _selection_on_file(path: Path, users: list[str], command: str) -> _MadeSelection:
+    """The selection that notebook 03 wrote to `path`; ParameterError when it is missing or
+    cannot be read."""
+    where = f"notebook 03's selection {path}"
+    make = f"`{command} --only 03`"
+    if not path.exists():
+        raise ParameterError(
+            f"{users[0]} takes its weights from notebook 03's selection, and {path} does not "
+            f"exist; make it with {make} (or run both: add --only 03), or pass -p "
+            f"{users[0][:2]}:alpha and -p {users[0][:2]}:beta"
+        )
+    try:
+        data = json.loads(path.read_text())
+        made_for, seeds = data["profile"], list(data["seeds"])
+        entries = {
+            e: (int(v["steps"]), str(v["base_hash"])) for e, v in data["experiments"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ParameterError(
+            f"{where} cannot be read ({type(err).__name__}: {err}); make it again with {make}"
+        ) from None
+    return _MadeSelection(where, made_for, seeds, entries, False)
+
+
+def _check_user(
+    nb: str,
+    profile: str,
+    resolved: Mapping[str, Mapping[str, Any]],
+    made: _MadeSelection,
+    command: str,
+) -> None:
+    """Refuse notebook `nb` (01 or 02) when `made` was not made for its profile, its
+    experiment, its step count and base configuration, or on seeds that it does not report."""
+    p, short = resolved[nb], nb[:2]
+    name, base = _EXPERIMENT_OF[nb], base_config(nb, p)
+    fixed = f"or fixed weights: -p {short}:alpha and -p {short}:beta"
+    where = made.where
+    if made.profile != profile:
+        raise ParameterError(
+            f"{nb}: profile {profile!r} cannot use {where}, made for profile {made.profile!r}; "
+            f"make a matching one with `{command} --only 03`, {fixed}"
+        )
+    if name not in made.entries:
+        if made.in_run:
+            raise ParameterError(
+                f"{nb}: takes its {name} weights from notebook 03, whose parameter "
+                f"'experiments' = {resolved[_SWEEP]['experiments']} leaves out {name!r}; "
+                f"accepted: experiments that include {name!r}, {fixed}"
+            )
+        raise ParameterError(
+            f"{nb}: {where} holds no {name!r} weights (made for {sorted(made.entries)}); make "
+            f"them with `{command} --only 03`, {fixed}"
+        )
+    steps, made_hash = made.entries[name]
+    if steps != base.train.steps:
+        shown = p["steps"] if p["steps"] is not None else f"None (the preset's {steps})"
+        match = (
+            f"accepted: the same step count for 03 (-p 03:steps {base.train.steps}, or -p "
+            f"steps {base.train.steps} for both)"
+            if made.in_run
+            else f"make a matching selection with `{command} --only 03 -p 03:steps "
+            f"{base.train.steps}`"
+        )
+        raise ParameterError(
+            f"{nb}: parameter 'steps' = {shown} trains {base.train.steps} steps, but {where} "
+            f"chose the {name} weights at {steps} steps; {match}, {fixed}"
+        )
+    if made_hash != selection.base_hash(base):
+        given = {k: p[k] for k in ("dataset", "data_dir") if p[k] is not None}
+        what = f"parameters {given}" if given else "its preset"
+        raise ParameterError(
+            f"{nb}: its {name} configuration ({what}; base config "
+            f"{selection.base_hash(base)}) is not the one {where} selected on "
+            f"({made_hash}); make a matching selection with `{command} --only 03`"
+            + ("" if given else " (the code or a preset changed since)")
+            + f", {fixed}"
+        )
+    default = SPECS[nb]["seeds"].defaults[profile]
+    check_unseen_seeds(
+        nb,
+        p["seeds"],
+        made.seeds,
+        where,
+        f"seeds that the selection does not use (the profile's: {default}), {fixed}",
+    )
 
 
 #: notebook -> function of its resolved parameters giving [(base Config, grid, seeds)]
