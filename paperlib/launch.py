@@ -615,78 +615,68 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+@dataclass
+class _Launch:
+    """What one call of the launcher trains, checked before anything is submitted."""
+
+    chosen: list[str]  # the planned notebooks among --only
+    unplanned: list[str]  # selected notebooks that train nothing here
+    run_root: Path
+    runs: list[plan.Run]
+    pending: list[str] | None  # why 01/02 wait for notebook 03 (None in a dry run)
+    settings: ClusterSettings
+
+
+def _checked(args: argparse.Namespace) -> _Launch:
+    """The runs and cluster settings of `args`; ParameterError or ValueError for a refusal."""
     from paperlib.runner import parse_value, resolve_names, results_folder
 
-    try:
-        if args.profile not in PROFILES:
-            raise ParameterError(
-                f"--profile {args.profile!r} is not accepted; choose one of {list(PROFILES)}"
-            )
-        if args.gpu_step_ms is not None and args.gpu_step_ms <= 0:
-            raise ParameterError(f"--gpu-step-ms must be > 0, got {args.gpu_step_ms}")
-        if not args.dry_run and args.launcher is None:
-            raise ParameterError("choose --launcher slurm or --launcher local, or pass --dry-run")
-        names = resolve_names(args.only)
-        chosen = [n for n in names if n in plan.PLANNERS]
-        unplanned = [n for n in names if n not in plan.PLANNERS and n in notebook_names()]
-        extra = {k: parse_value(v) for k, v in args.p}
-        run_root = runtime.work_dir() / "runs"
-        # a dry run counts 01/02 with fallback weights while 03's selection is missing; a real
-        # launch leaves them out until it exists
-        pending: list[str] | None = None if args.dry_run else []
-        # 01/02 read notebook 03's selection where the runner will: the profile's results folder
-        results = results_folder(args.profile, args.results)
-        runs = plan.runs(
-            args.profile, chosen, extra, run_root, pending=pending, results_dir=results
+    if args.profile not in PROFILES:
+        raise ParameterError(
+            f"--profile {args.profile!r} is not accepted; choose one of {list(PROFILES)}"
         )
-        settings = ClusterSettings()
-        if args.cluster_config:
-            settings = ClusterSettings.from_yaml(args.cluster_config)
-        flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(settings)}
-        settings = settings.updated({k: v for k, v in flags.items() if v is not None}, "flags")
-    except (ParameterError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.gpu_step_ms is not None and args.gpu_step_ms <= 0:
+        raise ParameterError(f"--gpu-step-ms must be > 0, got {args.gpu_step_ms}")
+    if not args.dry_run and args.launcher is None:
+        raise ParameterError("choose --launcher slurm or --launcher local, or pass --dry-run")
+    names = resolve_names(args.only)
+    chosen = [n for n in names if n in plan.PLANNERS]
+    unplanned = [n for n in names if n not in plan.PLANNERS and n in notebook_names()]
+    extra = {k: parse_value(v) for k, v in args.p}
+    run_root = runtime.work_dir() / "runs"
+    # a dry run counts 01/02 with fallback weights while 03's selection is missing; a real
+    # launch leaves them out until it exists
+    pending: list[str] | None = None if args.dry_run else []
+    # 01/02 read notebook 03's selection where the runner will: the profile's results folder
+    results = results_folder(args.profile, args.results)
+    runs = plan.runs(args.profile, chosen, extra, run_root, pending=pending, results_dir=results)
+    settings = ClusterSettings()
+    if args.cluster_config:
+        settings = ClusterSettings.from_yaml(args.cluster_config)
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(settings)}
+    settings = settings.updated({k: v for k, v in flags.items() if v is not None}, "flags")
+    return _Launch(chosen, unplanned, run_root, runs, pending, settings)
 
-    if unplanned:
+
+def _print_plan(profile: str, launch: _Launch) -> None:
+    """What will be trained, what waits and what is not planned."""
+    if launch.unplanned:
         print(
-            f"not planned (they train nothing, or train on the machine that runs them): {unplanned}"
+            "not planned (they train nothing, or train on the machine that runs them): "
+            f"{launch.unplanned}"
         )
-    print(f"profile {args.profile}, notebooks {chosen}, runs under {run_root}")
-    for reason in pending or []:
+    print(f"profile {profile}, notebooks {launch.chosen}, runs under {launch.run_root}")
+    for reason in launch.pending or []:
         print(f"waiting: {reason}")
-    if any(r.pending for r in runs):
+    if any(r.pending for r in launch.runs):
         print(
             "note: runs marked 'pending' use the fallback weights until notebook 03 has written "
             "its selection; their run folders will change"
         )
-    if args.dry_run:
-        print(listing(runs, run_root))
-        step_ms = args.gpu_step_ms if args.gpu_step_ms is not None else ASSUMED_GPU_STEP_MS
-        print(totals(runs, step_ms, measured=args.gpu_step_ms is not None))
-        return 0
 
-    try:
-        settings = settings.resolved(args.launcher)
-        executor = make_executor(args.launcher, settings, name=f"paperlib-{args.profile}")
-    except (ParameterError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    try:
-        report = train_runs(
-            runs,
-            executor,
-            run_root=run_root,
-            threads=settings.threads,
-            parallelism=settings.array_parallelism if args.launcher == "local" else None,
-            poll_s=30.0 if args.launcher == "slurm" else 1.0,
-        )
-    except KeyboardInterrupt:
-        return 130
-    minutes = (time.perf_counter() - t0) / 60
+
+def _print_report(report: LaunchReport, minutes: float) -> int:
+    """The launch's counts, and each run that failed twice; the exit status."""
     print(
         f"launch: {len(report.done)} trained, {len(report.skipped)} already complete, "
         f"{len(report.resubmitted)} resubmitted, {len(report.failed)} failed "
@@ -698,6 +688,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {_short(f.run)}: {f.error}\n    log: {f.log}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m paperlib.launch``: check, list (``--dry-run``), or train every run."""
+    args = _parser().parse_args(argv)
+    try:
+        launch = _checked(args)
+    except (ParameterError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _print_plan(args.profile, launch)
+    if args.dry_run:
+        print(listing(launch.runs, launch.run_root))
+        step_ms = args.gpu_step_ms if args.gpu_step_ms is not None else ASSUMED_GPU_STEP_MS
+        print(totals(launch.runs, step_ms, measured=args.gpu_step_ms is not None))
+        return 0
+    try:
+        settings = launch.settings.resolved(args.launcher)
+        executor = make_executor(args.launcher, settings, name=f"paperlib-{args.profile}")
+    except (ParameterError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        report = train_runs(
+            launch.runs,
+            executor,
+            run_root=launch.run_root,
+            threads=settings.threads,
+            parallelism=settings.array_parallelism if args.launcher == "local" else None,
+            poll_s=30.0 if args.launcher == "slurm" else 1.0,
+        )
+    except KeyboardInterrupt:
+        return 130
+    return _print_report(report, (time.perf_counter() - t0) / 60)
 
 
 if __name__ == "__main__":
