@@ -169,6 +169,10 @@ class WindowCritic(nn.Module):
     patch : one layer over the whole window instead of stacked 3x3 layers: an MLP on each
         flattened window patch and its coordinates (the window target's second family in
         paperlib.instrument).
+    train_positions : with `patch`, each training step scores this many positions drawn at
+        random (0: all of them). The target is a mean over positions, so a random subset keeps
+        the loss's expectation and costs a fraction of the step; reading and early stopping
+        (eval mode) use every position.
     """
 
     def __init__(
@@ -181,8 +185,12 @@ class WindowCritic(nn.Module):
         conv_channels: int | None = None,
         embed: int = 32,
         patch: bool = False,
+        train_positions: int = 0,
     ):
         super().__init__()
+        if train_positions and not patch:
+            raise ValueError("train_positions needs patch=True (one layer over each window)")
+        self.train_positions = int(train_positions)
         if window < 0 or (window and window % 2 == 0):
             raise ValueError(f"window must be 0 (sequence target) or odd, got {window!r}")
         self.grid = (int(grid[0]), int(grid[1]))
@@ -214,8 +222,10 @@ class WindowCritic(nn.Module):
         self.f = mlp(z_dim, hidden, embed + 1)
         self.register_buffer("coords", coordinate_channels(self.grid), persistent=False)
 
-    def features(self, s: Tensor) -> Tensor:
-        """g(u_p) at each position (window target) or g(mean_p u_p): (B, E + 1, P) or (B, E + 1, 1)."""
+    def features(self, s: Tensor, positions: Tensor | None = None) -> Tensor:
+        """g(u_p) at each position (window target) or g(mean_p u_p): (B, E + 1, P) or (B, E + 1, 1).
+
+        `positions` (patch critic only): the flat indices p of the positions to score, (P',)."""
         if s.dim() != 3:
             raise ValueError(f"s must be (B, T, Ds), got shape {tuple(s.shape)}")
         B, T, Ds = s.shape
@@ -223,14 +233,21 @@ class WindowCritic(nn.Module):
         if T != H * W:
             raise ValueError(f"s has {T} positions, but the critic's grid {self.grid} has {H * W}")
         m = s.transpose(1, 2).reshape(B, Ds, H, W)
-        u = self.conv(torch.cat([m, self.coords.to(s.dtype).expand(B, -1, -1, -1)], dim=1))
+        m = torch.cat([m, self.coords.to(s.dtype).expand(B, -1, -1, -1)], dim=1)
+        if positions is not None:
+            # the patch layer at the chosen positions only: W_conv [patch_p] + b, then ELU
+            conv, act = self.conv[0], self.conv[1]
+            cols = F.unfold(m, conv.kernel_size, padding=conv.padding)[:, :, positions]
+            u = act(torch.einsum("ok,bkp->bop", conv.weight.flatten(1), cols) + conv.bias[:, None])
+            return self.g(u.unsqueeze(-1)).flatten(2)
+        u = self.conv(m)
         if self.window == 0:
             u = u.mean(dim=(2, 3), keepdim=True)  # h = mean_p u_p
         return self.g(u).flatten(2)
 
-    def scores(self, z: Tensor, s: Tensor) -> Tensor:
-        """T_ij(p) for all pairs and positions: (B, B, P)."""
-        fz, gs = self.f(z), self.features(s)  # (B, E + 1), (B, E + 1, P)
+    def scores(self, z: Tensor, s: Tensor, positions: Tensor | None = None) -> Tensor:
+        """T_ij(p) for all pairs and positions (or the given `positions`): (B, B, P)."""
+        fz, gs = self.f(z), self.features(s, positions)  # (B, E + 1), (B, E + 1, P)
         # T_ij(p) = f(z_i) . g(u_j,p) + a(z_i) + b(u_j,p)
         return (
             torch.einsum("ie,jep->ijp", fz[:, :-1], gs[:, :-1])
@@ -250,8 +267,13 @@ class WindowCritic(nn.Module):
         return self.rows(z, s).mean()
 
     def loss(self, z: Tensor, s: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """(logistic loss over all pairs and positions, balanced accuracy); `generator` unused."""
-        t = self.scores(z, s)  # (B, B, P)
+        """(logistic loss over all pairs and positions, balanced accuracy); `generator` draws the
+        positions of a step when `train_positions` is set (training mode only)."""
+        positions = None
+        n_pos = self.grid[0] * self.grid[1]
+        if self.training and 0 < self.train_positions < n_pos:
+            positions = torch.randperm(n_pos, generator=generator)[: self.train_positions]
+        t = self.scores(z, s, positions)  # (B, B, P)
         b = t.shape[0]
         if b < 2:
             raise ValueError("WindowCritic needs a batch of at least 2 sequences")

@@ -168,16 +168,16 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, clock) -> dict
         pooled = evaluate.posthoc_mi_zs(enc["train"], seed=seed, s_key="s_pooled")
     m.update({k.replace("mi_zs_nats", "mi_zs_pooled_nats"): v for k, v in pooled.items()})
     # the penalty's target (I(z; s_window) or I(z; s_1:T)) read by the other critic family,
-    # trained on fresh encodings of four fifths of the training items, stopped early on the
-    # last fifth, read on the `split` encodings
+    # trained on a pool of encodings of four fifths of the training items, stopped early on
+    # the last fifth, read on the `split` encodings
     x_train = _items_x(loaders["train"].dataset, n).to(evaluate.model_device(model, None))
-    sample, select = instrument.fit_and_select(model, x_train)
     with clock("other_family"):
+        sample, select = instrument.fit_and_select(model, x_train, samples=instrument.POOL_SAMPLES)
         other = instrument.other_reading(
             cfg.objective.critic_pairs, grid_of(model), sample,
             torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
-            window=cfg.objective.critic_window, batch_size=cfg.data.batch_size,
-            lr=cfg.objective.critic_lr, seed=seed, select=select,
+            window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed,
+            select=select,
             **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
         )  # fmt: skip
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):

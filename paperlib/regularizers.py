@@ -369,19 +369,20 @@ class CMIObjective(MIObjective):
             return {}
         from paperlib import instrument  # the estimator family; lazy: sklearn, scipy
 
-        # three disjoint sets of validation items: three eighths feed the fresh critic (new
-        # posterior samples each step), one eighth stops it early, and both critics are read
+        # three disjoint sets of validation items: three eighths feed the fresh critic (a pool
+        # of posterior samples of each), one eighth stops it early, and both critics are read
         # on the other half
-        half, fit = len(x) // 2, 3 * len(x) // 8
+        half = len(x) // 2
         model.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(done)
             z, s = instrument.encode(model, x[half:])
-            select = instrument.encode(model, x[fit:half])
+            sample, select = instrument.fit_and_select(
+                model, x[:half], select_fraction=0.25, samples=instrument.POOL_SAMPLES
+            )
             with torch.enable_grad():
                 other = instrument.other_reading(
-                    self.cfg.critic_pairs, self.grid, instrument.encoder_sampler(model, x[:fit]),
-                    z, s, window=self.cfg.critic_window, lr=self.cfg.critic_lr, seed=done,
+                    self.cfg.critic_pairs, self.grid, sample, z, s, window=self.cfg.critic_window, lr=self.cfg.critic_lr, seed=done,
                     select=select, **instrument.MONITOR[self.target],
                 )  # fmt: skip
         model.train()

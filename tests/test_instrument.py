@@ -125,6 +125,23 @@ def test_the_set_critics_phi_has_the_configured_depth():
         SetCritic(3, 4, 16, phi_layers=0)
 
 
+def test_the_patch_critic_scores_a_subset_of_positions_exactly_as_all_of_them():
+    torch.manual_seed(0)
+    critic = WindowCritic(DZ, DS, GRID, hidden=8, window=3, patch=True, train_positions=5)
+    z, s = torch.randn(4, DZ), torch.randn(4, GRID[0] * GRID[1], DS)
+    picked = torch.tensor([0, 7, 12, 3])
+    full = critic.scores(z, s)
+    assert torch.allclose(critic.scores(z, s, picked), full[:, :, picked], atol=1e-5)
+    # training mode draws train_positions of them per step; eval mode scores every position
+    gen = torch.Generator().manual_seed(0)
+    critic.train()
+    loss, _ = critic.loss(z, s, gen)
+    loss.backward()
+    assert critic.conv[0].weight.grad is not None
+    with pytest.raises(ValueError, match="patch"):
+        WindowCritic(DZ, DS, GRID, window=3, train_positions=5)
+
+
 def test_the_pooled_second_family_is_as_wide_as_the_set_critic_it_checks():
     def channels(critic):
         return {m.out_channels for m in critic.conv if isinstance(m, torch.nn.Conv2d)}
@@ -138,10 +155,11 @@ def test_the_pooled_second_family_is_as_wide_as_the_set_critic_it_checks():
 
 
 def test_the_evaluation_budget_is_the_qualified_one_in_quick_and_small_in_smoke():
-    for pairs, steps in (("set", 1500), ("window", 500)):
+    for pairs, steps in (("set", 1500), ("window", 2400)):
         assert instrument.evaluation_budget(pairs, 300)["steps"] == steps  # quick
         assert instrument.evaluation_budget(pairs, 5000)["steps"] == steps  # paper
-        assert instrument.evaluation_budget(pairs, 20)["steps"] == 100  # smoke
+        assert instrument.evaluation_budget(pairs, 20)["steps"] == 160  # smoke
+        assert instrument.evaluation_budget(pairs, 300)["batch_size"] == 128
     for experiment in ("speech", "images"):
         cfg = config.load("quick", experiment)
         got = instrument.evaluation_budget(
