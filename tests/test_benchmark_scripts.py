@@ -136,3 +136,93 @@ def test_quick_profile_splits_each_notebook_into_training_and_evaluation_section
     assert got["eval"] == {"probes": pytest.approx(20.0), "nll": pytest.approx(4.0)}
     assert got["other"] == pytest.approx(16.0)  # 200 - 160 - 24
     assert "| evaluation: probes | 20 | 10% |" in r.stdout
+
+
+#: a stand-in for DVAE's checkout (github.com/XiaoyuBIE1994/DVAE): the three files the script
+#: imports, with the interface its DSAE exposes (build_DSAE(cfg), (T, B, F) in and out, the
+#: posterior and prior parameters as attributes), so the test needs no download
+_STUB_DVAE = {
+    "dvae/model/dsae.py": """
+import torch
+from torch import nn
+
+
+class DSAE(nn.Module):
+    def __init__(self, x_dim, z_dim, v_dim, hidden):
+        super().__init__()
+        self.rnn_g_v = nn.LSTM(x_dim, hidden)
+        self.inf_v_mean, self.inf_v_logvar = nn.Linear(hidden, v_dim), nn.Linear(hidden, v_dim)
+        self.inf_z_mean, self.inf_z_logvar = nn.Linear(x_dim, z_dim), nn.Linear(x_dim, z_dim)
+        self.gen_out = nn.Linear(v_dim + z_dim, x_dim)
+
+    def forward(self, x):
+        T = x.shape[0]
+        _, (h, _) = self.rnn_g_v(x)
+        self.v_mean, self.v_logvar = self.inf_v_mean(h[-1]), self.inf_v_logvar(h[-1])
+        self.z_mean, self.z_logvar = self.inf_z_mean(x), self.inf_z_logvar(x)
+        self.z_mean_p, self.z_logvar_p = torch.zeros_like(self.z_mean), torch.zeros_like(self.z_mean)
+        self.v_mean_p, self.v_logvar_p = torch.zeros_like(self.v_mean), torch.zeros_like(self.v_mean)
+        v = self.v_mean.expand(T, -1, -1)
+        return self.gen_out(torch.cat([v, self.z_mean], -1))
+
+
+def build_DSAE(cfg, device="cpu"):
+    net = cfg["Network"]
+    return DSAE(int(net["x_dim"]), int(net["z_dim"]), int(net["v_dim"]), int(net["dim_RNN_gv"]))
+""",
+    "dvae/utils/loss.py": """
+import torch
+
+
+def loss_ISD(x, y):
+    return torch.sum(x / y - torch.log(x / y) - 1)
+
+
+def loss_KLD(m, lv, m_p=0, lv_p=0):
+    return -0.5 * torch.sum(lv - lv_p - (lv.exp() + (m - m_p).pow(2)) / lv_p.exp())
+""",
+    "config/speech/cfg_dsae.ini": (
+        "[Network]\nx_dim = 513\nz_dim = 16\nv_dim = 16\ndim_RNN_gv = 128\ndim_RNN_gxv = 128\n"
+        "dim_RNN_gz = 128\ndim_RNN_prior = 128\n[Training]\nlr = 0.002\nbeta = 1\n"
+    ),
+}
+
+
+def test_dsae_vs_dvae_refuses_a_missing_dvae_checkout(tmp_path):
+    script = [sys.executable, str(ROOT / "benchmarks" / "dsae_vs_dvae.py")]
+    r = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--dvae PATH is required" in r.stderr
+    r = subprocess.run([*script, "--dvae", str(tmp_path / "nowhere")], capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode != 0 and "--dvae" in r.stderr and "lacks dvae/model/dsae.py" in r.stderr
+
+
+def test_dsae_vs_dvae_times_both_sides_and_merges_its_result(tmp_path):
+    """Tiny sizes against the stub checkout: three models timed, ratios and a breakdown, the
+    result merged beside what the benchmarks file already held."""
+    import json
+
+    dvae = tmp_path / "dvae"
+    for rel, text in _STUB_DVAE.items():
+        (dvae / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dvae / rel).write_text(text)
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"other": 1}))
+    args = ["--dvae", str(dvae), "--out", str(out), "--reps", "1", "--steps", "1"]
+    args += ["--blocks", "1", "--warmup", "1", "--breakdown-runs", "1"]
+    args += ["--frames", "6", "--mels", "8", "--batch", "3", "--hidden", "8", "--latent", "2"]
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "dsae_vs_dvae.py"), *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    got = data["dsae_vs_dvae"]
+    assert data["other"] == 1
+    assert [row["model"] for row in got["rows"]] == ["ours_full", "theirs", "ours_factorized"]
+    assert got["rows"][1]["ratio_to_theirs"] == 1.0
+    assert got["dvae"]["dsae_py_sha256"] and got["sizes"]["T"] == 6
+    parts = {row["component"]: row for row in got["breakdown_ms"]}
+    assert parts["q(local): forward GRU (ours) / tanh RNN (theirs)"]["ours_full"] > 0
+    assert parts["q(global | x): bi-LSTM"]["theirs"] > 0  # the stub's rnn_g_v
+    assert "ours/theirs" in r.stdout
