@@ -30,11 +30,13 @@ so that a burst of load from other processes hits both alike. A subprocess warms
 blocks of steps and reports the median s/step. Printed: ms/step, utterances/s and the ratio
 ours / theirs in utterances/s (median, min-max of the per-repetition ratios).
 
-The breakdown (the first repetition's subprocesses, after their timing): each module of a
-model is re-run alone, forward + backward, on the inputs it received inside a step (captured
-with forward hooks; inputs require grad exactly where they did in the step), median of
-``--breakdown-runs`` runs; Adam's step and gradient clipping alone likewise. "rest" is the
-step minus those: the loss, reparameterisation, concatenations and autograd's bookkeeping.
+The breakdown (the first repetition's subprocesses, after their timing): ``--breakdown-runs``
+steps under ``torch.profiler``. Forward hooks open and close a profiler range around each module
+(the bi-LSTMs, the forward RNN, the prior LSTM, the decoder, the Gaussian heads); a backward
+node is charged to the module that created its forward op (autograd numbers both alike). What
+no module holds (the loss, reparameterisation, concatenations, gradient accumulation) and
+Adam's step are rows of their own; the profiler adds a few % to the step, shown as its own row.
+Gradient clipping, which our ``fit`` adds, is timed alone.
 
 The result is merged into ``results/benchmarks.json`` under ``dsae_vs_dvae``.
 """
@@ -154,63 +156,86 @@ def _build(which: str, size: dict, dvae: Path):
     return model, opt, loss_of, None
 
 
-def _breakdown(model, opt, loss_of, grad_clip, runs: int) -> dict:
-    """ms of each module alone (forward + backward on its in-step inputs), Adam, clipping."""
-    import torch
+def _breakdown(model, opt, step, grad_clip, runs: int) -> dict:
+    """Forward and backward ms of each module inside `runs` profiled steps, plus the rest.
+
+    Each module's forward is a ``torch.profiler`` range opened and closed by forward hooks; a
+    backward node belongs to the module whose range held the forward op of the same sequence
+    number (autograd links the two by it). Also timed: Adam's step and, alone, the gradient
+    clipping that our ``fit`` adds (not part of the timed step).
+    """
     from torch import nn
-
-    captured: dict[str, list] = {}
-
-    def detach(v):
-        if isinstance(v, torch.Tensor):
-            return v.detach().clone().requires_grad_(v.requires_grad)
-        if isinstance(v, (tuple, list)):
-            return type(v)(detach(u) for u in v)
-        return v
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     names = {n for _, ours, theirs in COMPONENTS for n in ours + theirs}
-    modules = {n: m for n, m in model.named_children() if n in names}
+    ranges: dict[str, record_function] = {}
 
-    def keep(name):
-        def hook(module, args, out) -> None:  # returns None: the output stays as it is
-            captured.setdefault(name, detach(args))
+    def enter(module, args, name) -> None:
+        ranges[name] = record_function(f"component::{name}")
+        ranges[name].__enter__()
 
-        return hook
+    def leave(module, args, out, name) -> None:  # returns None: the output stays as it is
+        ranges.pop(name).__exit__(None, None, None)
 
-    hooks = [m.register_forward_hook(keep(n)) for n, m in modules.items()]
-    loss_of(0).backward()
+    hooks = []
+    for n, m in model.named_children():
+        if n in names:
+            hooks.append(m.register_forward_pre_hook(lambda m, a, n=n: enter(m, a, n)))
+            hooks.append(m.register_forward_hook(lambda m, a, o, n=n: leave(m, a, o, n)))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(runs):
+            with record_function("step"):
+                step(i)
     for h in hooks:
         h.remove()
 
-    def flat(out):
-        if isinstance(out, torch.Tensor):
-            return [out]
-        return [t for u in out for t in flat(u)] if isinstance(out, (tuple, list)) else []
+    events = prof.events()
+    spans = sorted(
+        (e.time_range.start, e.time_range.end, e.name.split("::", 1)[1])
+        for e in events
+        if e.name.startswith("component::")
+    )
+    owner: dict[int, str] = {}  # sequence number of a forward op -> its module
+    for e in events:
+        if e.sequence_nr < 0 or e.name.startswith(("autograd::", "component::")):
+            continue
+        for start, end, name in spans:
+            if start <= e.time_range.start and e.time_range.end <= end:
+                owner[e.sequence_nr] = name
+                break
+    ms: dict[str, dict[str, float]] = {}
 
-    def median_ms(fn) -> float:
-        fn()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return 1000 * statistics.median(times)
+    def add(name: str, part: str, us: float) -> None:
+        ms.setdefault(name, {"forward": 0.0, "backward": 0.0})[part] += us / runs / 1000
 
-    ms = {}
-    for n, args in captured.items():
-
-        def fwd_bwd(m=modules[n], args=args):
-            sum(t.float().sum() for t in flat(m(*args)) if t.requires_grad).backward()
-
-        ms[n] = median_ms(fwd_bwd)
-    model.zero_grad(set_to_none=True)
-    loss_of(1).backward()
-    ms["adam step"] = median_ms(opt.step)
+    for start, end, name in spans:
+        add(name, "forward", end - start)
+    total = {"step": 0.0, "backward": 0.0, "adam": 0.0}
+    for e in events:
+        if e.name == "step":
+            total["step"] += e.cpu_time_total
+        elif e.name.startswith("Optimizer.step"):
+            total["adam"] += e.cpu_time_total
+        elif e.name.startswith("autograd::engine::evaluate_function"):
+            total["backward"] += e.cpu_time_total
+            if e.sequence_nr in owner:
+                add(owner[e.sequence_nr], "backward", e.cpu_time_total)
+    step_ms, bwd_ms, adam_ms = (total[k] / runs / 1000 for k in ("step", "backward", "adam"))
+    fwd_modules = sum(v["forward"] for v in ms.values())
+    bwd_modules = sum(v["backward"] for v in ms.values())
+    out = {"modules": ms, "adam step": adam_ms, "step under the profiler": step_ms}
+    out["forward outside the modules (loss, sampling, concatenation)"] = (
+        step_ms - bwd_ms - adam_ms - fwd_modules
+    )
+    out["backward outside the modules (the same; gradient accumulation)"] = bwd_ms - bwd_modules
     if grad_clip:
-        ms["gradient clipping (ours: fit)"] = median_ms(
-            lambda: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        )
-    return ms
+        times = []
+        for _ in range(max(runs, 3)):
+            t0 = time.perf_counter()
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            times.append(time.perf_counter() - t0)
+        out["gradient clipping (ours: fit)"] = 1000 * statistics.median(times)
+    return out
 
 
 def _child(which: str, size: dict, dvae: Path, steps: int, warmup: int, blocks: int,
@@ -239,7 +264,7 @@ def _child(which: str, size: dict, dvae: Path, steps: int, warmup: int, blocks: 
         "params": sum(p.numel() for p in model.parameters()),
     }
     if breakdown:
-        result["breakdown_ms"] = _breakdown(model, opt, loss_of, grad_clip, breakdown)
+        result["breakdown_ms"] = _breakdown(model, opt, step, grad_clip, breakdown)
     print("RESULT " + json.dumps(result))
 
 
@@ -292,26 +317,25 @@ def run_child(which: str, args, dvae: Path, breakdown: bool) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def _breakdown_rows(first: dict[str, dict], ms: dict[str, float]) -> list[dict]:
+def _breakdown_rows(first: dict[str, dict]) -> list[dict]:
+    """The breakdown's rows: each role's forward + backward ms on every side, then the rest."""
     rows = []
     for label, ours, theirs in COMPONENTS:
         row = {"component": label}
-        for side, names in (("ours_full", ours), ("ours_factorized", ours), ("theirs", theirs)):
-            got = [
-                first[side]["breakdown_ms"][n] for n in names if n in first[side]["breakdown_ms"]
-            ]
-            row[side] = sum(got) if got else None
+        for side in first:
+            got = first[side]["breakdown_ms"]["modules"]
+            parts = [got[n] for n in (theirs if side == "theirs" else ours) if n in got]
+            row[side] = sum(p["forward"] + p["backward"] for p in parts) if parts else None
+            row[f"{side}_forward"] = sum(p["forward"] for p in parts) if parts else None
         rows.append(row)
-    for label in ("adam step", "gradient clipping (ours: fit)"):
+    for label in (
+        "forward outside the modules (loss, sampling, concatenation)",
+        "backward outside the modules (the same; gradient accumulation)",
+        "adam step",
+        "step under the profiler",
+        "gradient clipping (ours: fit)",
+    ):
         rows.append({"component": label, **{s: first[s]["breakdown_ms"].get(label) for s in first}})
-    rest = {"component": "rest: loss, sampling, concatenation, autograd bookkeeping"}
-    for side in first:
-        parts = sum(
-            r[side] for r in rows if r.get(side) is not None and "clipping" not in r["component"]
-        )
-        rest[side] = ms[side] - parts
-    rows.append(rest)
-    rows.append({"component": "step (forward, loss, backward, Adam)", **ms})
     return rows
 
 
@@ -325,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10, help="steps per timed block")
     p.add_argument("--blocks", type=int, default=3, help="timed blocks per process")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--breakdown-runs", type=int, default=15, help="runs per breakdown entry")
+    p.add_argument("--breakdown-runs", type=int, default=5, help="profiled steps (breakdown)")
     p.add_argument("--frames", type=int, default=64, help="T")
     p.add_argument("--mels", type=int, default=40)
     p.add_argument("--batch", type=int, default=32)
@@ -367,8 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
         })  # fmt: skip
-    ms = {r["model"]: r["ms_per_step"] for r in rows}
-    breakdown = _breakdown_rows({m: runs[m][0] for m in MODELS}, ms)
+    breakdown = _breakdown_rows({m: runs[m][0] for m in MODELS})
 
     print(f"\nDSAE training step, ours against DVAE's, T {args.frames}, {args.mels} mels, batch "
           f"{B}, hidden {args.hidden}, latents {args.latent}, 1 thread, {args.reps} reps")  # fmt: skip
@@ -379,14 +402,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model']:16s} {r['params']:8d} {r['ms_per_step']:8.1f} "
               f"{r['utterances_per_s']:7.0f} {r['ratio_to_theirs']:9.2f} "
               f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f})")  # fmt: skip
-    print("\nbreakdown, ms (each module alone, forward + backward; first repetition)")
-    print(f"{'component':58s} {'ours_full':>9s} {'theirs':>8s} {'ours_fact':>9s}")
+    print("\nbreakdown, ms per step, forward + backward inside the step (torch.profiler, rep 1)")
+    print(f"{'component':64s} {'ours_full':>9s} {'theirs':>8s} {'ours_fact':>9s}")
 
     def cell(v):
         return f"{v:9.2f}" if v is not None else f"{'-':>9s}"
 
     for r in breakdown:
-        print(f"{r['component']:58s} {cell(r['ours_full'])} {cell(r['theirs'])[1:]} "
+        print(f"{r['component']:64s} {cell(r['ours_full'])} {cell(r['theirs'])[1:]} "
               f"{cell(r['ours_factorized'])}")  # fmt: skip
 
     from paperlib.records import git_commit
