@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     seeds = args.seeds
     commands = [command]
+    commits: list[str] = []  # with --merge: the commit each part ran at
 
     def save(rows: list[dict], complete: bool = False) -> bool:
         """Write qualification.json and README.md from `rows`; `complete` once all have run."""
@@ -117,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         record = {"rows": rows, "passed": passed, "complete": complete, "command": command}
         record["parts"] = commands
+        if commits:
+            record["part_commits"] = commits
         record["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         record["args"] = {k: v for k, v in record["args"].items() if k != "save"}
         record["args"]["seeds"] = seeds
         write_json(args.out / "qualification.json", {**record, "_meta": provenance()})
-        runs = "\n".join(f"`{c}`  " for c in commands)
+        at = [f" (at {c[:7]})" for c in commits] if commits else [""] * len(commands)
+        runs = "\n".join(f"`{c}`{a}  " for c, a in zip(commands, at))
         state = "" if complete else "\n\n**Incomplete: the run stopped before its last row.**"
         (args.out / "README.md").write_text(
             "# Qualification of the I(z;s) instrument\n\n"
@@ -138,8 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         order = {"planted": 0, "independent": 1, "frozen": 2}  # as one run writes them
         rows.sort(key=lambda r: (r.get("model", ""), order[r["case"]], r.get("true_nats", 0.0)))
         commands = [p.get("command", "") for p in parts]
+        commits = [str(p.get("_meta", {}).get("git_commit", "unknown")) for p in parts]
         seeds = sorted({s for p in parts for s in p["args"]["seeds"]})
-        complete = all(p.get("complete", True) for p in parts)
+        # complete when every part finished, or the parts together hold every kind of row for
+        # each model (a part stopped before its frozen row, which another part then ran)
+        cases = {(r.get("model", ""), r["case"]) for r in rows}
+        covered = all({(m, c) for c in order} <= cases for m in {r.get("model", "") for r in rows})
+        complete = covered or all(p.get("complete", True) for p in parts)
     else:
         rows = []
         print(qualify.format_rows([]), flush=True)
