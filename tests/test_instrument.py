@@ -288,6 +288,10 @@ def test_qualification_rows_on_a_small_shape():
     )  # fmt: skip
     row = qualify.planted_row(cfg, DZ, DS, GRID, 1.0, n=1000, other=False, seed=1)
     assert row["case"] == "planted" and row["passed"], row
+    # the other family alone (--other-only): no training critic, the pass rule on the other
+    row = qualify.planted_row(cfg, DZ, DS, GRID, 0.0, n=200, steps=60, critic=False, seed=1)
+    assert "critic_nats" not in row and row["case"] == "independent"
+    assert row["passed"] == (abs(row["other_nats"]) <= qualify.MAX_INDEPENDENT)
     assert isinstance(zs_critic(cfg.objective, DZ, DS, GRID), WindowCritic)
 
     class Encoder(_Model):  # a frozen "encoder" whose s holds z in its first positions
