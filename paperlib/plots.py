@@ -64,6 +64,7 @@ METRIC_LABELS = {
     "mi_zs_target_nats": "I(z; s), penalty's target, other family [nats]",
     "eval_seconds": "evaluation time [s]",
     "train_seconds": "training time [s]",
+    "critic_acc_zs_heldout": "training critic accuracy, held-out batch",
     "loss": "loss [nats]",
     "elbo": "ELBO [nats]",
     "kl_z": "KL_z [nats]",
