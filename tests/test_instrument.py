@@ -132,6 +132,10 @@ def test_the_patch_critic_scores_a_subset_of_positions_exactly_as_all_of_them():
     picked = torch.tensor([0, 7, 12, 3])
     full = critic.scores(z, s)
     assert torch.allclose(critic.scores(z, s, picked), full[:, :, picked], atol=1e-5)
+    # a one-row grid (speech's frames), edge positions included, with a wider window
+    line = WindowCritic(DZ, DS, (1, 9), hidden=8, window=5, patch=True)
+    s1, edges = torch.randn(4, 9, DS), torch.tensor([0, 8, 1, 4])
+    assert torch.allclose(line.scores(z, s1, edges), line.scores(z, s1)[:, :, edges], atol=1e-5)
     # training mode draws train_positions of them per step; eval mode scores every position
     gen = torch.Generator().manual_seed(0)
     critic.train()
