@@ -4,7 +4,7 @@
 #                                                   [--launcher slurm|local [--cluster-config FILE]]
 # Sets up .venv on first use (see scripts/bootstrap.sh), then runs the notebooks with papermill.
 # With --launcher, the notebooks' training runs are first trained as submitit jobs
-# (python -m paperlib.launch, with the same --profile, --only and -p); the notebooks then find
+# (python -m paperlib.suite.launch, with the same --profile, --only and -p); the notebooks then find
 # every run folder complete and only evaluate.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +21,6 @@ while [ $# -gt 0 ]; do
 done
 source scripts/bootstrap.sh
 if [ ${#launch[@]} -gt 0 ]; then
-  "$PY" -m paperlib.launch "${launch[@]}" ${args[@]+"${args[@]}"}
+  "$PY" -m paperlib.suite.launch "${launch[@]}" ${args[@]+"${args[@]}"}
 fi
-exec "$PY" -m paperlib.runner ${args[@]+"${args[@]}"}
+exec "$PY" -m paperlib.suite.runner ${args[@]+"${args[@]}"}

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 "$PY" -m ruff check paperlib tests benchmarks notebooks scripts
-"$PY" -m paperlib.notebooks check
+"$PY" -m paperlib.suite.notebooks check
 exec "$PY" -m pytest "$@"

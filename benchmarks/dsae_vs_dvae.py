@@ -19,7 +19,7 @@ headline ratio times ours in that family (``ours_full``); our presets' ``"factor
 posterior (a per-frame MLP) is timed too (``ours_factorized``).
 
 A step is what each codebase's training loop does: forward, ELBO loss (ours:
-``paperlib.regularizers`` ``elbo`` objective; theirs: ``loss_ISD`` + ``loss_KLD`` as in
+``paperlib.training.regularizers`` ``elbo`` objective; theirs: ``loss_ISD`` + ``loss_KLD`` as in
 ``dvae/learning_algo.py``), backward and an Adam step (lr 2e-3). Gradient clipping, which our
 ``fit`` adds, is left out of the ratio and timed alone in the breakdown. Inputs are random
 frames (log-mels for ours, positive power spectra for theirs' Itakura-Saito loss): the cost of
@@ -103,9 +103,9 @@ def _build(which: str, size: dict, dvae: Path):
     g = torch.Generator().manual_seed(0)
     if which.startswith("ours"):
         from paperlib import config
-        from paperlib.experiment import run_config
         from paperlib.models import build_model
-        from paperlib.regularizers import build_objective
+        from paperlib.studies.experiment import run_config
+        from paperlib.training.regularizers import build_objective
 
         posterior = which.split("_")[1]
         base = config.load(

@@ -10,11 +10,11 @@ and each objective it
 
 1. checks that a few fp32 training steps on CPU and on CUDA from the same weights and the same
    batches give the same losses (relative tolerance ``--rtol``; TF32 is switched off for it);
-2. times ``--steps`` training steps (the body of ``paperlib.train.fit``) in three modes: fp32,
+2. times ``--steps`` training steps (the body of ``paperlib.training.train.fit``) in three modes: fp32,
    bf16 autocast, and bf16 autocast + ``torch.compile`` (compile time reported apart);
 3. prints ms/step, items/s and the peak GPU memory, and projects the paper profile's wall time
    from the fastest mode: runs x steps x ms/step, with the runs listed by the paper profile's
-   notebooks (``paperlib.plan`` when present, else the count written below).
+   notebooks (``paperlib.suite.plan`` when present, else the count written below).
 
 Real datasets are not needed: batches are random tensors of the paper shapes (binarised pixels,
 standardised log-mels), which is all a step's cost depends on. Nothing is downloaded.
@@ -35,7 +35,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECTIVES = ("elbo", "mi", "cmi")
-#: paper profile runs per experiment when paperlib.plan is absent: the validation sweep
+#: paper profile runs per experiment when paperlib.suite.plan is absent: the validation sweep
 #: (elbo + 4 mi + 20 cmi weight settings) x 3 seeds, then elbo / mi / cmi x 3 seeds
 FALLBACK_RUNS = (1 + 4 + 20) * 3 + 3 * 3
 
@@ -54,10 +54,10 @@ def shapes(experiment: str, tiny: bool) -> dict:
 
 def make(experiment: str, objective: str, device: str, tiny: bool, seed: int = 0):
     from paperlib import config
-    from paperlib.experiment import run_config
     from paperlib.models import build_model
-    from paperlib.regularizers import build_objective
-    from paperlib.selection import weights_for
+    from paperlib.studies.experiment import run_config
+    from paperlib.studies.selection import weights_for
+    from paperlib.training.regularizers import build_objective
 
     over = {}
     if tiny:
@@ -163,14 +163,14 @@ def time_mode(experiment, objective, device, tiny, steps, amp, compiled) -> dict
 def paper_runs(experiment: str) -> tuple[int, str]:
     """How many training runs the paper profile's notebooks need for `experiment`."""
     try:
-        from paperlib import plan  # the cluster launcher's listing, when present
+        from paperlib.suite import plan  # the cluster launcher's listing, when present
     except ImportError:
         return FALLBACK_RUNS, "assumed: (1 + 4 + 20) x 3 sweep + 3 x 3 final runs"
     try:
         cfgs = [c for c in plan.paper_configs() if c.experiment == experiment]
-        return len(cfgs), "paperlib.plan"
+        return len(cfgs), "paperlib.suite.plan"
     except Exception as err:  # a listing that needs data it cannot find here
-        return FALLBACK_RUNS, f"assumed ({type(err).__name__} from paperlib.plan)"
+        return FALLBACK_RUNS, f"assumed ({type(err).__name__} from paperlib.suite.plan)"
 
 
 def main(argv: list[str] | None = None) -> int:

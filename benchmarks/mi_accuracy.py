@@ -5,7 +5,7 @@ is the independent case (truth 0, no relative error). Writes nothing unless ``--
 given (then also a CSV there). The density-ratio target: within 10 % relative or 0.05 nats of
 the truth for d in {1, 4, 8}, rho in {0.5, 0.8, 0.95} with 5000 samples, and |estimate| <= 0.05
 nats for independent variables; it is met with 5-fold cross-fitting (``--dr-folds 5``, the
-default; see `paperlib.mi.estimate_mi`). Other estimators use one 80/20 split.
+default; see `paperlib.estimators.mi.estimate_mi`). Other estimators use one 80/20 split.
 
     python benchmarks/mi_accuracy.py [--n 5000] [--steps 2000] [--methods density_ratio,club]
 """
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from paperlib.mi import ESTIMATORS, correlated_gaussians, estimate_mi, gaussian_mi
+from paperlib.estimators.mi import ESTIMATORS, correlated_gaussians, estimate_mi, gaussian_mi
 
 
 def main() -> None:

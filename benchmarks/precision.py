@@ -27,10 +27,10 @@ from torch import nn
 
 from paperlib import config, runtime
 from paperlib.data import load_data
-from paperlib.experiment import run_config
 from paperlib.models import build_model
-from paperlib.regularizers import build_objective
-from paperlib.train import BatchStream
+from paperlib.studies.experiment import run_config
+from paperlib.training.regularizers import build_objective
+from paperlib.training.train import BatchStream
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@
 
 For the speech DSAE and the PixelCNN-VAE of the profile, with the penalty's target the profile
 chose (docs/DESIGN.md, "What s holds"): planted MI at each level and an independent case
-(`paperlib.qualify.planted_row`), then the frozen encodings of a trained `mi` run
+(`paperlib.evaluation.qualify.planted_row`), then the frozen encodings of a trained `mi` run
 (`frozen_row`: the training critic under its training settings against the other family).
 Prints the table and writes ``results/qualification/`` (qualification.json with provenance,
 README.md). Pass: >= 80 % of planted MI recovered, the independent case within 0.05 nats of 0,
@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from paperlib import config, experiment, qualify
+from paperlib import config
 from paperlib.data import load_data
+from paperlib.evaluation import qualify
 from paperlib.models import build_model
 from paperlib.records import provenance, write_json
-from paperlib.regularizers import grid_of
+from paperlib.studies import experiment
+from paperlib.training.regularizers import grid_of
 
 
 def seed_mean(per_seed: list[dict]) -> dict:

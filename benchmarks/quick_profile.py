@@ -6,7 +6,7 @@ Usage::
 
 Reads what the notebooks recorded: each notebook's wall time (``run.json``) and, for every run
 in its ``metrics.json``, the training seconds (``train_seconds``) and evaluation's seconds per
-section (``eval_seconds_<section>``, written by ``paperlib.experiment.evaluate_run``). Prints a
+section (``eval_seconds_<section>``, written by ``paperlib.studies.experiment.evaluate_run``). Prints a
 table per notebook and the share of evaluation, and merges it into ``results/benchmarks.json``
 under ``profile_time``. Nothing is timed here, so it can run while other work runs.
 

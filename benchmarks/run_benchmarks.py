@@ -50,7 +50,7 @@ OBJECTIVES = ("elbo", "mi", "cmi")
 
 
 # ----------------------------------------------------------------------------------------------
-# one training step, exactly as paperlib.train.fit does it
+# one training step, exactly as paperlib.training.train.fit does it
 
 
 class Trainer:
@@ -63,11 +63,11 @@ class Trainer:
     def __init__(self, experiment: str, objective: str, device: str = "cpu", bundle=None):
         from paperlib import config
         from paperlib.data import load_data, make_loaders
-        from paperlib.experiment import run_config
         from paperlib.models import build_model
-        from paperlib.regularizers import build_objective
-        from paperlib.selection import weights_for
-        from paperlib.train import BatchStream
+        from paperlib.studies.experiment import run_config
+        from paperlib.studies.selection import weights_for
+        from paperlib.training.regularizers import build_objective
+        from paperlib.training.train import BatchStream
 
         base = config.load("quick", experiment, train__progress=False)
         self.cfg = run_config(base, objective, 0, **weights_for(experiment, objective))
@@ -284,7 +284,7 @@ def profile_steps(steps: int, top: int) -> dict[str, Any]:
 
 
 def notebook_times(results: Path) -> dict[str, Any]:
-    from paperlib.params import notebook_names
+    from paperlib.suite.params import notebook_names
 
     out: dict[str, Any] = {}
     for name in notebook_names():

@@ -9,7 +9,7 @@ The base commit's ``paperlib/`` is exported with ``git archive`` into a temporar
 repetition then starts one subprocess per (tree, workload) with ``PYTHONPATH`` pointing at that
 tree, alternating which tree goes first, so a burst of load from other processes hits both
 alike. A subprocess builds the quick-profile model and every objective's trainer, warms up, and
-times blocks of training steps (the body of ``paperlib.train.fit``: forward, model loss,
+times blocks of training steps (the body of ``paperlib.training.train.fit``: forward, model loss,
 backward, gradient clip, Adam, the objective's critic steps) with the objectives interleaved.
 
 Printed: ms/step and items/s of base and new, and the speed-up in items/s, new / base, as the
@@ -90,10 +90,10 @@ def _child(
 
     from paperlib import config
     from paperlib.data import load_data, make_loaders
-    from paperlib.experiment import run_config
     from paperlib.models import build_model
-    from paperlib.regularizers import build_objective
-    from paperlib.train import BatchStream
+    from paperlib.studies.experiment import run_config
+    from paperlib.training.regularizers import build_objective
+    from paperlib.training.train import BatchStream
 
     torch.set_num_threads(threads)
     experiment, overrides = WORKLOADS[workload]

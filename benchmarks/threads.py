@@ -39,10 +39,10 @@ def _child(mode: str, steps: int, experiment: str, ready: Path, go: Path) -> Non
 
     from paperlib import config, runtime
     from paperlib.data import load_data
-    from paperlib.experiment import run_config
     from paperlib.models import build_model
-    from paperlib.regularizers import build_objective
-    from paperlib.train import BatchStream
+    from paperlib.studies.experiment import run_config
+    from paperlib.training.regularizers import build_objective
+    from paperlib.training.train import BatchStream
 
     cfg = run_config(config.load("quick", experiment, train__progress=False), "elbo", 0)
     bundle = load_data(cfg.data)

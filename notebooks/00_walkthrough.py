@@ -38,7 +38,7 @@
 # tells pairs (z, s) of one utterance from shuffled pairs estimates it (adversarial density ratio).
 
 # %%
-# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -55,7 +55,7 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()
 
@@ -63,9 +63,11 @@ if "google.colab" in sys.modules:
 import pandas as pd
 from IPython.display import Audio, display
 
-from paperlib import experiment, plots, plots_information, records, summary
+from paperlib import records
 from paperlib.data import load_data, speech
-from paperlib.plan import setup
+from paperlib.reports import plots, plots_information, summary
+from paperlib.studies import experiment
+from paperlib.suite.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -81,7 +83,7 @@ cfg
 
 # %% [markdown]
 # `cfg` is the smoke speech preset in the smoke profile; otherwise the quick speech preset shrunk
-# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.plan` lists the
+# to fit the 3-minute budget (half the speakers, a smaller LSTM; `paperlib.suite.plan` lists the
 # changes).
 
 # %%

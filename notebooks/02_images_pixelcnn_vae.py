@@ -15,7 +15,7 @@
 # profile seconds. Runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%
-# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -32,14 +32,15 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()
 
 # %%
-from paperlib import evaluate, plots, plots_generation, plots_information, summary
-from paperlib.experiment import compare_objectives
-from paperlib.plan import setup
+from paperlib.evaluation import evaluate
+from paperlib.reports import plots, plots_generation, plots_information, summary
+from paperlib.studies.experiment import compare_objectives
+from paperlib.suite.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -59,8 +60,8 @@ figs = summary.Figures(out_dir)
 cfg
 
 # %% [markdown]
-# `cfg` is the profile's image preset with `dataset`, `data_dir` and `steps`; `paperlib.plan`
-# lists the same runs for the cluster launcher (`python -m paperlib.launch`).
+# `cfg` is the profile's image preset with `dataset`, `data_dir` and `steps`; `paperlib.suite.plan`
+# lists the same runs for the cluster launcher (`python -m paperlib.suite.launch`).
 #
 # ## Train every objective for every seed, then evaluate on the test split
 # As in notebook 01: `alpha`/`beta` of None use the weights that notebook 03 chose on the

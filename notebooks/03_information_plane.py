@@ -21,7 +21,7 @@
 # seconds.
 
 # %%
-# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -38,13 +38,16 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()
 
 # %%
-from paperlib import experiment, plan, plots_information, records, selection, summary
-from paperlib.plan import setup
+from paperlib import records
+from paperlib.reports import plots_information, summary
+from paperlib.studies import experiment, selection
+from paperlib.suite import plan
+from paperlib.suite.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"

@@ -7,7 +7,7 @@
 # total wall time. Runs in seconds; `run_all.sh` runs it last.
 
 # %%
-# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -24,7 +24,7 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from paperlib import summary
-from paperlib.plan import setup
+from paperlib.reports import summary
+from paperlib.suite.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"

@@ -23,7 +23,7 @@
 # with other jobs); smoke seconds. Finished runs are cached under runs/ and not trained again.
 
 # %%
-# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls).
+# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
 # On Google Colab: install paperlib from the repository, keeping Colab's own torch build, and
 # work in /content/paperlib-work. Anywhere else this cell does nothing.
 import sys
@@ -40,15 +40,17 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()
 
 # %%
 import pandas as pd
 
-from paperlib import mechanism, plots_mechanism, records, summary
-from paperlib.plan import setup
+from paperlib import records
+from paperlib.reports import plots_mechanism, summary
+from paperlib.studies import mechanism
+from paperlib.suite.plan import setup
 
 # %% tags=["parameters"]
 profile = "quick"

@@ -15,7 +15,7 @@ names (``data.name``, ``model.name``, ``objective.name``) are only type-checked 
 imports nothing else of paperlib but the plain data of ``paperlib.presets`` (docs/DESIGN.md,
 "Architecture"). They are checked where they are used (the registries' ``get`` names the key and
 the registered names) and, before any notebook runs, by the runner's parameter check
-(paperlib.components.registered).
+(paperlib.studies.components.registered).
 """
 
 from __future__ import annotations
@@ -173,7 +173,8 @@ class ObjectiveConfig(_Validated):
     """Objective and its estimators (DESIGN section 2)."""
 
     name: str = _spec(
-        "elbo", doc="a registered objective (paperlib.regularizers.OBJECTIVES; checked at use)"
+        "elbo",
+        doc="a registered objective (paperlib.training.regularizers.OBJECTIVES; checked at use)",
     )
     alpha: float = _spec(0.0, lo=0.0, hi=20.0, doc="weight of I_q(x;z)")
     beta: float = _spec(0.0, lo=0.0, hi=100.0, doc="weight of I_q(z;s)")
@@ -228,7 +229,7 @@ class ObjectiveConfig(_Validated):
 
 @dataclass(frozen=True)
 class TrainConfig(_Validated):
-    """The one training loop (paperlib.train.fit)."""
+    """The one training loop (paperlib.training.train.fit)."""
 
     steps: int = _spec(1000, lo=1)
     lr: float = _spec(1e-3, lo=0.0, lo_open=True)

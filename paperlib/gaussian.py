@@ -1,7 +1,7 @@
 """Diagonal-Gaussian math shared by the models, the estimators and evaluation (all in nats).
 
 The bottom of the package (docs/DESIGN.md, "Architecture"): it imports torch only, so models
-(paperlib.models), estimators (paperlib.mi), training critics (paperlib.critics) and evaluation
+(paperlib.models), estimators (paperlib.estimators.mi), training critics (paperlib.estimators.critics) and evaluation
 use one copy of each density, KL and sampler without depending on each other.
 
 - `gaussian_log_prob`: log N(x; mean, exp(logvar)), summed over the last dim;
@@ -9,7 +9,7 @@ use one copy of each density, KL and sampler without depending on each other.
 - `reparameterize`: z = mean + exp(logvar / 2) * eps;
 - `minibatch_mi_xz`: the minibatch aggregate-posterior estimate of I_q(x; z) for Gaussian q(z|x),
   a differentiable Tensor (the float64 post-hoc version over a whole split is
-  `paperlib.evaluate.aggregate_mi_xz`).
+  `paperlib.evaluation.evaluate.aggregate_mi_xz`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training progress that a person sees, wherever the notebook runs.
 
 - In an interactive Jupyter front end (JupyterLab, Colab) `progress_bar` is tqdm.auto's widget.
-- Run headless by ``run_all.sh`` (`paperlib.runner` sets ``PAPERLIB_PROGRESS=text`` for the
+- Run headless by ``run_all.sh`` (`paperlib.suite.runner` sets ``PAPERLIB_PROGRESS=text`` for the
   kernel), a widget would only leave an empty log: there `TextProgress` prints plain lines with
   the step, the latest loss terms and the ETA, at most every `TEXT_INTERVAL_S` seconds (plus the
   last step), to stdout. papermill writes them into ``results/_logs/NN_name.log`` and the runner

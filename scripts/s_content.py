@@ -3,7 +3,7 @@
     python scripts/s_content.py [--profile quick] [--seed 300] [--steps N]
 
 For the speech DSAE and the PixelCNN-VAE of the profile: an `mi` run (alpha 1) is trained on a
-seed that nothing else uses, and `paperlib.s_content.what_s_holds` reads x_t, x and the label
+seed that nothing else uses, and `paperlib.evaluation.s_content.what_s_holds` reads x_t, x and the label
 from one s_t, a window and s_1:T, before and after training (read-outs fitted on training items,
 scored on validation items; never the test split). The table and the target it implies
 (`choose_target`) go to ``results/s_content/`` (s_content.json with provenance, README.md) and
@@ -16,10 +16,12 @@ import argparse
 import time
 from pathlib import Path
 
-from paperlib import config, experiment, runtime, s_content
+from paperlib import config, runtime
 from paperlib.data import load_data
+from paperlib.evaluation import s_content
 from paperlib.models import build_model
 from paperlib.records import provenance, write_json
+from paperlib.studies import experiment
 
 WINDOW = {"speech": 5, "images": 5}
 

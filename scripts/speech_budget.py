@@ -19,10 +19,12 @@ import json
 import time
 from pathlib import Path
 
-from paperlib import config, experiment, plots, references, runtime
+from paperlib import config, runtime
 from paperlib.data import load_data
 from paperlib.records import provenance, write_json
-from paperlib.selection import load_selection, weights_for
+from paperlib.reports import plots
+from paperlib.studies import experiment, references
+from paperlib.studies.selection import load_selection, weights_for
 
 METRICS = (
     "probe_acc",

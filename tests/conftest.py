@@ -21,7 +21,7 @@ def tiny_cfg():
 def _run_smoke_walkthrough(cwd, env: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in env.items() if k != "PAPERLIB_WORKDIR"}
     r = subprocess.run(
-        [sys.executable, "-m", "paperlib.runner", "--profile", "smoke", "--only", "00"],
+        [sys.executable, "-m", "paperlib.suite.runner", "--profile", "smoke", "--only", "00"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -34,6 +34,6 @@ def _run_smoke_walkthrough(cwd, env: dict) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def run_smoke_walkthrough():
-    """``run(cwd, env)``: ``python -m paperlib.runner --profile smoke --only 00`` in `cwd`
+    """``run(cwd, env)``: ``python -m paperlib.suite.runner --profile smoke --only 00`` in `cwd`
     (without PAPERLIB_WORKDIR, so the results land where a user's would), asserted to succeed."""
     return _run_smoke_walkthrough

@@ -16,25 +16,21 @@ import paperlib
 
 PACKAGE = Path(paperlib.__file__).resolve().parent
 
-#: bottom to top; the same table as docs/DESIGN.md's "Architecture" section
+#: bottom to top; the same table as docs/DESIGN.md's "Architecture" section. A layer is a folder
+#: of paperlib (its subpackage), except the two bottom layers: foundation modules at the root.
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"paperlib", "registry", "runtime", "gaussian", "outputs", "presets", "config"}),
     ("records and statistics", {"records", "progress", "stats"}),
     ("data", {"data"}),
     ("models", {"models"}),
-    ("estimators and critics", {"mi", "critics", "instrument"}),
-    ("objectives", {"regularizers"}),
-    ("training", {"train"}),
-    ("evaluation", {"evaluate", "conversion", "s_content", "qualify"}),
-    (
-        "experiments and reports",
-        {
-            *("selection", "references", "experiment", "mechanism", "components"),
-            *("plots", "plots_generation", "plots_information", "plots_mechanism", "summary"),
-        },
-    ),
-    ("notebook support", {"plan", "runner", "launch", "notebooks", "params", "colab"}),
+    ("estimators and critics", {"estimators"}),
+    ("objectives and training", {"training"}),
+    ("evaluation", {"evaluation"}),
+    ("studies", {"studies"}),
+    ("reports", {"reports"}),
+    ("notebook and run machinery", {"suite"}),
 ]
+ROOT_LAYERS = 2
 
 
 def layer_of(module: str) -> int:
@@ -191,11 +187,11 @@ def test_the_circle_and_private_checks_catch_what_they_should(tmp_path):
     lazy = tmp_path / "plots.py"
     lazy.write_text(
         "from paperlib import __version__\n\n\n"
-        "def f():\n    from paperlib.summary import _floors_of, table\n"
+        "def f():\n    from paperlib.reports.summary import _floors_of, table\n"
     )
-    assert imported(lazy, "paperlib.plots") == {"paperlib", "paperlib.summary"}
-    assert private_imports(lazy, "paperlib.plots") == [
-        "paperlib.plots imports _floors_of from paperlib.summary"
+    assert imported(lazy, "paperlib.reports.plots") == {"paperlib", "paperlib.reports.summary"}
+    assert private_imports(lazy, "paperlib.reports.plots") == [
+        "paperlib.reports.plots imports _floors_of from paperlib.reports.summary"
     ]
 
 
@@ -214,12 +210,12 @@ MAX_LINES = 600
 
 #: module -> why it stays long (the same reason as DESIGN's list "Files kept over 600 lines")
 LONG_MODULES: dict[str, str] = {
-    "mi": "the estimator family, edited in another line of work; split by estimator after it",
-    "instrument": "the I(z;s) instrument, edited in another line of work",
-    "evaluate": "every metric of DESIGN section 4 over one shared encode / collect / probe core",
-    "launch": "one command line: plan, submit, requeue and report cluster jobs",
-    "runner": "one command line: resolve, check and run the notebooks through papermill",
-    "mechanism": "one study (notebook 05): its plan, its runs and its series",
+    "estimators.mi": "the estimator family, edited in another line of work; split by estimator after it",
+    "estimators.instrument": "the I(z;s) instrument, edited in another line of work",
+    "evaluation.evaluate": "every metric of DESIGN section 4 over one shared encode / collect / probe core",
+    "suite.launch": "one command line: plan, submit, requeue and report cluster jobs",
+    "suite.runner": "one command line: resolve, check and run the notebooks through papermill",
+    "studies.mechanism": "one study (notebook 05): its plan, its runs and its series",
     "data.real": "the readers of the paper's real datasets, one per file format",
     "data.speech": "one synthesiser: speakers, phones and the source-filter rendering",
 }
@@ -266,8 +262,21 @@ def test_the_layer_table_names_every_module():
         assert any(f"`{m}`" in line for line in table), f"DESIGN's layer table does not name {m}"
 
 
+def test_ls_paperlib_shows_the_layers():
+    """Above the root layers every layer is one folder of paperlib, and every folder a layer; the
+    root holds only foundation, records and statistics modules."""
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    for name, modules in LAYERS[ROOT_LAYERS:]:
+        assert len(modules) == 1 and modules <= folders, f"layer {name!r} is not one folder"
+    root_modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert root_modules <= set().union(*(m for _, m in LAYERS[:ROOT_LAYERS])), sorted(
+        root_modules - set().union(*(m for _, m in LAYERS[:ROOT_LAYERS]))
+    )
+    assert folders <= {m for _, ms in LAYERS for m in ms}, "a folder of paperlib is in no layer"
+
+
 def test_builtin_component_names_are_registered():
-    from paperlib import components
+    from paperlib.studies import components
 
     for kind, builtin in (
         ("dataset", components.BUILTIN_DATASETS),

@@ -105,9 +105,10 @@ def test_load_reads_the_presets_package(monkeypatch):
 
 
 def test_notebook_defaults_come_from_the_presets():
-    """What ``None`` parameters resolve to (paperlib.params) and the walkthrough's shrink
-    (paperlib.plan) are the values of paperlib.presets."""
-    from paperlib import params, plan, presets
+    """What ``None`` parameters resolve to (paperlib.suite.params) and the walkthrough's shrink
+    (paperlib.suite.plan) are the values of paperlib.presets."""
+    from paperlib import presets
+    from paperlib.suite import params, plan
 
     for profile in config.PROFILES:
         spec = params.SPECS
@@ -149,8 +150,8 @@ def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
     """Adding a config field must not orphan finished runs that it cannot change
     (paperlib.config.ADDED_LATER), and must move the runs it does change."""
     from paperlib.config import load
-    from paperlib.experiment import run_config
     from paperlib.records import config_hash
+    from paperlib.studies.experiment import run_config
 
     def moved(experiment, objective, **change):
         cfg = run_config(load("quick", experiment), objective, 0, alpha=1.0, beta=1.0)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from paperlib.critics import SetCritic, position_code
+from paperlib.estimators.critics import SetCritic, position_code
 
 
 def _sequences(n, d, T, a, generator):
@@ -77,7 +77,7 @@ def test_the_penalty_is_differentiable_in_z_and_s_and_shapes_are_checked():
 def test_the_posthoc_set_estimator_recovers_sequence_level_mi_from_encodings():
     """evaluate.posthoc_mi_zs on s_seq (N, T, Ds): a fresh cross-fitted set critic estimates
     I(z; s_1:T) within 20 % of the closed form, far above what one frame holds."""
-    from paperlib import evaluate
+    from paperlib.evaluation import evaluate
 
     gen = torch.Generator().manual_seed(2)
     d, T, a = 2, 16, 0.5
@@ -93,7 +93,7 @@ def test_the_posthoc_set_estimator_recovers_sequence_level_mi_from_encodings():
 def test_the_training_critic_on_held_out_rows_matches_its_training_estimate():
     """evaluate.critic_mi_zs: per-row log-ratios of a trained SetCritic on fresh rows, with a
     bootstrap interval that holds the closed form; rows() is the per-pair term behind mi()."""
-    from paperlib import evaluate
+    from paperlib.evaluation import evaluate
 
     d, T, a = 2, 16, 0.5
     truth = d / 2 * math.log(1 + a * a * T)

@@ -133,9 +133,9 @@ def test_binder_requirements_install_into_a_fresh_virtualenv(tmp_path):
 def test_notebook_twins_are_in_sync_and_output_free():
     import json
 
-    from paperlib.notebooks import sync_ipynb
+    from paperlib.suite.notebooks import sync_ipynb
 
-    assert sync_ipynb(check=True) == [], "run: python -m paperlib.notebooks sync"
+    assert sync_ipynb(check=True) == [], "run: python -m paperlib.suite.notebooks sync"
     for twin in (ROOT / "notebooks").glob("*.ipynb"):
         cells = json.loads(twin.read_text())["cells"]
         assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), twin

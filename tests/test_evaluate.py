@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from paperlib import conversion
-from paperlib import evaluate as ev
 from paperlib.data import TensorDictDataset
+from paperlib.evaluation import conversion
+from paperlib.evaluation import evaluate as ev
 from paperlib.models.dsae import DSAE
 
 T, N_MELS, N_SPEAKERS, N_PHONES = 6, 5, 3, 4
@@ -195,7 +195,7 @@ def test_probe_and_disentanglement_keys():
 
 
 def test_posthoc_mi_uses_fresh_estimator():
-    pytest.importorskip("paperlib.mi")
+    pytest.importorskip("paperlib.estimators.mi")
     enc = ev.encode_dataset(_dsae(), _speech_loader(n=24))
     out = ev.posthoc_mi(enc, steps=5, seed=0)
     assert set(out) == {"mi_xz_nats", "mi_xz_bound_nats", "mi_zs_nats"}
@@ -332,8 +332,9 @@ def test_describe_regime_says_whether_cmi_has_something_to_remove():
 # ----------------------------------------------------------------------- floors per experiment
 @pytest.mark.parametrize("experiment_name", ["speech", "images"])
 def test_floors_keys_and_values(experiment_name):
-    from paperlib import config, references
+    from paperlib import config
     from paperlib.data import load_data, make_loaders
+    from paperlib.studies import references
 
     cfg = config.load("smoke", experiment_name)
     bundle = load_data(cfg.data)
@@ -359,8 +360,8 @@ def test_floors_keys_and_values(experiment_name):
 
 def test_regime_over_seeds_reads_the_t_interval_not_averaged_bootstrap_bounds():
     from paperlib import config
-    from paperlib.experiment import ExperimentResult
     from paperlib.stats import t_interval
+    from paperlib.studies.experiment import ExperimentResult
 
     res = ExperimentResult(cfg=config.load("smoke", "speech"), seeds=[3, 4, 5])
     v = [0.80, 0.60, 0.68]
@@ -385,7 +386,7 @@ def test_regime_over_seeds_reads_the_t_interval_not_averaged_bootstrap_bounds():
 
 def test_experiment_result_paired_differences():
     from paperlib import config
-    from paperlib.experiment import ExperimentResult
+    from paperlib.studies.experiment import ExperimentResult
 
     res = ExperimentResult(cfg=config.load("smoke", "speech"), seeds=[3, 4, 5])
     res.metrics = {

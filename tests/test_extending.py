@@ -3,10 +3,12 @@ the notebooks' parameter check accept it by name; an unregistered name is refuse
 
 import pytest
 
-from paperlib import config, experiment, params
+from paperlib import config
 from paperlib.data import load_data
 from paperlib.models import build_model
-from paperlib.regularizers import ELBO, OBJECTIVES, build_objective
+from paperlib.studies import experiment
+from paperlib.suite import params
+from paperlib.training.regularizers import ELBO, OBJECTIVES, build_objective
 
 
 @pytest.fixture(scope="module")

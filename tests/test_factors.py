@@ -12,7 +12,7 @@ import pytest
 from paperlib.config import load
 from paperlib.data import load_data
 from paperlib.data.factors import STAY_PROB, centred_noise, generate, markov_chain
-from paperlib.evaluate import linear_probe
+from paperlib.evaluation.evaluate import linear_probe
 
 # 8 classes of g, 4 of l_t, T = 16: the quick preset's sizes; 1200 sequences give ~150 per class
 K, L, T, D, N = 8, 4, 16, 16, 1200

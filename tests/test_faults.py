@@ -24,13 +24,14 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config, notebooks, params
+from paperlib import config
 from paperlib.data import load_data, make_loaders, real
 from paperlib.data.speech import cache_path
 from paperlib.models import build_model
 from paperlib.records import load_checkpoint
-from paperlib.regularizers import build_objective
-from paperlib.train import fit
+from paperlib.suite import notebooks, params
+from paperlib.training.regularizers import build_objective
+from paperlib.training.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -343,7 +344,7 @@ def _same(a, b) -> bool:
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
-    from paperlib import experiment  # imported here: the SIGKILL test's child skips sklearn
+    from paperlib.studies import experiment  # imported here: the SIGKILL test's child skips sklearn
 
     cfg = config.load("smoke", "speech")
     bundle = load_data(cfg.data)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paperlib import colab, notebooks, params, records, runner
+from paperlib import records
+from paperlib.suite import colab, notebooks, params, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -198,12 +199,12 @@ def test_every_notebook_starts_with_the_shared_install_cell():
     cell = colab.install_cell()
     for src in sorted(notebooks.NOTEBOOK_DIR.glob("[0-9][0-9]_*.py")):
         code = [c for c in jupytext.read(src).cells if c.cell_type == "code"]
-        assert code[0].source == cell, f"{src.name}: run python -m paperlib.colab sync"
+        assert code[0].source == cell, f"{src.name}: run python -m paperlib.suite.colab sync"
     assert PYPROJECT["project"]["urls"]["Repository"] in cell
 
 
 def test_badges_cells_and_twins_follow_pyproject():
-    assert colab.sync(check=True) == [], "run: python -m paperlib.colab sync"
+    assert colab.sync(check=True) == [], "run: python -m paperlib.suite.colab sync"
     readme = (ROOT / "README.md").read_text()
     path = colab.github_path()
     for name in params.notebook_names():

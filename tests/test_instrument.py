@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config, instrument, qualify, s_content
-from paperlib.critics import SetCritic, WindowCritic
-from paperlib.regularizers import CMIObjective, grid_of, zs_critic
+from paperlib import config
+from paperlib.estimators import instrument
+from paperlib.estimators.critics import SetCritic, WindowCritic
+from paperlib.evaluation import qualify, s_content
+from paperlib.training.regularizers import CMIObjective, grid_of, zs_critic
 
 GRID, DS, DZ = (6, 6), 4, 3
 

@@ -20,9 +20,12 @@ import jupytext
 import pytest
 import torch
 
-from paperlib import config, evaluate, experiment, launch, plan, records, references, selection
-from paperlib.notebooks import NOTEBOOK_DIR
-from paperlib.params import ParameterError
+from paperlib import config, records
+from paperlib.evaluation import evaluate
+from paperlib.studies import experiment, references, selection
+from paperlib.suite import launch, plan
+from paperlib.suite.notebooks import NOTEBOOK_DIR
+from paperlib.suite.params import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,7 +190,7 @@ def test_smoke_sweep_then_the_notebooks_skip_training(workdir, monkeypatch):
 
     # the notebooks' cells, with evaluation stubbed out: which runs they train, and how many
     # optimisation steps actually run (fit draws one batch per step)
-    from paperlib import train as train_mod
+    from paperlib.training import train as train_mod
 
     trained, steps = [], []
     real_train, real_batch = experiment.train_run, train_mod.BatchStream.batch
@@ -351,7 +354,7 @@ def test_run_all_with_local_launcher_trains_first_and_notebooks_only_evaluate(tm
     common = ["--profile", "smoke", "--only", "01", "-p", "objectives", '["elbo"]']
     common += ["-p", "alpha", "0", "-p", "beta", "0"]  # elbo: no selection needed
     first = subprocess.run(
-        [sys.executable, "-m", "paperlib.launch", "--launcher", "local", *common],
+        [sys.executable, "-m", "paperlib.suite.launch", "--launcher", "local", *common],
         env=env,
         capture_output=True,
         text=True,

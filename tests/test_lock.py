@@ -21,8 +21,8 @@ from paperlib import records
 from paperlib.config import load
 from paperlib.data import make_loaders
 from paperlib.models import build_model
-from paperlib.regularizers import build_objective
-from paperlib.train import fit
+from paperlib.training.regularizers import build_objective
+from paperlib.training.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 4  # the holder pauses after step 1 (checkpointed), so 3 are left for whoever resumes
@@ -35,8 +35,8 @@ from pathlib import Path
 from paperlib.config import load
 from paperlib.data import make_loaders
 from paperlib.models import build_model
-from paperlib.regularizers import build_objective
-from paperlib.train import fit
+from paperlib.training.regularizers import build_objective
+from paperlib.training.train import fit
 
 run_dir, ready, release = (Path(a) for a in sys.argv[1:4])
 cfg = load("smoke", "toy", train__steps={steps}, train__checkpoint_every=1, train__progress=False)

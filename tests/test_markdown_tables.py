@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import records, summary
+from paperlib import records
+from paperlib.reports import summary
 
 ROOT = Path(__file__).resolve().parents[1]
 # a cell boundary is a | not escaped by a backslash (GitHub splits on it even in code spans)

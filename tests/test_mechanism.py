@@ -1,4 +1,4 @@
-"""paperlib.mechanism: the statistics behind notebook 05's claims (intervals, pairing, flags),
+"""paperlib.studies.mechanism: the statistics behind notebook 05's claims (intervals, pairing, flags),
 the bootstrap I(z;s) against the closed form, and one tiny run of the sweep."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from paperlib import config, mechanism
-from paperlib.mi import correlated_gaussians, gaussian_mi
+from paperlib import config
+from paperlib.estimators.mi import correlated_gaussians, gaussian_mi
+from paperlib.studies import mechanism
 
 
 def _row(objective, seed, probe, leak=0.1, z_dim=2, **more):

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import mi
-from paperlib.critics import DensityRatioCritic
-from paperlib.gaussian import minibatch_mi_xz
-from paperlib.mi import (
+from paperlib.estimators import mi
+from paperlib.estimators.critics import DensityRatioCritic
+from paperlib.estimators.mi import (
     DensityRatio,
     correlated_gaussians,
     estimate_mi,
@@ -27,6 +26,7 @@ from paperlib.mi import (
     rank_gauss,
     shuffle_rows,
 )
+from paperlib.gaussian import minibatch_mi_xz
 
 FAST = dict(steps=1200, batch_size=256, hidden=64)
 # density ratio: early stopping ends most runs well before 1000 steps
@@ -270,7 +270,7 @@ def test_estimate_mi_interval_cross_fits_and_brackets_its_estimate():
 @pytest.fixture(scope="module")
 def independent_interval():
     """The evaluation's estimator (2-fold cross-fitting, 200 steps of batch 512, width 64, as
-    `paperlib.evaluate.POSTHOC_ZS`) on independent x, y of 4 dims each: I(x; y) = 0."""
+    `paperlib.evaluation.evaluate.POSTHOC_ZS`) on independent x, y of 4 dims each: I(x; y) = 0."""
     x, y = correlated_gaussians(2000, 4, 0.0, generator=100)
     return estimate_mi_interval(x, y, folds=2, steps=200, batch_size=512, hidden=64)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import records, summary
-from paperlib.params import notebook_names
+from paperlib import records
+from paperlib.reports import summary
+from paperlib.suite.params import notebook_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,7 +190,7 @@ def test_twin_check_accepts_a_standard_jupytext_sync(tmp_path):
     import sys
     import time
 
-    from paperlib.notebooks import sync_ipynb
+    from paperlib.suite.notebooks import sync_ipynb
 
     folder = _copy_notebooks(tmp_path)
     src = folder / "00_walkthrough.py"
@@ -213,7 +214,7 @@ def test_twin_check_accepts_a_standard_jupytext_sync(tmp_path):
 def test_twin_check_ignores_jupyterlab_metadata_but_not_content(tmp_path):
     import nbformat
 
-    from paperlib.notebooks import sync_ipynb
+    from paperlib.suite.notebooks import sync_ipynb
 
     folder = _copy_notebooks(tmp_path)
     twin = folder / "01_speech_dsae.ipynb"
@@ -242,7 +243,7 @@ def test_twin_check_ignores_jupyterlab_metadata_but_not_content(tmp_path):
 def test_every_figure_is_followed_by_what_to_look_for(name):
     import jupytext
 
-    from paperlib.notebooks import NOTEBOOK_DIR
+    from paperlib.suite.notebooks import NOTEBOOK_DIR
 
     cells = jupytext.read(NOTEBOOK_DIR / f"{name}.py").cells
     for i, cell in enumerate(cells):
@@ -253,9 +254,10 @@ def test_every_figure_is_followed_by_what_to_look_for(name):
 
 
 def test_setup_checks_the_parameters_and_builds_each_notebooks_config():
-    from paperlib import config, plan
-    from paperlib.params import ParameterError
-    from paperlib.plan import setup
+    from paperlib import config
+    from paperlib.suite import plan
+    from paperlib.suite.params import ParameterError
+    from paperlib.suite.plan import setup
 
     ns = {"profile": "smoke", "seeds": None, "steps": None, "beta": None, "out_dir": "o"}
     params, cfg = setup("00_walkthrough", ns)

@@ -4,8 +4,9 @@ so that they cannot rot unseen while only the quick profile runs."""
 import pytest
 import torch
 
-from paperlib import config, experiment
+from paperlib import config
 from paperlib.data import load_data
+from paperlib.studies import experiment
 
 # embedded stand-ins for TIMIT and MNIST: the same feature and image shapes, small and offline
 EMBEDDED = {

@@ -1,11 +1,11 @@
 """The notebooks' parameter interface, fuzzed (issue 24): whatever ``run_all.sh`` is given, a run
 either starts or stops with one clear line, never a traceback, and never touches results.
 
-First every declared parameter alone (`paperlib.params.validate`, many values each), then whole
+First every declared parameter alone (`paperlib.suite.params.validate`, many values each), then whole
 command lines through the runner.
 
 Hypothesis draws a command line: a profile, a choice of notebooks (``--only``) and ``-p``
-overrides for the parameters that every notebook declares (`paperlib.params.SPECS`), plain or
+overrides for the parameters that every notebook declares (`paperlib.suite.params.SPECS`), plain or
 per notebook (``NN:name``), with values valid and invalid (duplicates, overlapping seeds, wrong
 types, out of range, not JSON). ``runner.main`` runs in this process with the notebooks'
 execution stubbed, so the test checks the parameter and refusal layer in well under a minute.
@@ -28,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paperlib import runner
 from paperlib.config import PROFILES
-from paperlib.params import SPECS, ParameterError, notebook_names, validate
+from paperlib.suite import runner
+from paperlib.suite.params import SPECS, ParameterError, notebook_names, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = notebook_names()

@@ -23,21 +23,21 @@ def agg_backend():
 
 @pytest.fixture
 def plots():
-    from paperlib import plots
+    from paperlib.reports import plots
 
     return plots
 
 
 @pytest.fixture
 def plots_generation():
-    from paperlib import plots_generation
+    from paperlib.reports import plots_generation
 
     return plots_generation
 
 
 @pytest.fixture
 def plots_information():
-    from paperlib import plots_information
+    from paperlib.reports import plots_information
 
     return plots_information
 
@@ -236,7 +236,7 @@ def test_paired_differences_figure(plots, tmp_path):
 
 
 def test_summary_tables_show_references_pairs_and_the_flag():
-    from paperlib import summary
+    from paperlib.reports import summary
 
     metrics = _metrics_with_floors()
     text = summary.metric_table(metrics)
@@ -275,7 +275,7 @@ def _metrics_with_bounds(seeds):
 
 
 def test_summary_interval_over_seeds_is_the_t_interval_of_the_per_seed_values():
-    from paperlib import summary
+    from paperlib.reports import summary
     from paperlib.stats import t_interval
 
     metrics = _metrics_with_bounds([10, 11, 12])
@@ -291,7 +291,7 @@ def test_summary_interval_over_seeds_is_the_t_interval_of_the_per_seed_values():
 
 
 def test_summary_labels_a_single_seeds_bootstrap_interval():
-    from paperlib import summary
+    from paperlib.reports import summary
 
     metrics = _metrics_with_bounds([100])
     text = summary.metric_table(metrics)
@@ -317,7 +317,7 @@ def test_figures_add_writes_png_pdf_and_the_caption(tmp_path):
 
     import matplotlib.pyplot as plt
 
-    from paperlib import summary
+    from paperlib.reports import summary
 
     figs = summary.Figures(tmp_path / "01_speech_dsae")
     assert figs.add("metrics", plt.figure(), "What the metrics show.") is None

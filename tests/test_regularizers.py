@@ -7,10 +7,10 @@ import torch
 
 from paperlib.config import load
 from paperlib.data import make_loaders
-from paperlib.mi import estimate_mi
+from paperlib.estimators.mi import estimate_mi
 from paperlib.models import build_model
-from paperlib.regularizers import OBJECTIVES, build_objective
-from paperlib.train import fit
+from paperlib.training.regularizers import OBJECTIVES, build_objective
+from paperlib.training.train import fit
 
 
 @pytest.fixture(autouse=True)

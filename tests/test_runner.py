@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import params, plan, runner, selection
+from paperlib.studies import selection
+from paperlib.suite import params, plan, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,8 +129,8 @@ def test_progress_bar_follows_the_environment(monkeypatch):
 def test_the_runner_logs_every_line_and_echoes_progress_lines(tmp_path):
     import io
 
-    from paperlib import runner
     from paperlib.progress import PREFIX
+    from paperlib.suite import runner
 
     log, echo = io.StringIO(), io.StringIO()
     tee = runner._ProgressTee(log, "01_speech_dsae", echo=echo)
@@ -141,7 +142,8 @@ def test_the_runner_logs_every_line_and_echoes_progress_lines(tmp_path):
 
 
 def test_headless_runs_get_text_progress_unless_the_user_chose(monkeypatch):
-    from paperlib import progress, runner
+    from paperlib import progress
+    from paperlib.suite import runner
 
     monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
     runner.headless_environment()
@@ -158,7 +160,8 @@ def test_a_notebook_under_papermill_prints_progress_to_its_log_and_the_terminal(
     widget, its lines reach the log while the notebook runs, and the terminal gets them too."""
     import nbformat
 
-    from paperlib import progress, runner
+    from paperlib import progress
+    from paperlib.suite import runner
 
     monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
     runner.headless_environment()
@@ -188,7 +191,7 @@ def test_a_notebook_under_papermill_prints_progress_to_its_log_and_the_terminal(
 
 
 def test_a_prefixed_override_reaches_only_its_notebook():
-    from paperlib.runner import overrides
+    from paperlib.suite.runner import overrides
 
     got = overrides(
         [("steps", "1500"), ("03:experiments", '["speech"]'), ("01:objectives", "elbo")],

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from paperlib import config, experiment, selection
-from paperlib.train import History
+from paperlib import config
+from paperlib.studies import experiment, selection
+from paperlib.training.train import History
 
 
 def _write(tmp_path, cfg, **edits):

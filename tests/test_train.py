@@ -7,8 +7,8 @@ from paperlib.config import load
 from paperlib.data import make_loaders
 from paperlib.models import build_model
 from paperlib.records import HistoryWriter, load_checkpoint
-from paperlib.regularizers import build_objective
-from paperlib.train import fit
+from paperlib.training.regularizers import build_objective
+from paperlib.training.train import fit
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +122,7 @@ def test_training_time_survives_a_resume(tmp_path):
 
 
 def _val_elbo(model, loaders, cfg):
-    from paperlib.train import _BestOnValidation
+    from paperlib.training.train import _BestOnValidation
 
     return _BestOnValidation(loaders, cfg.train, torch.device("cpu"), None).elbo(model)
 
@@ -228,7 +228,7 @@ def test_a_checkpoint_from_before_a_field_existed_resumes_where_the_run_never_re
 
 
 def test_a_run_counts_as_trained_only_on_its_plateau_or_under_one_percent_gain():
-    from paperlib.train import History
+    from paperlib.training.train import History
 
     def history(vals, stopped=False):
         rows = [{"step": 10 * (i + 1), "val_elbo": v} for i, v in enumerate(vals)]

@@ -6,7 +6,7 @@
   values that differ from the dataclass defaults of ``paperlib.config``, a reason beside each;
 - `sweep` holds notebook 03's weight grid and seeds, and the seeds that notebooks 01 and 02
   report on; `speech` the walkthrough's shrink and `mechanism` notebook 05's dials, what the
-  notebooks' ``None`` parameters resolve to (``paperlib.params``).
+  notebooks' ``None`` parameters resolve to (``paperlib.suite.params``).
 
 ``paperlib.config.load(profile, experiment)`` builds and validates the Config from `PRESETS`.
 This package is plain data: it imports nothing, not even ``paperlib.config``, so that the

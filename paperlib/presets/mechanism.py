@@ -1,9 +1,9 @@
-"""Mechanism presets: DSAE on sequences with known factors (notebook 05, ``paperlib.mechanism``).
+"""Mechanism presets: DSAE on sequences with known factors (notebook 05, ``paperlib.studies.mechanism``).
 
 `SMOKE`, `QUICK` and `PAPER` are what ``config.load(p, "mechanism")`` builds: dicts of config
 blocks holding only what differs from the dataclass defaults of ``paperlib.config``. `NOTEBOOK`
 holds the study's dials, seeds and weight grids per profile, what notebook 05's parameters set
-to None resolve to (``paperlib.params``).
+to None resolve to (``paperlib.suite.params``).
 """
 
 SMOKE = dict(

@@ -4,7 +4,7 @@ Notebook 03 trains `mi` per alpha and `cmi` per (alpha, beta) on `SELECTION_SEED
 the weights on the validation split; notebooks 01 and 02 train with those weights on
 `REPORTED_SEEDS`, disjoint from them, so that no reported run chose its own weights (DESIGN
 section 2). Each dict maps a profile to what the notebooks' parameters set to None resolve to
-(``paperlib.params``).
+(``paperlib.suite.params``).
 """
 
 #: notebook 03's seeds: at least two seeds for every weight setting (one seed's ranking is noise)
@@ -19,5 +19,5 @@ ALPHAS = {"smoke": [2.0], "quick": [1.0, 3.0], "paper": [0.5, 1.0, 2.0, 5.0]}
 BETAS = {"smoke": "tied", "quick": "tied", "paper": [0.5, 1.0, 2.0, 4.0, 8.0]}
 
 #: seeds of the reported runs of notebooks 01 and 02: none of them is one that notebook 03
-#: selects the weights on (``paperlib.plan.check_run`` refuses an overlap before a run starts)
+#: selects the weights on (``paperlib.suite.plan.check_run`` refuses an overlap before a run starts)
 REPORTED_SEEDS = {"smoke": [100], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]}

@@ -1,15 +1,15 @@
-"""Train the notebooks' runs as cluster jobs with submitit: ``python -m paperlib.launch``.
+"""Train the notebooks' runs as cluster jobs with submitit: ``python -m paperlib.suite.launch``.
 
 The notebooks train their runs one after another inside a kernel. This launcher lists exactly
-the Configs that the notebooks of a profile will train (``paperlib.plan``), skips the run folders
+the Configs that the notebooks of a profile will train (``paperlib.suite.plan``), skips the run folders
 that are already complete, and submits the rest as a SLURM job array (or as local processes)
 through submitit, one run per job. Each job loads the data of its Config and calls
 ``experiment.train_run``, which writes the same hash-named run folder that the notebook would. When
 the jobs have finished, ``./run_all.sh`` runs unchanged: every run folder is complete, so the
 notebooks only evaluate::
 
-    python -m paperlib.launch --profile paper --dry-run              # the listing, GPU-hours
-    python -m paperlib.launch --profile paper --launcher slurm --cluster-config cluster.yaml
+    python -m paperlib.suite.launch --profile paper --dry-run              # the listing, GPU-hours
+    python -m paperlib.suite.launch --profile paper --launcher slurm --cluster-config cluster.yaml
     ./run_all.sh --profile paper                                      # evaluates only
 
 or both steps at once: ``./run_all.sh --profile paper --launcher slurm --cluster-config FILE``.
@@ -43,10 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paperlib import experiment, plan, records, runtime
+from paperlib import records, runtime
 from paperlib.config import PROFILES, Config
-from paperlib.notebooks import NOTEBOOK_DIR
-from paperlib.params import ParameterError, notebook_names
+from paperlib.studies import experiment
+from paperlib.suite import plan
+from paperlib.suite.notebooks import NOTEBOOK_DIR
+from paperlib.suite.params import ParameterError, notebook_names
 
 #: ASSUMPTION, not a measurement: milliseconds per training step of a paper-profile model
 #: (DSAE: batch 64 x 128 frames x 80 mels, hidden 256; PixelCNN-VAE: batch 128 x 28 x 28, 8 gated
@@ -562,7 +564,7 @@ def totals(runs: list[plan.Run], gpu_step_ms: float, measured: bool) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m paperlib.launch",
+        prog="python -m paperlib.suite.launch",
         description="Train the runs of the notebooks as submitit jobs (SLURM array or local).",
     )
     p.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)} (default quick)")
@@ -629,7 +631,7 @@ class _Launch:
 
 def _checked(args: argparse.Namespace) -> _Launch:
     """The runs and cluster settings of `args`; ParameterError or ValueError for a refusal."""
-    from paperlib.runner import parse_value, resolve_names, results_folder
+    from paperlib.suite.runner import parse_value, resolve_names, results_folder
 
     if args.profile not in PROFILES:
         raise ParameterError(
@@ -691,7 +693,7 @@ def _print_report(report: LaunchReport, minutes: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m paperlib.launch``: check, list (``--dry-run``), or train every run."""
+    """``python -m paperlib.suite.launch``: check, list (``--dry-run``), or train every run."""
     args = _parser().parse_args(argv)
     try:
         launch = _checked(args)

@@ -8,8 +8,8 @@ This is what the notebooks call, so that they stay a parameters cell plus a few 
 One run is `train_run` then `evaluate_run` (with `training_metrics`); `run_experiment` runs
 objectives x seeds on the test split (notebooks 01 and 02 through `compare_objectives`), `sweep`
 and `sweeps` a grid of weights x seeds on the validation split (notebook 03). Which weights a
-run uses is `paperlib.selection`'s question; the floors and the shared classifiers beside the
-runs are `paperlib.references`'.
+run uses is `paperlib.studies.selection`'s question; the floors and the shared classifiers beside the
+runs are `paperlib.studies.references`'.
 
 Training runs are resumable: each (objective, weights, seed, config) has a run folder under
 ``runs/`` (`paperlib.records.run_dir_for`) holding its checkpoints, so a notebook killed mid-way
@@ -28,20 +28,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import conversion, evaluate, instrument, records, runtime, stats
+from paperlib import records, runtime, stats
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
+from paperlib.estimators import instrument
+from paperlib.evaluation import conversion, evaluate
 from paperlib.models import build_model
 from paperlib.progress import Stopwatch
-from paperlib.references import (
+from paperlib.studies.references import (
     CLASS_CONSISTENCY_ITEMS,
     CLASS_CONSISTENCY_SAMPLES,
     Classifiers,
     fit_classifiers,
     floors,
 )
-from paperlib.regularizers import grid_of
-from paperlib.selection import SELECTION_FILE, load_selection, objective_grid
+from paperlib.studies.selection import SELECTION_FILE, load_selection, objective_grid
+from paperlib.training.regularizers import grid_of
 
 
 def run_config(base: Config, objective: str, seed: int, **weights: float) -> Config:
@@ -60,7 +62,7 @@ def grid_configs(
 ) -> list[Config]:
     """The Config of every training run of `grid` x `seeds`, objective-major.
 
-    `run_experiment` and `sweep` train exactly these, in this order; ``paperlib.plan`` lists
+    `run_experiment` and `sweep` train exactly these, in this order; ``paperlib.suite.plan`` lists
     them for the launcher, so the two cannot drift apart.
     """
     return [run_config(base, o, s, alpha=a, beta=b) for o, a, b in grid for s in seeds]
@@ -82,8 +84,8 @@ def train_run(
     -------
     (model, objective, history) with the model in eval mode on its training device.
     """
-    from paperlib.regularizers import build_objective
-    from paperlib.train import fit
+    from paperlib.training.regularizers import build_objective
+    from paperlib.training.train import fit
 
     runtime.seed_everything(cfg.train.seed)
     loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
@@ -406,7 +408,7 @@ def run_experiment(
     Parameters
     ----------
     base : the experiment's Config (a preset, e.g. ``config.load("quick", "speech")``).
-    objectives : names from paperlib.regularizers (elbo, mi, cmi, cmi_club).
+    objectives : names from paperlib.training.regularizers (elbo, mi, cmi, cmi_club).
     seeds : one training run per seed and objective.
     alpha, beta : override the selected weights.
     selection : ``{objective: {"alpha", "beta"}}`` from `selection.load_selection` (notebook 03's choice);
@@ -477,7 +479,7 @@ def compare_objectives(params: Mapping[str, Any], cfg: Config) -> Comparison:
     """Train every objective of ``params["objectives"]`` for every seed and evaluate on the test
     split; then the floors, the paired differences and the regime.
 
-    `params` are a notebook's resolved parameters (``paperlib.plan.setup``). Weights: ``alpha``
+    `params` are a notebook's resolved parameters (``paperlib.suite.plan.setup``). Weights: ``alpha``
     and ``beta`` of None take the weights that notebook 03 chose for this profile and step
     count, read from ``<results_dir>/03_information_plane/`` (relative to the working folder,
     like the notebooks' other paths); `load_selection` refuses a stale or foreign selection, and
@@ -499,7 +501,7 @@ def compare_objectives(params: Mapping[str, Any], cfg: Config) -> Comparison:
 
 # ----------------------------------------------------------------------------------------------
 # sweeps: a grid of weights x seeds on the validation split (notebook 03; the choice itself is
-# paperlib.selection)
+# paperlib.studies.selection)
 
 
 def sweep(

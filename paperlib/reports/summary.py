@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import records
-from paperlib.plots import (  # the flags and reference rows that the figures show as well
+from paperlib.reports.plots import (  # the flags and reference rows that the figures show as well
     CRITIC_ACC_KEY,
     CRITIC_CHANCE_ACC,
     FLAG,
@@ -26,7 +26,7 @@ from paperlib.plots import (  # the flags and reference rows that the figures sh
     save_figure,
     seeds_where,
 )
-from paperlib.regularizers import MONITOR_RATIO
+from paperlib.training.regularizers import MONITOR_RATIO
 
 # Metrics shown in the summary tables, with their direction (+1: higher is better).
 TABLE_METRICS: dict[str, tuple[str, int]] = {
@@ -188,7 +188,7 @@ MONITOR_FLAG = "§"
 def monitor_flags(metrics: dict[str, Any], ratio: float = MONITOR_RATIO) -> dict[str, list]:
     """``{objective: [indices of seeds whose two I(z;s) readings differ by more than `ratio`]}``:
     the training critic against a fresh critic of the other family on validation rows at the
-    run's last step (``monitor_ratio_final``, paperlib.regularizers.CMIObjective.monitor)."""
+    run's last step (``monitor_ratio_final``, paperlib.training.regularizers.CMIObjective.monitor)."""
     return seeds_where(metrics, "monitor_ratio_final", lambda v: v > ratio)
 
 

@@ -2,8 +2,8 @@
 
 `find_notebook_dir` locates the percent-format sources ``NN_name.py`` (a checkout's
 ``notebooks/``, else the copy inside a wheel); `sync_ipynb` rebuilds each ``.ipynb`` twin from its
-source (``python -m paperlib.notebooks sync|check``). What a notebook accepts as parameters, and
-the set-up each one starts with, are in `paperlib.params`.
+source (``python -m paperlib.suite.notebooks sync|check``). What a notebook accepts as parameters, and
+the set-up each one starts with, are in `paperlib.suite.params`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]
 #: the notebooks' sources in a source checkout (a pyproject.toml beside the package)
 CHECKOUT_NOTEBOOKS = _PACKAGE.parent / "notebooks"
 #: the copy that a wheel ships (pyproject maps notebooks/ to the package paperlib._notebooks)
@@ -140,4 +140,4 @@ def sync_command(sync: Callable[..., list[Path]], module: str, argv: list[str]) 
 if __name__ == "__main__":
     import sys
 
-    sync_command(sync_ipynb, "paperlib.notebooks", sys.argv[1:])
+    sync_command(sync_ipynb, "paperlib.suite.notebooks", sys.argv[1:])

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import conversion, evaluate, runtime
+from paperlib import runtime
 from paperlib.config import Config
 from paperlib.data import DataBundle, make_loaders
+from paperlib.evaluation import conversion, evaluate
 from paperlib.models import build_model
 
 

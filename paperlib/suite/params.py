@@ -1,16 +1,16 @@
 """Notebook parameters: one declared spec per notebook, validated before and inside each run.
 
 papermill only *warns* about a parameter the notebook does not declare, and a misspelled name
-silently becomes a new variable. So every notebook calls ``paperlib.plan.setup`` (which calls
-`check_params`) in the cell after its ``parameters`` cell, and `paperlib.runner` checks ``-p``
+silently becomes a new variable. So every notebook calls ``paperlib.suite.plan.setup`` (which calls
+`check_params`) in the cell after its ``parameters`` cell, and `paperlib.suite.runner` checks ``-p``
 overrides against the same spec before starting a kernel. Both fail with a message naming the
 parameter and the accepted values.
 
 ``None`` for a parameter means "the profile's default", resolved by `check_params`; the
 defaults, each with its reason, live in ``paperlib.presets`` beside the configs they go with.
 
-This module imports no torch: `paperlib.runner` reads the specs before any kernel starts. The
-notebooks' first call, `paperlib.plan.setup`, builds on it; `paperlib.plan` imports this module,
+This module imports no torch: `paperlib.suite.runner` reads the specs before any kernel starts. The
+notebooks' first call, `paperlib.suite.plan.setup`, builds on it; `paperlib.suite.plan` imports this module,
 never the other way round.
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from paperlib import presets
-from paperlib.components import BUILTIN_DATASETS as DATASETS
-from paperlib.components import registered
 from paperlib.config import PROFILES
-from paperlib.notebooks import NOTEBOOK_DIR
+from paperlib.studies.components import BUILTIN_DATASETS as DATASETS
+from paperlib.studies.components import registered
+from paperlib.suite.notebooks import NOTEBOOK_DIR
 
 
 class ParameterError(ValueError):

@@ -1,9 +1,9 @@
 """Which component names are accepted: the built-ins plus whatever a user registered.
 
 The registries (``paperlib.data.DATASETS``, ``paperlib.models.MODELS``,
-``paperlib.regularizers.OBJECTIVES``) are the truth; their ``get`` raises an error naming the
+``paperlib.training.regularizers.OBJECTIVES``) are the truth; their ``get`` raises an error naming the
 config key and the registered names when a run uses an unknown one. This module answers the
-question before a run starts, for the runner's parameter check (paperlib.notebooks), without
+question before a run starts, for the runner's parameter check (paperlib.suite.notebooks), without
 paperlib.config importing the model, objective and data packages (docs/DESIGN.md,
 "Architecture"). The ``BUILTIN_*`` tuples name what ships with the package; they can be read
 without importing torch (tests/test_architecture.py checks them against the registries).
@@ -38,7 +38,7 @@ def registry(kind: str):
 
         return MODELS
     if kind == "objective":
-        from paperlib.regularizers import OBJECTIVES
+        from paperlib.training.regularizers import OBJECTIVES
 
         return OBJECTIVES
     raise ValueError(f"kind {kind!r} is not accepted; choose 'dataset', 'model' or 'objective'")

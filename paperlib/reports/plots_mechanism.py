@@ -1,5 +1,5 @@
 """Figures of the controlled mechanism study (notebook 05): the dial sweeps and the information
-plane with intervals, in the style of `paperlib.plots`."""
+plane with intervals, in the style of `paperlib.reports.plots`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from paperlib.plots import (
+from paperlib.reports.plots import (
     objective_color,
     objective_label,
     panel_grid,

@@ -1,16 +1,16 @@
 """Open any notebook on Google Colab (or Binder): one install cell, one repository URL.
 
 The repository's URL lives in one place, ``[project.urls] Repository`` in pyproject.toml.
-From it ``python -m paperlib.colab sync`` writes
+From it ``python -m paperlib.suite.colab sync`` writes
 
 - the install cell that every notebook starts with (`install_cell`): on Colab it installs
   paperlib from the repository with pip, keeping Colab's own torch build, then calls `setup`;
   anywhere else it does nothing;
 - the README's badge block (`badges_markdown`): Binder, and Colab for every notebook;
 
-and rebuilds the notebooks' ``.ipynb`` twins. ``python -m paperlib.colab check`` reports what
+and rebuilds the notebooks' ``.ipynb`` twins. ``python -m paperlib.suite.colab check`` reports what
 is out of date without writing (tests/test_install.py runs it). To point the suite at a fork,
-change the URL in pyproject.toml and run ``python -m paperlib.colab sync``.
+change the URL in pyproject.toml and run ``python -m paperlib.suite.colab sync``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from pathlib import Path
 
 from paperlib.runtime import WORKDIR_ENV
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 #: the first line of the install cell: how `sync` finds the cell to replace
-MARKER = "# Install cell (python -m paperlib.colab sync writes it from pyproject's project.urls)."
-BADGES_BEGIN = "<!-- badges: python -m paperlib.colab sync writes this block -->"
+MARKER = (
+    "# Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls)."
+)
+BADGES_BEGIN = "<!-- badges: python -m paperlib.suite.colab sync writes this block -->"
 BADGES_END = "<!-- /badges -->"
 #: the branch the badges open
 BRANCH = "main"
@@ -83,7 +85,7 @@ def install_cell(url: str | None = None) -> str:
     """The source of the install cell that starts every notebook.
 
     It defines no global names besides modules and functions, so a notebook's parameter check
-    (`paperlib.params.check_params`) sees nothing new.
+    (`paperlib.suite.params.check_params`) sees nothing new.
     """
     url = url or repository_url()
     return f"""{MARKER}
@@ -103,7 +105,7 @@ if "google.colab" in sys.modules:
         ],
         check=True,
     )
-    from paperlib import colab
+    from paperlib.suite import colab
 
     colab.setup()"""
 
@@ -152,7 +154,7 @@ def binder_url(notebook: str = "00_walkthrough", url: str | None = None) -> str:
 
 def badges_markdown(url: str | None = None) -> str:
     """The README's badge block: Binder and Colab for the walkthrough, then Colab per notebook."""
-    from paperlib.params import notebook_names
+    from paperlib.suite.params import notebook_names
 
     url = url or repository_url()
     names = [n for n in notebook_names() if n != "04_summary"]  # the summary needs results
@@ -202,7 +204,7 @@ def sync(check: bool = False, readme: str | Path | None = None) -> list[Path]:
     -------
     The files that were (or, with ``check``, would be) rewritten.
     """
-    from paperlib.notebooks import NOTEBOOK_DIR, sync_ipynb
+    from paperlib.suite.notebooks import NOTEBOOK_DIR, sync_ipynb
 
     url = repository_url()
     changed: list[Path] = []
@@ -229,6 +231,6 @@ def sync(check: bool = False, readme: str | Path | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from paperlib.notebooks import sync_command
+    from paperlib.suite.notebooks import sync_command
 
-    sync_command(sync, "paperlib.colab", sys.argv[1:])
+    sync_command(sync, "paperlib.suite.colab", sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Execute the suite's notebooks with papermill: ``python -m paperlib.runner`` (run_all.sh).
+"""Execute the suite's notebooks with papermill: ``python -m paperlib.suite.runner`` (run_all.sh).
 
 - Each ``notebooks/NN_name.py`` (jupytext percent source) runs with the profile's parameters.
 - A notebook executes into a staging folder; only when it succeeds does its folder replace
@@ -44,12 +44,12 @@ from typing import Any
 
 from paperlib import progress
 from paperlib.config import PROFILES
-from paperlib.notebooks import NOTEBOOK_DIR, find_notebook_dir
-from paperlib.params import SPECS, ParameterError, notebook_names, similar, validate
 from paperlib.records import write_json
 from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
+from paperlib.suite.notebooks import NOTEBOOK_DIR, find_notebook_dir
+from paperlib.suite.params import SPECS, ParameterError, notebook_names, similar, validate
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 SUMMARY = "04_summary"
 #: notebooks that read notebook 03's weight selection, so run after it
 SELECTION = "03_information_plane"
@@ -118,7 +118,7 @@ def resolve(name: str, profile: str, extra: dict[str, Any], results: Path) -> di
 
     Raises ParameterError naming an invalid parameter (also one that the configuration refuses).
     """
-    from paperlib import plan
+    from paperlib.suite import plan
 
     given = {**extra, "profile": profile}
     if "results_dir" in SPECS[name]:
@@ -139,7 +139,7 @@ def request(name: str, params: dict[str, Any], results: Path) -> dict[str, Any]:
     `code_hash`; ``data``: `data_inputs`. JSON-normalised, so that a recorded request read back
     compares equal.
     """
-    from paperlib.plan import notebook_config
+    from paperlib.suite.plan import notebook_config
 
     try:
         cfg = notebook_config(name, params)
@@ -570,7 +570,7 @@ class _Run:
             validate(name, extra[name])
         results = results_folder(args.profile, args.results)
         resolved = {n: resolve(n, args.profile, extra[n], results) for n in names}
-        from paperlib import plan
+        from paperlib.suite import plan
 
         plan.check_run(args.profile, resolved, results, _command(args))
         return cls(args, argv, extra, results, resolved)

@@ -21,9 +21,9 @@ of s over positions carries nothing of z: a critic must see where each s_p sits.
 
 and sigma is solved (bisection) so that the target quantity equals the planted value.
 
-The second family. The training critics (`paperlib.critics.SetCritic`, `WindowCritic`) see s
+The second family. The training critics (`paperlib.estimators.critics.SetCritic`, `WindowCritic`) see s
 through a convolution or a DeepSets summary. The other family is the cross-fitted
-`paperlib.mi.DensityRatio` estimator with MLPs on *flattened* inputs: all of s_1:T for the
+`paperlib.estimators.mi.DensityRatio` estimator with MLPs on *flattened* inputs: all of s_1:T for the
 sequence target, one window patch with its position for the window target (one random position
 per item; the estimate is then E_p I(z; s_w(p)), the window target).
 """
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from paperlib.mi import DensityRatio, rank_gauss
+from paperlib.estimators.mi import DensityRatio, rank_gauss
 
 #: the other family's budget, by the penalty's target (`target`): during training (every
 #: `monitor_every` steps) and in evaluation (`experiment.evaluate_run`). The pooled sequence
@@ -292,11 +292,11 @@ def grouped_density_ratio(
 ) -> dict[str, float]:
     """I(z; y) by a density-ratio MLP critic on rows grouped by item: z, y of shape (N, K, .).
 
-    `paperlib.mi.DensityRatio` (bilinear all-pairs critic, MLPs on the flattened inputs),
+    `paperlib.estimators.mi.DensityRatio` (bilinear all-pairs critic, MLPs on the flattened inputs),
     trained on the rows of every item outside the fold, early-stopped on a fifth of those items
     (held out of the fit), and read on the fold's items: each item's term is the mean log-ratio
     over its K rows. Folds split items, never the rows of one item. Inputs are rank-transformed
-    per column (`paperlib.mi.rank_gauss`, fitted on the fold's training rows: a monotone map,
+    per column (`paperlib.estimators.mi.rank_gauss`, fitted on the fold's training rows: a monotone map,
     I unchanged). The interval is a percentile bootstrap over items of their terms (the noise of
     the held-out rows, not of fitting the critic).
     """
@@ -374,7 +374,7 @@ def other_critic(
       and its position (`WindowCritic(patch=True)`);
     - "sequence" / "step" -> `SetCritic`.
     """
-    from paperlib.critics import SetCritic, WindowCritic
+    from paperlib.estimators.critics import SetCritic, WindowCritic
 
     if critic_pairs == "set":
         return WindowCritic(z_dim, s_dim, grid, hidden, window=0)

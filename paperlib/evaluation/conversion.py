@@ -2,9 +2,9 @@
 
 `voice_conversion` scores converted frames with a speaker classifier (`train_speaker_classifier`)
 and a phone classifier (`train_phone_classifier`), both trained on real utterances; the shared
-feature-classifier machinery (`FeatureClassifier`) is paperlib.evaluate's, which also uses it for
+feature-classifier machinery (`FeatureClassifier`) is paperlib.evaluation.evaluate's, which also uses it for
 the class consistency of generated images. `voice_conversion_examples` gives the arrays of
-`paperlib.plots_generation.fig_voice_conversion`.
+`paperlib.reports.plots_generation.fig_voice_conversion`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from paperlib.evaluate import (
+from paperlib.evaluation.evaluate import (
     FeatureClassifier,
     collect_arrays,
     feature_rows,
@@ -149,7 +149,7 @@ def voice_conversion_examples(
     max_items: int | None = 500,
     device: torch.device | str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays for `paperlib.plots_generation.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
+    """Arrays for `paperlib.reports.plots_generation.fig_voice_conversion`: ``content``, ``speaker``, ``converted``
     (n, T, F) and the speakers ``content_speaker``, ``speaker_speaker`` (n,)."""
     data = collect_arrays(loader, max_items, ("x", "y"))
     content, speaker = _conversion_pairs(data["y"], n_examples, seed)

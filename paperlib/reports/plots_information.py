@@ -1,6 +1,6 @@
 """Figures of information and its trade-offs: the information diagram of notebook 00, and the
 rate-distortion, information-plane and probe-vs-beta figures of notebook 03's sweep, in the style
-of `paperlib.plots`."""
+of `paperlib.reports.plots`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from paperlib.plots import (
+from paperlib.reports.plots import (
     metric_label,
     objective_color,
     objective_label,

@@ -1,5 +1,5 @@
 """Figures of what the decoder makes: voice conversion (notebook 01) and image samples
-(notebook 02), in the style of `paperlib.plots`."""
+(notebook 02), in the style of `paperlib.reports.plots`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from paperlib.plots import (
+from paperlib.reports.plots import (
     styled,
 )
 
@@ -26,7 +26,7 @@ def fig_voice_conversion(
     Parameters
     ----------
     spectrograms : rows of (T, n_mels) arrays, an array (rows, cols, T, n_mels), or the dict of
-        `paperlib.conversion.voice_conversion_examples` (keys content / speaker / converted).
+        `paperlib.evaluation.conversion.voice_conversion_examples` (keys content / speaker / converted).
     row_labels : one label per row (default: speakers from the dict, else "pair k").
     frame_ms : frame hop for the time axis.
     """

@@ -2,14 +2,14 @@
 
 For a model's s shape and the penalty's target, three kinds of rows:
 
-- planted: `paperlib.instrument.planted` data with a closed-form value (0.5 to 4 nats), no
+- planted: `paperlib.estimators.instrument.planted` data with a closed-form value (0.5 to 4 nats), no
   pooled statistic carrying it. Pass: the training critic recovers >= 80 % of it.
 - independent: the same shapes, true value 0. Pass: within 0.05 nats of 0.
 - frozen: the encodings of a trained `mi` run. Pass: the training critic's held-out reading is
-  within 20 % of the other family's (`paperlib.instrument.other_reading`: a critic of another
+  within 20 % of the other family's (`paperlib.estimators.instrument.other_reading`: a critic of another
   architecture, trained as evaluation trains it and read on the same rows).
 
-The training critic is built by `paperlib.regularizers.zs_critic` from the run's objective
+The training critic is built by `paperlib.training.regularizers.zs_critic` from the run's objective
 config and trained as the run trains it: its learning rate, its batch size with the replay
 buffer (`critic_batch`), ``n_critic`` steps per model step for the run's step budget
 (`training_steps`), on training rows; it is read on held-out rows. benchmarks/qualify_critics.py prints the table; tests/test_instrument.py holds
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import instrument
-from paperlib.regularizers import zs_critic
+from paperlib.estimators import instrument
+from paperlib.training.regularizers import zs_critic
 
 #: pass thresholds of the qualification
 MIN_RECOVERED, MAX_INDEPENDENT, MAX_FROZEN_GAP = 0.8, 0.05, 0.2
@@ -54,7 +54,7 @@ def critic_row(
     steps: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """The training critic trained on rows from ``sample`` (`paperlib.instrument.fit_critic`),
+    """The training critic trained on rows from ``sample`` (`paperlib.estimators.instrument.fit_critic`),
     read on the held-out rows (z_out, s_out).
 
     Returns ``critic_nats`` (held-out reading) and ``critic_acc`` (balanced accuracy on its
@@ -124,8 +124,8 @@ def planted_row(
 def other_row(
     cfg, sample, z_out, s_out, grid, steps: int | None = None, seed: int = 0, select=None
 ) -> dict:
-    """The other family (`paperlib.instrument.other_reading`) on the same rows, trained as
-    evaluation trains it (`paperlib.instrument.evaluation_budget`: the reading of ``mi_zs_target_nats``
+    """The other family (`paperlib.estimators.instrument.other_reading`) on the same rows, trained as
+    evaluation trains it (`paperlib.estimators.instrument.evaluation_budget`: the reading of ``mi_zs_target_nats``
     in the tables, stopped early on the `select` rows) at the run's critic learning rate;
     `steps` overrides its budget."""
     budget = instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps)
@@ -149,7 +149,7 @@ def frozen_row(
     """A trained run's frozen encoder: the training critic against the other family.
 
     Both train as in the run, on fresh posterior samples of minibatches of `x_train`
-    (`paperlib.instrument.encoder_sampler`), and are read on the encodings of the held-out
+    (`paperlib.estimators.instrument.encoder_sampler`), and are read on the encodings of the held-out
     items `x_held`; each also gives its NWJ lower bound there.
     """
     model.eval()

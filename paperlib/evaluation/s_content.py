@@ -14,7 +14,7 @@ three sources:
 
 x-targets are scored by the fraction of variance a ridge regression explains on held-out rows
 (R^2, pooled over dimensions; 1 = recovered exactly), the label by a linear probe's held-out
-accuracy (`paperlib.evaluate.linear_probe`; for s_1:T and for x itself the better of a probe on
+accuracy (`paperlib.evaluation.evaluate.linear_probe`; for s_1:T and for x itself the better of a probe on
 the flattened sequence and one on its mean over positions). Linear read-outs are lower bounds on what s holds;
 they are the same read-outs at random initialisation and after training, so the change between
 the two is what training put into s.
@@ -33,7 +33,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import RidgeCV
 
-from paperlib.evaluate import linear_probe
+from paperlib.evaluation.evaluate import linear_probe
 
 #: sources and targets of the table, in reading order
 SOURCES = ("s_t", "window", "s_1:T")

@@ -12,7 +12,7 @@ dials and measure what ends up where:
 
 The sweep is one-at-a-time around a centre point (each dial varied with the other at its centre
 value), for `elbo`, `mi` and `cmi`, several seeds each, with the DSAE (paperlib.models.dsae) and
-the one `paperlib.train.fit`. Each training seed also seeds the objective's own generator.
+the one `paperlib.training.train.fit`. Each training seed also seeds the objective's own generator.
 
 Measured on held-out sequences (`evaluate_run`): the probe of g from z (``probe_acc``), the probe
 of l_t from z (``local_probe_acc_z``: local information in z), the probe of g from s
@@ -32,12 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlib import evaluate, experiment, runtime
+from paperlib import runtime
 from paperlib.config import Config
 from paperlib.data import DataBundle, load_data, make_loaders
-from paperlib.mi import ESTIMATORS
+from paperlib.estimators.mi import ESTIMATORS
+from paperlib.evaluation import evaluate
 from paperlib.models import build_model
 from paperlib.stats import t_interval
+from paperlib.studies import experiment
 
 #: the two dials and the config keys they set
 DIALS: dict[str, str] = {"leak": "data__leak", "z_dim": "model__z_dim"}
@@ -96,7 +98,7 @@ def planned_configs(
     seeds: Sequence[int],
     weights: dict[str, dict[str, float]],
 ) -> list[Config]:
-    """Every training run's Config of `run_sweep`, in order (for launchers: paperlib.plan)."""
+    """Every training run's Config of `run_sweep`, in order (for launchers: paperlib.suite.plan)."""
     return [
         experiment.run_config(point_config(base, p), o, s, **weights[o])
         for p in points
@@ -142,14 +144,14 @@ def bootstrap_mi(
 ) -> tuple[float, float, float]:
     """Post-hoc I(x; y) in nats with a percentile bootstrap interval: (estimate, lo, hi).
 
-    A fresh density-ratio critic T (`paperlib.mi.DensityRatio`, the default bilinear critic) is
+    A fresh density-ratio critic T (`paperlib.estimators.mi.DensityRatio`, the default bilinear critic) is
     trained on half of the rows (standardised with that half's statistics); on the other half,
 
         I ~ 1/n sum_i T(x_i, y_i),
 
     and the interval resamples those held-out rows ``n_boot`` times. It covers the sampling noise
     of the evaluation rows for this trained critic, not the critic's fitting noise (the seeds'
-    spread shows that). `paperlib.mi.estimate_mi` returns only the mean, hence this function.
+    spread shows that). `paperlib.estimators.mi.estimate_mi` returns only the mean, hence this function.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"bootstrap_mi: level must lie in (0, 1), got {level!r}")
@@ -595,7 +597,7 @@ def reading_plane(rows: list[dict[str, Any]]) -> str:
 def dial_panels(
     rows: list[dict[str, Any]], centre: dict[str, Any], metric: str
 ) -> dict[str, dict[str, list[tuple[float, float, float, float]]]]:
-    """Input of `paperlib.plots_mechanism.fig_dial_sweep`: ``{dial: series(rows, dial, centre, metric)}``
+    """Input of `paperlib.reports.plots_mechanism.fig_dial_sweep`: ``{dial: series(rows, dial, centre, metric)}``
     for every dial that takes more than one value in `rows`."""
     return {
         d: series(rows, d, centre, metric)
@@ -624,7 +626,7 @@ def probe_references(
 
 
 def plane_points(rows: list[dict[str, Any]]) -> dict[str, list[tuple]]:
-    """Input of `paperlib.plots_mechanism.fig_information_plane_intervals`: per objective and dial point,
+    """Input of `paperlib.reports.plots_mechanism.fig_information_plane_intervals`: per objective and dial point,
     mean and 95 % t-interval over seeds of post-hoc I(z;s) and of I(x;z), labelled by point."""
     out: dict[str, list[tuple]] = {}
     for point in dict.fromkeys(r["point"] for r in rows):

@@ -9,9 +9,9 @@ importing this module changes no global matplotlib state.
 
 This module holds the style, the labels, the reference rows and flags, and the figures of every
 experiment (training curves, t-SNE, metric tables, paired differences, the disentanglement
-matrix); the figures of one study live beside it in the same style: `paperlib.plots_generation`
-(voice conversion, image samples), `paperlib.plots_information` (information diagram, rate and
-distortion, information plane, probe vs beta) and `paperlib.plots_mechanism` (notebook 05).
+matrix); the figures of one study live beside it in the same style: `paperlib.reports.plots_generation`
+(voice conversion, image samples), `paperlib.reports.plots_information` (information diagram, rate and
+distortion, information plane, probe vs beta) and `paperlib.reports.plots_mechanism` (notebook 05).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def panel_grid(n: int, max_cols: int = 4, panel: tuple[float, float] = (3.2, 2.8
 
 # ----------------------------------------------------------------------------------------------
 # what a metrics.json says beside its values: reference rows and flagged seeds (the figures and
-# paperlib.summary's tables show the same ones)
+# paperlib.reports.summary's tables show the same ones)
 
 
 # Reference rows under each table, in order: (key suffix of the floors, row label).
@@ -352,7 +352,7 @@ def fig_metric_table(
     """Bar chart: one panel per metric, one bar per objective (mean +- sd, seeds as dots).
 
     Floors and ceilings (``"<metric>@<reference>"`` keys of `floors`, e.g. from
-    ``paperlib.references.floors``; default ``metrics["_meta"]["floors"]``, plus per-run keys
+    ``paperlib.studies.references.floors``; default ``metrics["_meta"]["floors"]``, plus per-run keys
     such as ``class_consistency@shuffled_z`` averaged over objectives) are drawn as labelled
     horizontal lines in the metric's panel. An objective with a seed whose training critic
     stayed at chance (``critic_acc_zs_final`` < 0.55, `critic_flags`) gets a
@@ -512,7 +512,7 @@ def fig_disentanglement(
 
     Parameters
     ----------
-    matrices : objective -> output of `paperlib.evaluate.disentanglement_matrix` (a dict) or a
+    matrices : objective -> output of `paperlib.evaluation.evaluate.disentanglement_matrix` (a dict) or a
         2x2 array [[speaker|z, phone|z], [speaker|s, phone|s]].
     chance : optional {"speaker": p, "phone": p} chance accuracies, shown in column labels
         (taken from the first dict's ``speaker_chance`` / ``phone_chance`` when omitted).

@@ -50,7 +50,7 @@ from paperlib.runtime import ThreadClaim, autocast, get_device, has_amx, seed_ev
 
 KEEP_CHECKPOINTS = 2
 #: file that `fit` leaves in ``checkpoints/`` when the validation ELBO plateaued before
-#: ``train.steps``: the run is complete (``paperlib.plan`` reads it without loading anything)
+#: ``train.steps``: the run is complete (``paperlib.suite.plan`` reads it without loading anything)
 STOPPED_MARKER = "stopped_early"
 #: a run is trained when it stopped on its plateau or its best validation ELBO rose by less
 #: than TRAINED_TOL over the last TRAINED_FRACTION of its steps (issue 22)
@@ -254,7 +254,7 @@ def fit(
     Parameters
     ----------
     model : a SequentialVAE returning VAEOutput.
-    objective : from paperlib.regularizers.build_objective (owns critics and their optimiser).
+    objective : from paperlib.training.regularizers.build_objective (owns critics and their optimiser).
     loaders : from paperlib.data.make_loaders; only ``loaders["train"].dataset`` and its batch
         size are used (batches are drawn by a resumable `BatchStream`).
     cfg : the run's Config (``cfg.train`` drives the loop; the whole config is checkpointed).

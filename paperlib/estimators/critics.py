@@ -1,4 +1,4 @@
-"""Training critics of the regularizers (paperlib.regularizers): the `cmi` penalty's instruments.
+"""Training critics of the regularizers (paperlib.training.regularizers): the `cmi` penalty's instruments.
 
 - `SetCritic`: I_q(z; s_1:T) over the whole sequence, all pairs of a batch (the default);
 - `DensityRatioCritic`: D(z, s) for a global z (B, Dz) and local features s (B, T, Ds), with the
@@ -6,9 +6,9 @@
 - `ClubCritic`: the same pairings with a variational Gaussian q(z | s) (CLUB upper bound);
 - `PriorRatioCritic`: T(z) telling q(z) from p(z) = N(0, I), so KL(q(z) || p(z)) ~ E_q[T(z)].
 
-They are built from the estimator family's pieces (paperlib.mi: `mlp`, `shuffle_rows`,
+They are built from the estimator family's pieces (paperlib.estimators.mi: `mlp`, `shuffle_rows`,
 `club_bound`); the estimators themselves, used for ground-truth tests and post-hoc evaluation,
-stay in paperlib.mi.
+stay in paperlib.estimators.mi.
 
 `SetCritic` in detail:
 
@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlib.gaussian import gaussian_log_prob
-from paperlib.mi import (
+from paperlib.estimators.mi import (
     N_FREQUENCIES,
     as_generator,
     club_bound,
@@ -47,6 +46,7 @@ from paperlib.mi import (
     set_summary,
     shuffle_rows,
 )
+from paperlib.gaussian import gaussian_log_prob
 
 
 class SetCritic(nn.Module):
@@ -188,7 +188,7 @@ class WindowCritic(nn.Module):
     embed : size of the bilinear embeddings.
     patch : one layer over the whole window instead of stacked 3x3 layers: an MLP on each
         flattened window patch and its coordinates (the window target's second family in
-        paperlib.instrument).
+        paperlib.estimators.instrument).
     train_positions : with `patch`, each training step scores this many positions drawn at
         random (0: all of them). The target is a mean over positions, so a random subset keeps
         the loss's expectation and costs a fraction of the step; reading and early stopping
@@ -356,7 +356,7 @@ class _LocalSummary(nn.Module):
             )
         self.mode = mode
         self.gru = nn.GRU(s_dim, hidden, batch_first=True) if mode == "sequence" else None
-        # "set": the DeepSets summary of paperlib.critics, mean_t phi([s_t, e_t])
+        # "set": the DeepSets summary of paperlib.estimators.critics, mean_t phi([s_t, e_t])
         self.phi = (
             nn.Sequential(nn.Linear(s_dim + 1 + 2 * N_FREQUENCIES, hidden), nn.ELU())
             if mode == "set"

@@ -4,7 +4,7 @@ The experiment notebooks build their base Config with `base_config` (and noteboo
 `sweep_grid`), then train through ``experiment.run_experiment`` or ``experiment.sweep``, which
 expand a base Config into runs with ``experiment.grid_configs``. `configs` composes the same
 functions, starting from the notebook's own ``parameters`` cell, so the list that the cluster
-launcher (``paperlib.launch``) trains is the list that the notebooks would train::
+launcher (``paperlib.suite.launch``) trains is the list that the notebooks would train::
 
     plan.configs("01_speech_dsae", "paper", {"dataset": "timit", "data_dir": "/data"})
     # -> [Config(objective=elbo, seed=0, ...), ..., Config(objective=cmi, seed=4, ...)]
@@ -28,9 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlib import config, experiment, notebooks, presets, records, runtime, selection, train
+from paperlib import config, presets, records, runtime
 from paperlib.config import Config
-from paperlib.params import SPECS, ParameterError, check_params, check_unseen_seeds, notebook_names
+from paperlib.studies import experiment, selection
+from paperlib.suite import notebooks
+from paperlib.suite.params import (
+    SPECS,
+    ParameterError,
+    check_params,
+    check_unseen_seeds,
+    notebook_names,
+)
+from paperlib.training import train
 
 #: the objectives that notebook 03 sweeps (mi per alpha, cmi per (alpha, beta)); elbo has no
 #: weight to choose, and notebooks 01/02 train it
@@ -90,8 +99,8 @@ def notebook_params(
     """The parameters a notebook runs with: its parameters cell, `profile` and `overrides`.
 
     ``None`` values are resolved to the profile's defaults exactly as inside the notebook
-    (``paperlib.params.check_params``). An unknown or invalid override raises
-    ``paperlib.params.ParameterError`` naming it.
+    (``paperlib.suite.params.check_params``). An unknown or invalid override raises
+    ``paperlib.suite.params.ParameterError`` naming it.
     """
     values = {**parameters_cell(notebook), "profile": profile, **(overrides or {})}
     return check_params(notebook, values)
@@ -158,7 +167,7 @@ def _plan_experiment(notebook: str) -> Callable[[Mapping[str, Any]], list[tuple]
                     raise SelectionPending(
                         f"{notebook} takes its weights from notebook 03's selection, which is "
                         f"not usable yet ({err}); train and run 03 first (`python -m "
-                        "paperlib.launch --only 03`, then `./run_all.sh --only 03`), then launch "
+                        "paperlib.suite.launch --only 03`, then `./run_all.sh --only 03`), then launch "
                         "again; or pass -p alpha and -p beta"
                     ) from None
         grid = selection.objective_grid(
@@ -362,7 +371,7 @@ def configs(
     ------
     ValueError
         For a notebook without a plan (the message lists the planned ones), or an invalid
-        parameter (``paperlib.params.ParameterError``, naming it).
+        parameter (``paperlib.suite.params.ParameterError``, naming it).
     SelectionPending
         For 01/02 before notebook 03 wrote its selection (unless `pending_ok`).
     """
@@ -405,7 +414,7 @@ class Run:
 def checkpoint_step(run_dir: str | Path) -> int:
     """The step of the newest ``checkpoints/step_XXXXXXX.pt`` in `run_dir` (0 when none).
 
-    Read from the file names: ``paperlib.train.fit`` writes checkpoints atomically, so a file
+    Read from the file names: ``paperlib.training.train.fit`` writes checkpoints atomically, so a file
     that exists is complete.
     """
     folder = Path(run_dir) / "checkpoints"
@@ -504,7 +513,7 @@ def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
 def setup(notebook: str, namespace: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     """The cell after a notebook's ``parameters`` cell: ``params, cfg = setup(name, globals())``.
 
-    Validates the parameters as they stand in `namespace` (``paperlib.params.check_params``: an
+    Validates the parameters as they stand in `namespace` (``paperlib.suite.params.check_params``: an
     unknown, misspelled or invalid one raises ParameterError naming it), builds the notebook's
     configuration (`notebook_config`) and, for 01/02 run by hand (JupyterLab, no runner),
     refuses reported seeds that chose notebook 03's weights before anything trains.

@@ -1,7 +1,7 @@
 """Evaluation (DESIGN section 4): probes, EER, mutual information, rate-distortion, NLL, generation.
 
 Voice conversion (swapping z between speakers, with its speaker and phone classifiers) is in
-paperlib.conversion.
+paperlib.evaluation.conversion.
 
 Model-agnostic: everything here only calls ``model(x) -> VAEOutput`` and ``model.encode(x)``
 (plus ``model.iw_log_px``, ``model.swap_z`` / ``model.decode`` or ``model.sample`` where a
@@ -377,18 +377,18 @@ def posthoc_mi(
 
     - ``mi_xz_nats``: `aggregate_mi_xz` on (z_sample, z_mean, z_logvar) (bounded by log N,
       reported as ``mi_xz_bound_nats``).
-    - ``mi_zs_nats``: ``paperlib.mi.estimate_mi(z_sample, enc[s_key], method, steps, seed)``, a
+    - ``mi_zs_nats``: ``paperlib.estimators.mi.estimate_mi(z_sample, enc[s_key], method, steps, seed)``, a
       freshly trained critic (not the one used in training), on z samples paired with the
       item's pooled s (or s at a random frame with ``s_key="s_frames"``). ``options`` go to
       `estimate_mi` (e.g. ``batch_size``, ``hidden``, ``val_fraction``: it evaluates on held-out
       rows, so very small sets need ``val_fraction=0``). Its defaults hold: the rank (copula)
-      transform of the inputs (`paperlib.mi.rank_gauss`) and checkpoint selection on rows held
+      transform of the inputs (`paperlib.estimators.mi.rank_gauss`) and checkpoint selection on rows held
       out from both fitting and the estimate.
 
     For the reported I(z; s), with an interval and on every training encoding, use
     `posthoc_mi_zs`.
     """
-    from paperlib.mi import estimate_mi  # lazy: a sibling module
+    from paperlib.estimators.mi import estimate_mi  # lazy: a sibling module
 
     if s_key not in enc:
         raise ValueError(f"posthoc_mi: s_key {s_key!r} not in the encoded set {sorted(enc)}")
@@ -426,10 +426,10 @@ def posthoc_mi_zs(
 ) -> dict[str, float]:
     """Sequence-level I_q(z; s) of an encoded set with a bootstrap interval, in nats.
 
-    ``paperlib.mi.estimate_mi_interval`` on (z_sample, enc[s_key]): a density-ratio critic
+    ``paperlib.estimators.mi.estimate_mi_interval`` on (z_sample, enc[s_key]): a density-ratio critic
     (on a sequence ``s_seq`` (N, T, Ds), the set critic: the training critic's summary
     mean_t phi([s_t, e_t]), so that both estimate I(z; s_1:T)),
-    rank-transformed inputs (`paperlib.mi.rank_gauss`), K-fold cross-fitting so that every row
+    rank-transformed inputs (`paperlib.estimators.mi.rank_gauss`), K-fold cross-fitting so that every row
     is held out once, each fold's critic stopped early on a held-out part of its own training
     folds, and a percentile bootstrap over the held-out per-row log-ratios. The interval is this
     run's (rows given the fitted critics); over seeds, use the t-interval of the per-seed
@@ -452,7 +452,7 @@ def posthoc_mi_zs(
     -------
     ``mi_zs_nats``, ``mi_zs_nats_low``, ``mi_zs_nats_high``, ``mi_zs_rows``.
     """
-    from paperlib.mi import estimate_mi_interval  # lazy: a sibling module
+    from paperlib.estimators.mi import estimate_mi_interval  # lazy: a sibling module
 
     for key in ("z_sample", s_key):
         if key not in enc:
@@ -640,7 +640,7 @@ def _iw_sum(model, loader, n_samples, max_items, device, with_dims=False):
 
 
 # ----------------------------------------------------------------------------------------------
-# classifiers of real data (class consistency below; voice conversion in paperlib.conversion)
+# classifiers of real data (class consistency below; voice conversion in paperlib.evaluation.conversion)
 
 
 def feature_rows(x: np.ndarray | Tensor, level: str, context: int = 0) -> np.ndarray:
@@ -796,7 +796,7 @@ def sample_grid(
     max_items: int | None = 1000,
     device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Images for `paperlib.plots_generation.fig_sample_grid`: one row per z, columns are samples.
+    """Images for `paperlib.reports.plots_generation.fig_sample_grid`: one row per z, columns are samples.
 
     One row per class: z is the posterior mean of the first test image of that class, shown in
     the first column, followed by `n_samples` autoregressive samples ``model.sample(z)``. Then

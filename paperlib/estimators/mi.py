@@ -16,7 +16,7 @@ The module also provides
 - `minibatch_mi_xz` (from paperlib.gaussian): the minibatch aggregate-posterior estimate of
   I_q(x; z) for Gaussian q(z|x);
 - `club_bound`, `mlp`, `shuffle_rows`: the pieces the training critics of the regularizers
-  (paperlib.critics) are built from.
+  (paperlib.estimators.critics) are built from.
 
 References
 ----------
@@ -292,7 +292,7 @@ class DensityRatio(MIEstimator):
     - "set": the bilinear critic with g applied to the DeepSets summary of a sequence: each row
       of y holds ``y_steps`` steps of ``y_dim / y_steps`` features, read as (T, Ds), and
       g(h), h = mean_t phi([y_t, e_t]) (`set_summary`, the summary of the training critic
-      `paperlib.critics.SetCritic`), so that I(x; y_1:T) of whole sequences is estimated.
+      `paperlib.estimators.critics.SetCritic`), so that I(x; y_1:T) of whole sequences is estimated.
 
     Checkpoint selection (`select_loss`, used by `estimate_mi` on held-out pairs) uses the
     prior-weighted logistic loss with weight k = `select_weight` on the negatives,
@@ -647,12 +647,12 @@ def estimate_mi(
 ) -> float:
     """Train a fresh estimator of I(x; y) on paired rows and return its estimate in nats.
 
-    The defaults are the settings the evaluation uses (`paperlib.evaluate.posthoc_mi_zs`,
-    `paperlib.evaluate.posthoc_mi`): rank-transformed inputs and checkpoint selection on rows
+    The defaults are the settings the evaluation uses (`paperlib.evaluation.evaluate.posthoc_mi_zs`,
+    `paperlib.evaluation.evaluate.posthoc_mi`): rank-transformed inputs and checkpoint selection on rows
     held out from both fitting and reporting. The evaluation differs only in ``folds=2`` (every
     row held out once, which its per-row interval needs; see `estimate_mi_interval`) and, for
     speed on thousands of rows, in fewer, larger steps of a narrower critic (``steps=200,
-    batch_size=512, hidden=64``, `paperlib.evaluate.POSTHOC_ZS`).
+    batch_size=512, hidden=64``, `paperlib.evaluation.evaluate.POSTHOC_ZS`).
 
     Training: Adam with a cosine-decayed learning rate, lr_t = lr * (1 + cos(pi t / steps)) / 2.
     Estimators with ``select_on_val`` (density_ratio) keep the checkpoint with the lowest

@@ -2,7 +2,7 @@
 
 Each objective is an ``nn.Module`` that owns its critics and their Adam optimiser, so that a
 checkpoint of ``objective.state_dict()`` restores critics *and* critic optimiser state. The
-trainer (paperlib.train.fit) uses two methods, in this order per step (docs/DESIGN.md, section 2)::
+trainer (paperlib.training.train.fit) uses two methods, in this order per step (docs/DESIGN.md, section 2)::
 
     loss, terms = objective.model_loss(out, step)   # critics' estimates as constants
     loss.backward(); model_optimizer.step()
@@ -30,8 +30,8 @@ non-negative penalty 1 - alpha) and none is applied.
 
 I_q(z; s) for `cmi` is the adversarial density-ratio estimate mean_i logit D(z_i, s_i): with
 ``critic_pairs="set"`` of the whole sequence s_1:T, all pairs of a batch scored at once
-(paperlib.critics.SetCritic, on the scale of the reward); with "step" or "sequence" of one
-position or a GRU summary (paperlib.critics.DensityRatioCritic); `cmi_club` uses the CLUB upper
+(paperlib.estimators.critics.SetCritic, on the scale of the reward); with "step" or "sequence" of one
+position or a GRU summary (paperlib.estimators.critics.DensityRatioCritic); `cmi_club` uses the CLUB upper
 bound with a variational q(z | s). The model's gradient flows into z and s; the critics'
 parameters are frozen while the model's loss is built, so the model step never writes critic
 gradients.
@@ -46,15 +46,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from paperlib.critics import (
+from paperlib.estimators.critics import (
     ClubCritic,
     DensityRatioCritic,
     PriorRatioCritic,
     SetCritic,
     WindowCritic,
 )
+from paperlib.estimators.mi import mmd
 from paperlib.gaussian import minibatch_mi_xz
-from paperlib.mi import mmd
 from paperlib.outputs import VAEOutput
 from paperlib.registry import Registry
 
@@ -361,13 +361,13 @@ class CMIObjective(MIObjective):
         self, model: nn.Module, x: Tensor, done: int, final: bool = False
     ) -> dict[str, float]:
         """Every ``monitor_every`` steps: the training critic's reading on validation rows `x`
-        beside a fresh critic of the other family fitted there (paperlib.instrument), and their
+        beside a fresh critic of the other family fitted there (paperlib.estimators.instrument), and their
         ratio (max / min; a run above `MONITOR_RATIO` is flagged in the tables); also at the
         run's last step (`final`)."""
         every = self.cfg.monitor_every
         if every <= 0 or (done % every and not final):
             return {}
-        from paperlib import instrument  # the estimator family; lazy: sklearn, scipy
+        from paperlib.estimators import instrument  # the estimator family; lazy: sklearn, scipy
 
         # three disjoint sets of validation items: three eighths feed the fresh critic (a pool
         # of posterior samples of each), one eighth stops it early, and both critics are read

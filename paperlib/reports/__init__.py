@@ -1,0 +1,2 @@
+"""Tables and figures of the studies: ``summary`` (markdown tables, figure bookkeeping) and the
+``plots*`` modules (one per notebook theme)."""
