@@ -8,6 +8,8 @@ Two tools (issue 13, "Statistics"):
 - `t_interval`: (mean, lo, hi) of one sample, mean +- t * sd / sqrt(n) (NaN-tolerant);
 - `bootstrap_ci`: a percentile-bootstrap interval of a statistic of one sample, via
   ``scipy.stats.bootstrap`` with a seeded numpy Generator.
+- `decide_contrasts`: per contrast "better", "worse", "equivalent" (within a stated margin, by
+  two one-sided tests) or "inconclusive", Holm-corrected over a table's contrasts (`holm`);
 - `across_seeds`: for every metric that carries per-seed bootstrap bounds (``mi_zs_nats`` with
   ``mi_zs_nats_low`` / ``mi_zs_nats_high``), the t-interval of its per-seed values. The bounds
   are kept per seed and never averaged: the mean of per-seed bootstrap bounds is no interval
@@ -111,6 +113,111 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
         return mean, math.nan, math.nan
     half = float(sps.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
     return mean, mean - half, mean + half
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (NaN stays NaN).
+
+    With the m finite p-values sorted, p_(1) <= ... <= p_(m),
+
+        p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)),
+
+    and rejecting every hypothesis with p~ < alpha keeps the family-wise error rate at alpha.
+    Written here rather than taken from statsmodels (``multipletests(method="holm")``, the same
+    numbers): the suite does not otherwise depend on statsmodels, and these are six lines.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(len(p), np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return [float(v) for v in out]
+
+
+def contrast_tests(d: Sequence[float], margin: float) -> dict[str, float]:
+    """The two tests behind a decision on paired differences d_k (NaNs dropped).
+
+    - ``p_diff``: the paired t-test of mean d = 0, two-sided: t = d-bar / (s_d / sqrt(n));
+    - ``p_equiv``: two one-sided tests (TOST) of |mean d| >= margin; the larger of
+      P(T >= (d-bar + margin) / se) and P(T <= (d-bar - margin) / se), T ~ t_{n-1}. It is
+      below alpha exactly when the (1 - 2 alpha) t-interval lies inside +-margin.
+
+    Returns ``mean``, ``n``, ``p_diff`` and ``p_equiv`` (NaN p-values below two values).
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}")
+    v = np.asarray([x for x in d if math.isfinite(x)], dtype=float)
+    n = len(v)
+    mean = float(v.mean()) if n else math.nan
+    if n < 2:
+        return {"mean": mean, "n": float(n), "p_diff": math.nan, "p_equiv": math.nan}
+    se = float(v.std(ddof=1) / math.sqrt(n))
+    t_dist = sps.t(df=n - 1)
+    if se == 0.0:  # identical differences: decided by where the mean lies
+        p_diff = 0.0 if mean != 0 else 1.0
+        p_equiv = 0.0 if abs(mean) < margin else 1.0
+    else:
+        p_diff = float(2 * t_dist.sf(abs(mean) / se))
+        p_equiv = max(
+            float(t_dist.sf((mean + margin) / se)), float(t_dist.cdf((mean - margin) / se))
+        )
+    return {"mean": mean, "n": float(n), "p_diff": p_diff, "p_equiv": p_equiv}
+
+
+#: the decisions a contrast can get (issue 21): the words the tables print
+DECISIONS = ("better", "worse", "equivalent", "inconclusive")
+
+
+def decide_contrasts(
+    contrasts: Mapping[str, tuple[Sequence[float], float, int]], alpha: float = 0.05
+) -> dict[str, dict[str, float | str]]:
+    """One decision per contrast, Holm-corrected over all of them (one family).
+
+    Parameters
+    ----------
+    contrasts : name -> (paired differences d_k = a_k - b_k, margin, direction), direction +1
+        when a higher value is better, -1 when lower is better.
+    alpha : the family-wise error rate.
+
+    Returns
+    -------
+    name -> `contrast_tests`' fields, ``p_diff_holm``, ``p_equiv_holm``, ``margin`` and
+    ``decision``: "better" / "worse" when the Holm-adjusted p_diff < alpha (by the sign of the
+    mean and the direction), else "equivalent" when the Holm-adjusted p_equiv < alpha, else
+    "inconclusive". A difference can be both significant and inside the margin: it is then
+    "better" or "worse" with ``within_margin`` 1.0 (real, but smaller than what matters).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    names = list(contrasts)
+    tests = {k: contrast_tests(contrasts[k][0], contrasts[k][1]) for k in names}
+    adj_diff = holm([tests[k]["p_diff"] for k in names])
+    adj_equiv = holm([tests[k]["p_equiv"] for k in names])
+    out: dict[str, dict[str, float | str]] = {}
+    for k, pd_, pe in zip(names, adj_diff, adj_equiv):
+        _, margin, direction = contrasts[k]
+        if direction not in (1, -1):
+            raise ValueError(f"{k}: direction must be +1 or -1, got {direction!r}")
+        t = tests[k]
+        if pd_ < alpha:
+            decision = "better" if t["mean"] * direction > 0 else "worse"
+        elif pe < alpha:
+            decision = "equivalent"
+        else:
+            decision = "inconclusive"
+        out[k] = {
+            **t,
+            "margin": float(margin),
+            "p_diff_holm": pd_,
+            "p_equiv_holm": pe,
+            "within_margin": float(pe < alpha),
+            "decision": decision,
+        }
+    return out
 
 
 #: suffixes of a metric's per-seed bootstrap bounds: ``mi_zs_nats_low``, ``mi_zs_nats_high``
@@ -278,7 +385,11 @@ __all__ = [
     "BOUND_SUFFIXES",
     "across_seeds",
     "bootstrap_ci",
+    "DECISIONS",
     "bounded_metrics",
+    "contrast_tests",
+    "decide_contrasts",
+    "holm",
     "interval_label",
     "is_bound",
     "paired_difference",

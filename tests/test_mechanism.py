@@ -45,8 +45,22 @@ def test_paired_differences_pair_by_seed_and_detect_a_shift():
     assert mechanism.separated(rows) == ["leak0.1_zdim2"]
     assert mechanism.separated(rows, a="mi", b="cmi") == []
     text = mechanism.reading_probe(rows)
-    assert "cmi - mi on the g-probe = +0.100" in text and "cmi higher" in text
+    assert (
+        "cmi - mi on the g-probe = +0.100" in text
+        and "cmi better (one point: no correction)" in text
+    )
     assert "lies wholly above mi's at leak0.1_zdim2" in text
+
+
+def test_readings_decide_at_the_stated_margin():
+    # cmi = mi + 0.01 on every seed, give or take 0.001: real, but under the 0.03 margin
+    rows = [_row("mi", s, 0.2 + 0.05 * s) for s in range(5)]
+    rows += [_row("cmi", s, 0.21 + 0.05 * s + 0.001 * (-1) ** s) for s in range(5)]
+    assert "cmi better, by less than 0.03" in mechanism.reading_probe(rows)
+    # seeds that disagree by +-0.2: inconclusive
+    rows = [_row("mi", s, 0.5) for s in range(5)]
+    rows += [_row("cmi", s, 0.5 + 0.2 * (-1) ** s) for s in range(5)]
+    assert "; inconclusive (one point: no correction))" in mechanism.reading_probe(rows)
 
 
 def test_reading_says_when_no_regime_is_found():

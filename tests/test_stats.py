@@ -12,6 +12,9 @@ from paperlib import records
 from paperlib.stats import (
     across_seeds,
     bootstrap_ci,
+    contrast_tests,
+    decide_contrasts,
+    holm,
     is_bound,
     paired_difference,
     paired_table,
@@ -147,3 +150,58 @@ def test_bounds_are_neither_averaged_in_metrics_json_nor_paired(tmp_path):
         "mi_zs_nats",
         "probe_acc",
     }
+
+
+def test_holm_matches_the_step_down_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([0.01, math.nan, 0.02])  # NaN is no test: m = 2
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+
+
+def test_contrast_tests_are_the_t_test_and_tost():
+    d = [0.031, 0.012, 0.044, 0.020, 0.027]
+    t = contrast_tests(d, margin=0.05)
+    assert t["p_diff"] == pytest.approx(sps.ttest_1samp(d, 0.0).pvalue)
+    # TOST at 0.05 rejects exactly when the 90 % t-interval lies inside +-margin
+    _, lo, hi = t_interval(d, level=0.90)
+    for margin in (0.03, hi - 1e-4, hi + 1e-4, 0.2):
+        inside = -margin < lo and hi < margin
+        assert (contrast_tests(d, margin)["p_equiv"] < 0.05) == inside, margin
+    with pytest.raises(ValueError, match="margin"):
+        contrast_tests(d, margin=0.0)
+
+
+def test_decisions_follow_the_effect_the_direction_and_the_noise():
+    rng = np.random.default_rng(0)
+    big = list(0.10 + 0.01 * rng.standard_normal(8))
+    e = 0.002 * rng.standard_normal(8)
+    tight_zero = list(e - e.mean())  # mean 0 exactly, sd 0.002
+    noisy = list(0.2 * rng.standard_normal(3))
+    out = decide_contrasts(
+        {
+            "up": (big, 0.03, +1),
+            "up_but_lower_is_better": (big, 0.03, -1),
+            "same": (tight_zero, 0.03, +1),
+            "noisy": (noisy, 0.03, +1),
+        }
+    )
+    assert out["up"]["decision"] == "better" and not out["up"]["within_margin"]
+    assert out["up_but_lower_is_better"]["decision"] == "worse"
+    assert out["same"]["decision"] == "equivalent"
+    assert out["noisy"]["decision"] == "inconclusive"
+    # Holm: the adjusted p-values are at least the raw ones
+    assert all(r["p_diff_holm"] >= r["p_diff"] for r in out.values())
+
+
+def test_decisions_keep_the_family_wise_error_at_alpha_under_no_effect():
+    rng = np.random.default_rng(1)
+    wrong = 0
+    families = 1500
+    for _ in range(families):
+        fam = {k: (list(rng.standard_normal(5)), 0.1, +1) for k in "abcd"}
+        out = decide_contrasts(fam, alpha=0.05)
+        wrong += any(r["decision"] in ("better", "worse") for r in out.values())
+    # at most alpha (Holm is conservative); 3 binomial sd above 0.05 is 0.067
+    assert wrong / families < 0.067

@@ -351,6 +351,66 @@ def paired_table(
     return "\n".join(lines) + "\n"
 
 
+def decision_table(
+    metrics: dict[str, Any],
+    pairs: tuple[tuple[str, str], ...] = (("cmi", "mi"), ("cmi", "elbo")),
+    title: str = "",
+) -> str:
+    """A markdown table of decisions: rows = the headline metrics with a stated margin
+    (``paperlib.presets.margins.MARGINS``), columns = pairs.
+
+    Each cell is the decision of `paperlib.stats.decide_contrasts` on the per-seed paired
+    differences, Holm-corrected over every cell of the table (one family): "better", "worse",
+    "equivalent" (within +-margin) or "inconclusive", with the mean difference. An "a" whose
+    critic stayed at chance carries the dagger, as in `paired_table`.
+    """
+    from paperlib.presets.margins import FAMILY_ALPHA, MARGINS
+    from paperlib.stats import decide_contrasts
+
+    seeds = _seeds(metrics)
+    contrasts: dict[tuple[str, str], tuple[list[float], float, int]] = {}
+    for a, b in pairs:
+        if a not in metrics or b not in metrics:
+            continue
+        for m, (margin, direction) in MARGINS.items():
+            va = metrics[a].get(m, {}).get("per_seed", [])
+            vb = metrics[b].get(m, {}).get("per_seed", [])
+            if len(va) == len(vb) == len(seeds) and len(seeds) >= 2:
+                d = [x - y for x, y in zip(va, vb)]
+                contrasts[(f"{a} - {b}", m)] = (d, margin, direction)
+    if not contrasts:
+        return ""
+    decided = decide_contrasts(contrasts, alpha=FAMILY_ALPHA)
+    cols = list(dict.fromkeys(p for p, _ in contrasts))
+    rows = list(dict.fromkeys(m for _, m in contrasts))
+    flags = critic_flags(metrics)
+    heads = [f"{p} {FLAG}" if p.split(" - ")[0] in flags else p for p in cols]
+    lines = [f"**{title}**\n"] if title else []
+    lines.append("| metric (margin) | " + " | ".join(heads) + " |")
+    lines.append("|---" * (len(heads) + 1) + "|")
+    for m in rows:
+        cells = []
+        for p in cols:
+            r = decided.get((p, m))
+            if r is None:
+                cells.append("–")
+                continue
+            word = str(r["decision"])
+            if word in ("better", "worse") and r["within_margin"]:
+                word += ", by less than the margin"
+            cells.append(f"{word} ({_fmt_value(float(r['mean']))})")
+        label = TABLE_METRICS.get(m, (m, 0))[0]
+        lines.append(f"| {_cell(label)} (±{MARGINS[m][0]:g}) | " + " | ".join(cells) + " |")
+    n = len(seeds)
+    lines.append(
+        f"\nDecisions over {n} paired seeds, Holm-corrected over the {len(contrasts)} cells of "
+        f"this table (family-wise error {FAMILY_ALPHA:g}): better / worse, the difference is not "
+        "0; equivalent, two one-sided tests put it within the margin; inconclusive, neither. "
+        'Margins were stated before the runs (docs/DESIGN.md, "Decisions").'
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _run_all_time(results_dir: Path) -> str:
     """``; run_all.sh's wall time before the summary: ...`` when run_all.sh recorded it."""
     path = results_dir / "run_all.json"
@@ -405,6 +465,7 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
             title = f"{split} metrics over seeds {seeds}: mean ± std, or mean [interval]"
             parts.append(metric_table(metrics, title))
             parts.append(paired_table(metrics, title="Paired differences per seed"))
+            parts.append(decision_table(metrics, title="Decisions at the stated margins"))
             notes = metrics.get("_meta", {}).get("notes")
             if notes:
                 parts.append(f"{notes}\n")

@@ -38,7 +38,8 @@ from paperlib.data import DataBundle, load_data, make_loaders
 from paperlib.estimators.mi import ESTIMATORS
 from paperlib.evaluation import evaluate
 from paperlib.models import build_model
-from paperlib.stats import t_interval
+from paperlib.presets.margins import FAMILY_ALPHA, MARGINS
+from paperlib.stats import decide_contrasts, t_interval
 from paperlib.studies import experiment
 
 #: the two dials and the config keys they set
@@ -500,17 +501,43 @@ def _verdict(d: dict[str, Any]) -> str:
     return "no clear difference"
 
 
+def _decisions(diffs: dict[str, dict[str, Any]], metric: str, a: str = "cmi") -> dict[str, str]:
+    """point -> "cmi better" / "cmi worse" / "equivalent within +-m" / "inconclusive" for a
+    metric with a stated margin (``presets.margins``), Holm-corrected over the points; {} for
+    other metrics (they keep the interval's verdict)."""
+    if metric not in MARGINS:
+        return {}
+    margin, direction = MARGINS[metric]
+    decided = decide_contrasts(
+        {p: (d["per_seed"], margin, direction) for p, d in diffs.items()}, alpha=FAMILY_ALPHA
+    )
+    words = {"better": f"{a} better", "worse": f"{a} worse"}
+    out = {}
+    for p, r in decided.items():
+        w = words.get(str(r["decision"]), str(r["decision"]))
+        if r["decision"] == "equivalent":
+            w += f" within ±{margin:g}"
+        elif r["within_margin"]:
+            w += f", by less than {margin:g}"
+        n = len(decided)
+        out[p] = f"{w}, Holm over {n} points" if n > 1 else f"{w} (one point: no correction)"
+    return out
+
+
 def reading_differences(
     rows: list[dict[str, Any]], metric: str, label: str, a: str = "cmi", b: str = "mi"
 ) -> str:
     """One sentence per dial point: ``at leak=0.1, z_dim=2: cmi - mi on <label> = +0.07
     [0.03, 0.11] (5 seeds; cmi higher)``, from per-seed paired differences."""
     parts = []
-    for point, d in paired_differences(rows, metric, a, b).items():
+    diffs = paired_differences(rows, metric, a, b)
+    decided = _decisions(diffs, metric)
+    for point, d in diffs.items():
         r = next(r for r in rows if r["point"] == point)
         where = ", ".join(f"{k}={r[k]:g}" for k in DIALS)
+        verdict = decided.get(point) or _verdict(d)
         parts.append(
-            f"at {where}: {a} - {b} on {label} = {_fmt_interval(d)} ({d['n']} seeds; {_verdict(d)})"
+            f"at {where}: {a} - {b} on {label} = {_fmt_interval(d)} ({d['n']} seeds; {verdict})"
         )
     return "; ".join(parts) + "." if parts else f"No paired {a}/{b} runs for {label}."
 
