@@ -98,3 +98,6 @@ def test_the_summary_splits_every_metric_into_tables_of_at_most_eight_columns(tm
     shown = {c for _, lines in tables(text) for c in cells(lines[0])}
     for key, (label, _) in summary.TABLE_METRICS.items():
         assert summary._cell(label) in shown, f"{key} is in no table"
+    # identical objectives: every headline contrast is decided "equivalent", Holm over the table
+    assert "**Decisions at the stated margins**" in text
+    assert "| probe acc. z (mean) (±0.03) | equivalent (0.000) | equivalent (0.000) |" in text
