@@ -314,3 +314,12 @@ def test_qualification_rows_on_a_small_shape():
     frozen = qualify.frozen_row(cfg, Encoder(), x[:500], x[500:], GRID, steps=30, seed=0)
     assert {"critic_nats", "other_nats", "gap", "passed"} <= set(frozen)
     assert "| images |" not in qualify.format_rows([frozen])  # no model tag given
+
+
+def test_the_other_family_is_as_wide_as_the_training_critic(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(instrument, "other_reading", lambda *a, **kw: seen.update(kw) or {})
+    for profile, width in (("smoke", 16), ("quick", 128), ("paper", 256)):
+        cfg = config.load(profile, "images")
+        qualify.other_row(cfg, None, None, None, (2, 2))
+        assert seen["hidden"] == cfg.objective.critic_hidden == width, profile

@@ -406,6 +406,11 @@ def other_reading(
     With `select` (rows of items neither fitted nor read), it stops early on them: the
     weights of its lowest held-out loss are the ones read (`fit_critic`).
 
+    `hidden` is the width of the other critic; evaluation, the monitor and the qualification
+    pass the training critic's (``objective.critic_hidden``: 128 in the quick profile, where
+    the instrument was qualified; 16 in smoke, where a 128-wide convolution was 40 of an
+    images run's 50 evaluation seconds; 256 in the paper profile).
+
     Returns ``nats`` (mean log-ratio on the held-out joint pairs, with ``low`` / ``high``: a
     bootstrap over held-out rows) and ``nwj`` (`critic_bound`, a lower bound).
     """

@@ -133,7 +133,7 @@ def other_row(
     return instrument.other_reading(
         cfg.objective.critic_pairs, grid, sample, z_out, s_out,
         window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed,
-        select=select, **budget,
+        hidden=cfg.objective.critic_hidden, select=select, **budget,
     )  # fmt: skip
 
 

@@ -9,7 +9,6 @@ after Holm's correction over the table's contrasts), "equivalent" (the differenc
 metric -> (margin, direction): direction +1 when higher is better, -1 when lower is better.
 """
 
-
 MARGINS: dict[str, tuple[float, int]] = {
     # accuracy of a linear read-out of the global factor from z (speaker, class, notebook 05's
     # g): 3 points is about the

@@ -179,7 +179,7 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, clock) -> dict
             cfg.objective.critic_pairs, grid_of(model), sample,
             torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
             window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed,
-            select=select,
+            hidden=cfg.objective.critic_hidden, select=select,
             **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
         )  # fmt: skip
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):

@@ -382,8 +382,10 @@ class CMIObjective(MIObjective):
             )
             with torch.enable_grad():
                 other = instrument.other_reading(
-                    self.cfg.critic_pairs, self.grid, sample, z, s, window=self.cfg.critic_window, lr=self.cfg.critic_lr, seed=done,
-                    select=select, **instrument.MONITOR[self.target],
+                    self.cfg.critic_pairs, self.grid, sample, z, s,
+                    window=self.cfg.critic_window, lr=self.cfg.critic_lr,
+                    hidden=self.cfg.critic_hidden, seed=done, select=select,
+                    **instrument.MONITOR[self.target],
                 )  # fmt: skip
         model.train()
         reading = instrument.critic_reading(self.critics["zs"], z, s)
