@@ -181,7 +181,13 @@ def test_probe_and_disentanglement_keys():
     enc_tr = ev.encode_dataset(model, _speech_loader(n=24, seed=0))
     enc_te = ev.encode_dataset(model, _speech_loader(n=12, seed=0))
     pm = ev.probe_metrics(enc_tr, enc_te)
-    assert set(pm) == {"probe_acc", "probe_acc_sample", "probe_chance", "kl_z_nats"}
+    assert set(pm) == {
+        "probe_acc",
+        "probe_acc_sample",
+        "probe_acc_knn",
+        "probe_chance",
+        "kl_z_nats",
+    }
     dm = ev.disentanglement_matrix(enc_tr, enc_te)
     assert set(dm) == {
         "speaker_probe_acc_z",
@@ -398,3 +404,21 @@ def test_experiment_result_paired_differences():
     assert out["cmi - mi"]["probe_acc"]["mean"] == pytest.approx(0.02)
     assert out["cmi - elbo"]["probe_acc"]["n"] == 3
     assert out["cmi - mi"]["probe_acc"]["low"] < 0.02 < out["cmi - mi"]["probe_acc"]["high"]
+
+
+def test_the_knn_probe_reads_what_a_linear_probe_cannot_and_chooses_k_on_training_rows_only():
+    from paperlib.evaluation.evaluate import KNN_K, knn_probe, linear_probe
+
+    rng = np.random.default_rng(0)
+    # the label is the sign of x1 * x2 (XOR of quadrants): no line separates it
+    x = rng.uniform(-1, 1, size=(1200, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)
+    tr, te = slice(0, 800), slice(800, None)
+    assert linear_probe(x[tr], y[tr], x[te], y[te]) < 0.65
+    acc, k = knn_probe(x[tr], y[tr], x[te], y[te])
+    assert acc > 0.9 and k in KNN_K
+    # the test split chooses nothing: other test labels leave k as it was
+    acc_shuffled, k_shuffled = knn_probe(x[tr], y[tr], x[te], rng.permutation(y[te]))
+    assert k_shuffled == k and acc_shuffled < 0.65
+    with pytest.raises(ValueError, match="two classes"):
+        knn_probe(x[tr], np.zeros(800), x[te], y[te])

@@ -91,6 +91,7 @@ def test_experiment_metrics_follow_the_contract(smoke_results):
             for key in (
                 "probe_acc",
                 "probe_acc_sample",
+                "probe_acc_knn",
                 "kl_z_nats",
                 "mi_xz_nats",
                 "mi_zs_nats",

@@ -10,12 +10,13 @@ metric -> (margin, direction): direction +1 when higher is better, -1 when lower
 """
 
 MARGINS: dict[str, tuple[float, int]] = {
-    # accuracy of a linear read-out of the global factor from z (speaker, class, notebook 05's
+    # accuracy of a linear or k-NN read-out of the global factor from z (speaker, class, 05's
     # g): 3 points is about the
     # seed-to-seed sd of the quick runs' probes (0.01-0.04) and a tenth of the gap between
     # chance and the raw-input probe on speech
     "probe_acc": (0.03, +1),
     "probe_acc_sample": (0.03, +1),
+    "probe_acc_knn": (0.03, +1),
     # speaker-verification equal error rate: 2 points
     "eer": (0.02, -1),
     # consistency of generated samples with z (a classifier's agreement): 3 points, as a probe

@@ -32,6 +32,7 @@ from paperlib.training.regularizers import MONITOR_RATIO
 TABLE_METRICS: dict[str, tuple[str, int]] = {
     "probe_acc": ("probe acc. z (mean)", +1),
     "probe_acc_sample": ("probe acc. z (sample)", +1),
+    "probe_acc_knn": ("k-NN probe acc. z", +1),
     "eer": ("EER", -1),
     "kl_z_nats": ("KL(q(z|x)||p(z)) [nats]", 0),
     "mi_xz_nats": ("I(x;z) [nats]", 0),
@@ -64,7 +65,8 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
 # is wider than MAX_COLUMNS; a metric of TABLE_METRICS in no group goes to the last table.
 TABLE_GROUPS: dict[str, tuple[str, ...]] = {
     "What z knows of the global factor": (
-        "probe_acc", "probe_acc_sample", "eer", "vc_speaker_acc", "class_consistency",
+        "probe_acc", "probe_acc_sample", "probe_acc_knn", "eer", "vc_speaker_acc",
+        "class_consistency",
     ),
     "Where the local factor sits (z should not hold it; s should)": (
         "phone_probe_acc_z", "local_probe_acc_z", "speaker_probe_acc_s", "g_probe_acc_s",

@@ -546,6 +546,8 @@ def reading_probe(rows: list[dict[str, Any]], refs: dict[str, Any] | None = None
     """The reading of the g-probe figure: paired cmi - mi per point, the points where cmi's
     interval lies wholly above mi's, and the floor and ceiling."""
     text = "Probe of g from z: " + reading_differences(rows, "probe_acc", "the g-probe")
+    if all("probe_acc_knn" in r for r in rows):
+        text += " k-NN probe: " + reading_differences(rows, "probe_acc_knn", "the k-NN g-probe")
     wins = separated(rows, "probe_acc")
     losses = separated(rows, "probe_acc", a="mi", b="cmi")
     if wins:

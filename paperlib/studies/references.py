@@ -71,14 +71,15 @@ def floors(
 
     Keys are ``"<metric>@<reference>"`` with the references of `REFERENCES`:
 
-    - ``@chance``: ``probe_acc``, ``probe_acc_sample``, ``speaker_probe_acc_s``,
+    - ``@chance``: ``probe_acc``, ``probe_acc_sample``, ``probe_acc_knn``, ``speaker_probe_acc_s``,
       ``phone_probe_acc_z``, ``vc_speaker_acc``, ``vc_phone_acc``, ``class_consistency``
       (always the most frequent training label), ``eer`` (0.5);
     - ``@random_init``: the model of `cfg` built with each seed in `seeds` (default
       ``[cfg.train.seed]``) and not trained, encoded like a trained run and probed by the same
-      probes (``probe_acc``, ``probe_acc_sample``, speech also ``eer`` and the disentanglement
-      probes); the mean over seeds;
-    - ``@raw_input``: ``probe_acc`` from a logistic regression on the raw input (speech: the
+      probes (``probe_acc``, ``probe_acc_sample``, ``probe_acc_knn``, speech also ``eer`` and
+      the disentanglement probes); the mean over seeds;
+    - ``@raw_input``: ``probe_acc`` (and beside ``probe_acc_knn``) from a logistic regression
+      on the raw input (speech: the
       utterance-mean log-mel frame -> speaker; images: pixels -> class), speech also ``eer``
       of centred utterance-mean frames on the held-out speakers;
     - ``@ceiling``: ``class_consistency`` (the image classifier on real test images, which is
@@ -127,7 +128,8 @@ def _random_init_floors(
         if seed == seeds[0]:
             out["probe_acc@chance"] = got["probe_chance"]
             out["probe_acc_sample@chance"] = got["probe_chance"]
-        got = {k: got[k] for k in ("probe_acc", "probe_acc_sample")}
+            out["probe_acc_knn@chance"] = got["probe_chance"]
+        got = {k: got[k] for k in ("probe_acc", "probe_acc_sample", "probe_acc_knn")}
         if kind == "speech":
             dis = evaluate.disentanglement_matrix(enc_tr, enc_te, seed=seed)
             if seed == seeds[0]:
@@ -162,7 +164,7 @@ def _add_raw_input_references(
         test = evaluate.collect_arrays(loaders[split], n, ("x", "y"))
         if classifiers.speaker is not None:
             acc = classifiers.speaker.score(test["x"], test["y"])
-            out["probe_acc@raw_input"] = acc
+            out["probe_acc@raw_input"] = out["probe_acc_knn@raw_input"] = acc
             out["vc_speaker_acc@ceiling"] = acc
             out["vc_speaker_acc@chance"] = out["probe_acc@chance"]
         if classifiers.phone is not None:
@@ -177,6 +179,6 @@ def _add_raw_input_references(
     elif kind == "image" and classifiers.image is not None:
         test = evaluate.collect_arrays(loaders[split], n, ("x", "y"))
         acc = classifiers.image.score(test["x"], test["y"])
-        out["probe_acc@raw_input"] = acc
+        out["probe_acc@raw_input"] = out["probe_acc_knn@raw_input"] = acc
         out["class_consistency@ceiling"] = acc
         out["class_consistency@chance"] = out["probe_acc@chance"]
