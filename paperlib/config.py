@@ -222,6 +222,13 @@ class ObjectiveConfig(_Validated):
         doc="steps between fits of a fresh critic of the other family on validation rows, "
         "logged beside the training critic's reading there (0: never)",
     )
+    monitor_fit_items: int = _spec(
+        0,
+        lo=0,
+        doc="training items the monitor's fresh critic fits on (a pool of posterior samples "
+        "of each, stopped early on a fifth) with evaluation's budget, before it is read on the "
+        "validation rows (0: it fits on three eighths of the validation items instead)",
+    )
     kl_s_weight: float = _spec(
         1.0, lo=0.0, hi=1.0, doc="gamma on KL_s; < 1 weakens the local prior (DSAE regime)"
     )
@@ -369,13 +376,19 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
 #: config as a dict) reads it. Where a run does not, the field is left out of its identity, so
 #: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
 #: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
-#: precision changes a run only when it is not fp32.
+#: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
+#: in a run that monitors a training critic (monitor_every > 0; not elbo, mi).
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"
         and d["objective"].get("name") not in ("elbo", "mi")
     ),
     ("train", "precision"): lambda d: d["train"].get("precision", "fp32") != "fp32",
+    ("objective", "monitor_fit_items"): lambda d: (
+        d["objective"].get("monitor_fit_items", 0) != 0
+        and d["objective"].get("monitor_every", 0) > 0
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
 }
 
 

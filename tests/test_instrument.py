@@ -252,6 +252,27 @@ def test_the_monitor_reads_both_families_on_its_schedule(monkeypatch):
     assert set(got) == {"mi_zs_val_critic", "mi_zs_val_other", "monitor_ratio"}
     assert got["monitor_ratio"] >= 1.0
     assert obj.monitor(Model(), x, 5, final=True) != {}
+    # with training items, the fresh critic fits there with evaluation's budget and both
+    # critics read all the validation rows; without, it fits on validation rows (MONITOR)
+    seen = {}
+
+    def other_reading(pairs, grid, sample, z, s, **kw):
+        seen.update(rows=len(z), steps=kw["steps"])
+        return {"nats": 0.5}
+
+    monkeypatch.setattr(instrument, "other_reading", other_reading)
+    monkeypatch.setattr(instrument, "EVALUATION", {"window": dict(steps=30, batch_size=16)})
+    obj.monitor(Model(), x, 8, x_fit=torch.randn(40, DZ + 36 * DS))
+    assert seen == {"rows": 64, "steps": 30}
+    obj.monitor(Model(), x, 12)
+    assert seen == {"rows": 32, "steps": 20}
+    # the field names a run's folder only where it is set (finished runs keep their names)
+    cfg = config.load("smoke", "speech", objective__name="cmi")
+    assert "monitor_fit_items" not in cfg.identity()["objective"]
+    fit = dict(objective__monitor_every=5, objective__monitor_fit_items=100)
+    assert cfg.identity() != config.load("smoke", "speech", objective__name="cmi", **fit).identity()
+    mi = config.load("smoke", "speech", objective__name="mi", objective__monitor_every=5)
+    assert mi.identity() == config.load("smoke", "speech", objective__name="mi", **fit).identity()
 
 
 # -- what s holds ---------------------------------------------------------------------------------

@@ -149,6 +149,14 @@ class BatchStream:
             step += 1
 
 
+def _first_items(data, n: int) -> torch.Tensor:
+    """The inputs x of the first `n` items of a dataset (all of them when it has fewer)."""
+    n = min(n, len(data))
+    if isinstance(data, TensorDictDataset):
+        return data.tensors["x"][:n]
+    return default_collate([data[i] for i in range(n)])["x"]
+
+
 class _BestOnValidation:
     """The validation ELBO every ``eval_every`` steps: best weights, plateau, resumable state.
 
@@ -157,7 +165,14 @@ class _BestOnValidation:
     and training's own random stream is untouched.
     """
 
-    def __init__(self, loaders: dict[str, Any], tc, device: torch.device, folder: Path | None):
+    def __init__(
+        self,
+        loaders: dict[str, Any],
+        tc,
+        device: torch.device,
+        folder: Path | None,
+        fit_items: int = 0,
+    ):
         self.tc, self.device, self.folder = tc, device, folder
         self.enabled = tc.eval_every > 0
         self.value, self.step, self.stale = -math.inf, None, 0
@@ -170,12 +185,9 @@ class _BestOnValidation:
                     "train.eval_every > 0 needs a non-empty 'val' loader; set train.eval_every=0 "
                     "or give the dataset a validation split (data.val_fraction > 0)"
                 )
-            n = min(tc.val_items, len(val.dataset))
-            data = val.dataset
-            if isinstance(data, TensorDictDataset):
-                self.x = data.tensors["x"][:n]
-            else:
-                self.x = default_collate([data[i] for i in range(n)])["x"]
+            self.x = _first_items(val.dataset, tc.val_items)
+        # training items a monitor fits its fresh critic on (objective.monitor_fit_items)
+        self.x_fit = _first_items(loaders["train"].dataset, fit_items) if fit_items else None
 
     @torch.no_grad()
     def elbo(self, model: nn.Module) -> float:
@@ -291,7 +303,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     optimizer = _prepare(model, objective, tc, device)
     stream = BatchStream(loaders["train"].dataset, loaders["train"].batch_size, tc.seed)
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    best = _BestOnValidation(loaders, tc, device, ckpt_dir)
+    fit_items = getattr(getattr(objective, "cfg", None), "monitor_fit_items", 0)
+    best = _BestOnValidation(loaders, tc, device, ckpt_dir, fit_items=fit_items)
     best.cfg = cfg
     start, last_ckpt, prior_seconds, stopped = 0, None, 0.0, False
     if ckpt_dir is not None and resume:
@@ -449,7 +462,8 @@ def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, 
     if monitor is not None:
         # the training critic beside a fresh critic of another family (cmi)
         final = done == tc.steps or stopped
-        terms.update(monitor(model, best.x.to(device), done, final=final))
+        x_fit = None if best.x_fit is None else best.x_fit.to(device)
+        terms.update(monitor(model, best.x.to(device), done, final=final, x_fit=x_fit))
     return stopped
 
 
