@@ -303,6 +303,17 @@ def _interval_notes(ivs: dict[str, dict[str, dict]], columns: list[str]) -> list
     return notes
 
 
+def _pairs_head(metrics: dict[str, Any], pairs: list[str], first: str, title: str) -> list[str]:
+    """Title, header and separator of a table whose columns are objective pairs "a - b"; a
+    pair whose `a` has a flagged critic (`critic_flags`) carries the dagger."""
+    flags = critic_flags(metrics)
+    heads = [f"{p} {FLAG}" if p.split(" - ")[0] in flags else p for p in pairs]
+    lines = [f"**{title}**\n"] if title else []
+    lines.append(f"| {first} | " + " | ".join(heads) + " |")
+    lines.append("|---" * (len(heads) + 1) + "|")
+    return lines
+
+
 def paired_table(
     metrics: dict[str, Any],
     pairs: tuple[tuple[str, str], ...] = (("cmi", "mi"), ("cmi", "elbo")),
@@ -329,11 +340,7 @@ def paired_table(
     rows = [m for m in TABLE_METRICS if m not in skip and any(m in d for d in diffs.values())]
     if not rows:
         return ""
-    flags = critic_flags(metrics)
-    heads = [f"{p} {FLAG}" if p.split(" - ")[0] in flags else p for p in diffs]
-    lines = [f"**{title}**\n"] if title else []
-    lines.append("| metric | " + " | ".join(heads) + " |")
-    lines.append("|---" * (len(heads) + 1) + "|")
+    lines = _pairs_head(metrics, list(diffs), "metric", title)
     for m in rows:
         cells = []
         for d in diffs.values():
@@ -385,11 +392,7 @@ def decision_table(
     decided = decide_contrasts(contrasts, alpha=FAMILY_ALPHA)
     cols = list(dict.fromkeys(p for p, _ in contrasts))
     rows = list(dict.fromkeys(m for _, m in contrasts))
-    flags = critic_flags(metrics)
-    heads = [f"{p} {FLAG}" if p.split(" - ")[0] in flags else p for p in cols]
-    lines = [f"**{title}**\n"] if title else []
-    lines.append("| metric (margin) | " + " | ".join(heads) + " |")
-    lines.append("|---" * (len(heads) + 1) + "|")
+    lines = _pairs_head(metrics, cols, "metric (margin)", title)
     for m in rows:
         cells = []
         for p in cols:
