@@ -61,7 +61,7 @@ def imported(path: Path, name: str | None = None) -> set[str]:
             if node.level:  # relative: from . import x / from .mod import y
                 stem = package[: len(package) - node.level + 1]
                 base = ".".join([*stem, *([base] if base else [])])
-            if base == "paperlib":  # from paperlib import evaluate, __version__
+            if base == "paperlib":  # from paperlib import config, __version__
                 out.update(
                     f"paperlib.{a.name}"
                     if (PACKAGE / a.name).exists() or (PACKAGE / f"{a.name}.py").exists()

@@ -111,7 +111,7 @@ def test_binder_requirements_install_into_a_fresh_virtualenv(tmp_path):
         r = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, f"{' '.join(step)}\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
     code = (
-        "import paperlib, torch, papermill, jupyterlab; from paperlib import experiment; "
+        "import paperlib, torch, papermill, jupyterlab; from paperlib.studies import experiment; "
         "print(sys.version_info[:2], torch.__version__)"
     )
     r = subprocess.run(
