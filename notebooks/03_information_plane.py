@@ -140,9 +140,24 @@ selection.write_selection(f"{out_dir}/selected_weights.json", chosen, cfgs, para
 {n: {o: w for o, w in s.items() if o != "_evidence"} for n, s in chosen.items()}
 
 # %%
+reading_edges = selection.reading_edges(chosen)
+print(reading_edges)
+
+# %% [markdown]
+# A weight chosen at the smallest or largest value of its grid is not yet a choice: the best
+# may lie beyond it. The line above names each such weight and the next value to try
+# (`-p alphas` / `-p betas`, or the paper profile's wider grid).
+
+# %%
 metrics = {}
 for name in experiments:
     metrics.update(selection.rows_to_metrics(rows[name], suffix=f"_{name}"))
 records.write_metrics(
-    f"{out_dir}/metrics.json", metrics, None, profile=profile, params=params, split="val"
+    f"{out_dir}/metrics.json",
+    metrics,
+    None,
+    profile=profile,
+    params=params,
+    split="val",
+    notes=reading_edges,
 )

@@ -98,3 +98,30 @@ def test_sweeps_in_parallel_processes_give_the_rows_of_one_process(tmp_path, mon
         # a worker may run with other thread counts than this process: rounding differs
         for a, b in zip(one[name], both[name]):
             assert a["kl_z_nats"] == pytest.approx(b["kl_z_nats"], rel=1e-4)
+
+
+def test_a_choice_on_the_grid_edge_is_named_with_the_next_value_to_try():
+    from paperlib.studies.selection import reading_edges, select_weights, widen
+
+    assert widen([1.0, 3.0], 1.0) == pytest.approx(1 / 3)
+    assert widen([1.0, 3.0], 3.0) == pytest.approx(9.0)
+    assert widen([0.5, 1.0, 2.0], 1.0) is None  # inside
+    assert widen([2.0], 2.0) is None  # one value: no edge
+    rows = [
+        {"objective": o, "alpha": a, "beta": a if o == "cmi" else 0.0, "seed": s,
+         "split": "val", "probe_acc": p}
+        for o, a, p in (("mi", 1.0, 0.8), ("mi", 3.0, 0.7), ("mi", 9.0, 0.6),
+                        ("cmi", 1.0, 0.5), ("cmi", 3.0, 0.9), ("cmi", 9.0, 0.6))
+        for s in (0, 1)
+    ]  # fmt: skip
+    chosen = select_weights(rows)
+    assert chosen["mi"]["on_edge"] == {"alpha": pytest.approx(1 / 3)}
+    assert chosen["cmi"]["alpha"] == 3.0 and chosen["cmi"]["on_edge"] == {}
+    text = reading_edges({"speech": chosen})
+    assert text == (
+        "speech mi: alpha = 1 is on the edge of its grid; widen it to 0.333 before trusting "
+        "the choice."
+    )
+    assert reading_edges({"speech": {"mi": {"alpha": 3.0, "on_edge": {}}}}) == (
+        "Every choice lies inside its grid."
+    )

@@ -188,8 +188,10 @@ def sweep_grid(
 def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> dict[str, Any]:
     """Per objective, the (alpha, beta) with the best mean `criterion` over seeds.
 
-    Returns ``{objective: {"alpha", "beta", criterion}, "_evidence": {...}}`` (`write_selection`
-    stores it); the evidence keeps every row, the criterion and the split.
+    Returns ``{objective: {"alpha", "beta", criterion, "on_edge"}, "_evidence": {...}}``
+    (`write_selection` stores it); the evidence keeps every row, the criterion and the split.
+    ``on_edge`` names each weight chosen at the edge of its grid with the next value to try
+    (`widen`): a choice there is not yet a choice, and notebook 03 says so.
     """
     best: dict[str, Any] = {}
     groups: dict[tuple[str, float, float], list[float]] = {}
@@ -199,6 +201,12 @@ def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> 
         score = float(np.mean(vals))
         if o not in best or score > best[o][criterion]:
             best[o] = {"alpha": a, "beta": b, criterion: score}
+    for o, choice in best.items():
+        tried = {
+            w: sorted({k[i] for k in groups if k[0] == o}) for i, w in ((1, "alpha"), (2, "beta"))
+        }
+        edge = {w: widen(tried[w], choice[w]) for w in tried}
+        choice["on_edge"] = {w: v for w, v in edge.items() if v is not None}
     best["_evidence"] = {
         "criterion": f"mean {criterion} over seeds on the '{rows[0]['split']}' split",
         "rows": rows,
@@ -206,6 +214,39 @@ def select_weights(rows: list[dict[str, Any]], criterion: str = "probe_acc") -> 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return best
+
+
+def widen(values: list[float], chosen: float) -> float | None:
+    """The next weight to try when `chosen` lies on the edge of the `values` tried, else None.
+
+    A choice at the smallest (largest) of two or more values may be a grid that stops too
+    early: the next value continues the grid's geometric step outward (values[0]^2 / values[1]
+    below, values[-1]^2 / values[-2] above). A weight tried at one value only has no edge.
+    """
+    v = sorted(set(float(x) for x in values))
+    if len(v) < 2 or chosen not in v or 0.0 in v[:2]:
+        return None
+    if chosen == v[0]:
+        return v[0] * v[0] / v[1]
+    if chosen == v[-1]:
+        return v[-1] * v[-1] / v[-2]
+    return None
+
+
+def reading_edges(chosen: dict[str, dict[str, Any]]) -> str:
+    """One sentence per experiment and objective whose choice lies on its grid's edge, with the
+    next value to try (`widen`); the same sentence when none does."""
+    parts = []
+    for name, sel in chosen.items():
+        for o, w in sel.items():
+            if o.startswith("_"):
+                continue
+            for weight, nxt in w.get("on_edge", {}).items():
+                parts.append(
+                    f"{name} {o}: {weight} = {w[weight]:g} is on the edge of its grid; widen it "
+                    f"to {nxt:.3g} before trusting the choice"
+                )
+    return "; ".join(parts) + "." if parts else "Every choice lies inside its grid."
 
 
 def _label(r: dict[str, Any]) -> str:
