@@ -218,6 +218,16 @@ def test_metric_table_draws_floors_and_flags_a_critic_at_chance(plots, tmp_path)
     _check_and_save(plots, fig, tmp_path, "metrics_floors")
 
 
+def test_close_reference_lines_keep_their_labels_apart(plots):
+    metrics = _metrics_with_floors()
+    floors = {"probe_acc@chance": 0.100, "probe_acc@random_init": 0.104}
+    fig = plots.fig_metric_table(metrics, ["probe_acc"], floors=floors)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == 2 and not boxes[0].overlaps(boxes[1])
+
+
 def test_paired_differences_figure(plots, tmp_path):
     from paperlib.stats import paired_table
 

@@ -342,6 +342,31 @@ def fig_tsne(
 # metrics
 
 
+def _label_reference_lines(ax, lines: list[tuple[float, str]], min_gap: float = 0.08) -> None:
+    """Label horizontal reference lines at the right end, above each line; a line closer than
+    `min_gap` of the axis height to the one labelled below it gets its label at the left end
+    instead, so that two close references (chance and shuffled z) do not print over each
+    other."""
+    lo, hi = ax.get_ylim()
+    span = (hi - lo) or 1.0
+    last_right = -math.inf
+    for value, label in sorted(lines):
+        right = (value - last_right) / span >= min_gap
+        if right:
+            last_right = value
+        ax.annotate(
+            label,
+            (1.0 if right else 0.0, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(-2 if right else 2, 1),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            va="bottom",
+            fontsize="x-small",
+            color="0.25",
+        )
+
+
 @styled
 def fig_metric_table(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -396,22 +421,14 @@ def fig_metric_table(
             if len(seeds) > 1:
                 jitter = np.linspace(-0.15, 0.15, len(seeds))
                 ax.scatter(k + jitter, seeds, s=8, color="k", zorder=3, linewidths=0)
+        lines = []
         for ref, label in REFERENCE_ROWS:
             value = refs.get(f"{name}@{ref}")
             if value is None or not math.isfinite(value):
                 continue
             ax.axhline(value, color="0.35", lw=0.9, ls=ref_styles[ref], zorder=4, gid=ref)
-            ax.annotate(
-                label,
-                (1.0, value),
-                xycoords=("axes fraction", "data"),
-                xytext=(-2, 1),
-                textcoords="offset points",
-                ha="right",
-                va="bottom",
-                fontsize="x-small",
-                color="0.25",
-            )
+            lines.append((value, label))
+        _label_reference_lines(ax, lines)
         ax.set_xticks(x, ticks, rotation=30, ha="right")
         panel_title, unit = title_and_unit(name)
         ax.set_ylabel(unit)
