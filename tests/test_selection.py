@@ -107,6 +107,8 @@ def test_a_choice_on_the_grid_edge_is_named_with_the_next_value_to_try():
     assert widen([1.0, 3.0], 3.0) == pytest.approx(9.0)
     assert widen([0.5, 1.0, 2.0], 1.0) is None  # inside
     assert widen([2.0], 2.0) is None  # one value: no edge
+    assert widen([0.0, 1.0, 3.0], 3.0) == pytest.approx(9.0)  # a 0 below leaves the top edge
+    assert widen([0.0, 1.0], 0.0) is None and widen([0.0, 1.0], 1.0) == pytest.approx(2.0)
     rows = [
         {"objective": o, "alpha": a, "beta": a if o == "cmi" else 0.0, "seed": s,
          "split": "val", "probe_acc": p}

@@ -224,12 +224,14 @@ def widen(values: list[float], chosen: float) -> float | None:
     below, values[-1]^2 / values[-2] above). A weight tried at one value only has no edge.
     """
     v = sorted(set(float(x) for x in values))
-    if len(v) < 2 or chosen not in v or 0.0 in v[:2]:
+    if len(v) < 2 or chosen not in v:
         return None
     if chosen == v[0]:
-        return v[0] * v[0] / v[1]
+        # below 0 (or from 0) a weight has nowhere to go
+        return v[0] * v[0] / v[1] if v[0] > 0 else None
     if chosen == v[-1]:
-        return v[-1] * v[-1] / v[-2]
+        # from a grid that starts at 0, the step up doubles
+        return v[-1] * v[-1] / v[-2] if v[-2] > 0 else 2 * v[-1]
     return None
 
 
