@@ -227,15 +227,15 @@ def knn_probe(
     if len(counts) < 2:
         raise ValueError("knn_probe: train_y needs at least two classes")
     folds = int(min(5, counts.min()))
-    ks = [k for k in KNN_K if k <= len(train_y) * (folds - 1) // max(folds, 2)] or [1]
     pipe = make_pipeline(StandardScaler(), KNeighborsClassifier())
+    k = 1  # a class with one training item: no stratified folds, the smallest k
     if folds >= 2:
+        # k at most the rows a cross-validation fit sees
+        ks = [k for k in KNN_K if k <= len(train_y) * (folds - 1) // folds] or [1]
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         search = GridSearchCV(pipe, {"kneighborsclassifier__n_neighbors": ks}, cv=cv)
         search.fit(train_feats, train_y)
         k = int(search.best_params_["kneighborsclassifier__n_neighbors"])
-    else:  # a class with one training item: no stratified folds, the smallest k
-        k = ks[0]
     pipe.set_params(kneighborsclassifier__n_neighbors=k).fit(train_feats, train_y)
     return float(pipe.score(test_feats, test_y)), k
 
