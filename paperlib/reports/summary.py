@@ -360,18 +360,15 @@ def paired_table(
     return "\n".join(lines) + "\n"
 
 
-def decision_table(
+def decisions(
     metrics: dict[str, Any],
     pairs: tuple[tuple[str, str], ...] = (("cmi", "mi"), ("cmi", "elbo")),
-    title: str = "",
-) -> str:
-    """A markdown table of decisions: rows = the headline metrics with a stated margin
-    (``paperlib.presets.margins.MARGINS``), columns = pairs.
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{("a - b", metric): decision}`` for every headline metric with a stated margin
+    (``paperlib.presets.margins.MARGINS``) that both objectives report for every seed.
 
-    Each cell is the decision of `paperlib.stats.decide_contrasts` on the per-seed paired
-    differences, Holm-corrected over every cell of the table (one family): "better", "worse",
-    "equivalent" (within +-margin) or "inconclusive", with the mean difference. An "a" whose
-    critic stayed at chance carries the dagger, as in `paired_table`.
+    One family: `paperlib.stats.decide_contrasts` Holm-corrects over all of its cells, so the
+    README's headline and results/README.md's decision tables read the same words.
     """
     from paperlib.presets.margins import FAMILY_ALPHA, MARGINS
     from paperlib.stats import decide_contrasts
@@ -387,28 +384,51 @@ def decision_table(
             if len(va) == len(vb) == len(seeds) and len(seeds) >= 2:
                 d = [x - y for x, y in zip(va, vb)]
                 contrasts[(f"{a} - {b}", m)] = (d, margin, direction)
-    if not contrasts:
+    return decide_contrasts(contrasts, alpha=FAMILY_ALPHA) if contrasts else {}
+
+
+def decision_word(r: dict[str, Any]) -> str:
+    """The decision of one contrast in words: better / worse (", by less than the margin"
+    when the difference is real but inside it), equivalent, or inconclusive."""
+    word = str(r["decision"])
+    if word in ("better", "worse") and r["within_margin"]:
+        word += ", by less than the margin"
+    return word
+
+
+def decision_table(
+    metrics: dict[str, Any],
+    pairs: tuple[tuple[str, str], ...] = (("cmi", "mi"), ("cmi", "elbo")),
+    title: str = "",
+) -> str:
+    """A markdown table of decisions: rows = the headline metrics with a stated margin
+    (``paperlib.presets.margins.MARGINS``), columns = pairs.
+
+    Each cell is the decision of `decisions` on the per-seed paired differences,
+    Holm-corrected over every cell of the table (one family): "better", "worse",
+    "equivalent" (within +-margin) or "inconclusive", with the mean difference. An "a" whose
+    critic stayed at chance carries the dagger, as in `paired_table`.
+    """
+    from paperlib.presets.margins import FAMILY_ALPHA, MARGINS
+
+    decided = decisions(metrics, pairs)
+    if not decided:
         return ""
-    decided = decide_contrasts(contrasts, alpha=FAMILY_ALPHA)
-    cols = list(dict.fromkeys(p for p, _ in contrasts))
-    rows = list(dict.fromkeys(m for _, m in contrasts))
+    cols = list(dict.fromkeys(p for p, _ in decided))
+    rows = list(dict.fromkeys(m for _, m in decided))
     lines = _pairs_head(metrics, cols, "metric (margin)", title)
     for m in rows:
         cells = []
         for p in cols:
             r = decided.get((p, m))
-            if r is None:
-                cells.append("–")
-                continue
-            word = str(r["decision"])
-            if word in ("better", "worse") and r["within_margin"]:
-                word += ", by less than the margin"
-            cells.append(f"{word} ({_fmt_value(float(r['mean']))})")
+            cells.append(
+                "–" if r is None else f"{decision_word(r)} ({_fmt_value(float(r['mean']))})"
+            )
         label = TABLE_METRICS.get(m, (m, 0))[0]
         lines.append(f"| {_cell(label)} (±{MARGINS[m][0]:g}) | " + " | ".join(cells) + " |")
-    n = len(seeds)
+    n = len(_seeds(metrics))
     lines.append(
-        f"\nDecisions over {n} paired seeds, Holm-corrected over the {len(contrasts)} cells of "
+        f"\nDecisions over {n} paired seeds, Holm-corrected over the {len(decided)} cells of "
         f"this table (family-wise error {FAMILY_ALPHA:g}): better / worse, the difference is not "
         "0; equivalent, two one-sided tests put it within the margin; inconclusive, neither. "
         'Margins were stated before the runs (docs/DESIGN.md, "Decisions").'

@@ -669,6 +669,23 @@ class _Run:
                 self.one(SUMMARY, why)
             except NotebookFailed as err:
                 print(f"error: {err}", file=sys.stderr)
+                return
+        self.sync_headline()
+
+    def sync_headline(self) -> None:
+        """Rewrite README.md's headline tables from the committed results folder, when this run
+        wrote it (another profile's or folder's numbers never reach the README)."""
+        readme = PACKAGE.parent / "README.md"
+        committed = (PACKAGE.parent / "results").resolve()
+        if self.results.resolve() != committed or not readme.exists() or not self.ran:
+            return
+        from paperlib.reports.headline import BEGIN, sync_readme
+
+        if BEGIN in readme.read_text():
+            same = sync_readme(readme, self.results)
+            print(
+                f"README.md: headline tables {'unchanged' if same else 'rewritten from results/'}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
