@@ -31,7 +31,7 @@ def _metrics(cmi_probe: list[float], mi_probe: list[float]) -> dict:
         },
         "_meta": {
             "params": {"seeds": seeds},
-            "config": {"train": {"steps": 500}},
+            "config": {"train": {"steps": 500}, "model": {"z_dim": 16}},
             "floors": {"probe_acc@chance": 0.1, "probe_acc@random_init": 0.3},
             "weights": {"mi": {"alpha": 2.0, "beta": 0.0}, "cmi": {"alpha": 2.0, "beta": 4.0}},
             "git_commit": "0123456789abcdef",
@@ -79,7 +79,8 @@ def test_sync_rewrites_only_the_block_and_check_reports_a_difference(tmp_path):
         json.dumps(_metrics([0.8, 0.82, 0.79], [0.7, 0.71, 0.69]))
     )
     readme = tmp_path / "README.md"
-    readme.write_text(f"before\n{headline.BEGIN}\nstale 0.999\n{headline.END}\nafter\n")
+    (b1, e1), (b2, e2) = headline.MARKERS.values()
+    readme.write_text(f"before\n{b1}\nstale 0.999\n{e1}\nmiddle\n{b2}\n{e2}\nafter\n")
     assert (
         headline.main(["--readme", str(readme), "--results", str(tmp_path / "results"), "--check"])
         == 1
@@ -88,14 +89,17 @@ def test_sync_rewrites_only_the_block_and_check_reports_a_difference(tmp_path):
     assert headline.sync_readme(readme, tmp_path / "results") is False
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "stale" not in text
+    assert "\nmiddle\n" in text
     assert "01 at 0123456" in text and "`cmi` alpha 2 beta 4" in text
+    # the regime map's row for this experiment: z dimension from the config, 3 paired seeds
+    assert "| speech (speaker) | – | 16 | 3 | +0.103 [" in text
     assert headline.sync_readme(readme, tmp_path / "results", check=True) is True
 
 
 def test_missing_markers_name_the_file(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no block here\n")
-    with pytest.raises(ValueError, match="README.md: the headline markers"):
+    with pytest.raises(ValueError, match="README.md: the headline block's markers"):
         headline.sync_readme(readme, tmp_path)
 
 

@@ -403,7 +403,7 @@ def test_readme_front_door_names_the_headline_the_code_path_and_the_two_commands
     # the two commands, as .ci/run and a newcomer run them, in a closed fence inside the door
     assert re.search(r"^```bash\n\./run_all\.sh .*\n\./run_tests\.sh .*\n```$", front, re.M)
     assert "(FINDINGS.md)" in front and "Which code made which folder" in front
-    assert "| **cmi - mi (paired, 95 %)** |" in front, "the headline tables"
+    assert "| study (factor) | setting | z dim |" in front, "the regime map's table"
     # the reading path: objective -> model -> fit -> evaluate, each a file that exists
     path = front.split("## Reading the code", 1)[1].split("\n## ", 1)[0]
     named = re.findall(r"`(paperlib/[\w/]+\.py)`", path)

@@ -1,15 +1,20 @@
-"""The README's headline tables, written from results/ so that no number in them is typed in.
+"""The README's headline: the regime map and the per-model tables, written from results/ so
+that no number in them is typed in.
 
-    python -m paperlib.reports.headline            # rewrite the block in README.md
-    python -m paperlib.reports.headline --check    # exit 1 if the block differs from results/
+    python -m paperlib.reports.headline            # rewrite the blocks in README.md
+    python -m paperlib.reports.headline --check    # exit 1 if a block differs from results/
 
-The block sits between ``<!-- headline: ... -->`` and ``<!-- /headline -->`` in README.md. For
-each real experiment (notebooks 01 and 02) it has one compact table: the objectives' means over
-the reported seeds, the computed floors and ceiling, the paired ``cmi - mi`` difference with its
-95 % t-interval, and the decision at the stated margin (`paperlib.reports.summary.decisions`,
-the same family and words as results/README.md). Above the tables, one line says which commit
-made each folder. ``run_all.sh`` rewrites the block after its summary when it wrote the
-committed results folder; a test checks that the committed README matches committed results/.
+Two blocks, each between ``<!-- NAME: ... -->`` and ``<!-- /NAME -->`` in README.md:
+
+- ``headline`` (the front door): the regime map of `paperlib.reports.regime` (cmi - mi on the
+  global factor against z's budget, per study, with decisions), and which commit made each
+  results folder;
+- ``per-model``: for each real experiment (notebooks 01 and 02) one compact table: the
+  objectives' means over the reported seeds, the computed floors and ceiling, the paired
+  ``cmi - mi`` difference with its 95 % t-interval, and the decision at the stated margin
+  (`paperlib.reports.summary.decisions`, the same family and words as results/README.md).
+
+``run_all.sh`` rewrites both after its summary when it wrote the committed results folder; a test checks that the committed README matches committed results/.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import records
+from paperlib.reports.regime import regime_legend, regime_rows, regime_table
 from paperlib.reports.summary import (
     MONITOR_FLAG,
     critic_flags,
@@ -33,10 +39,16 @@ from paperlib.reports.summary import (
 )
 from paperlib.stats import paired_difference
 
-BEGIN, END = (
-    "<!-- headline: python -m paperlib.reports.headline writes this block -->",
-    ("<!-- /headline -->"),
-)
+#: README.md's generated blocks: name -> (opening marker, closing marker). The regime map opens the
+#: README (the front door); the per-model tables follow the two commands.
+MARKERS = {
+    name: (
+        f"<!-- {name}: python -m paperlib.reports.headline writes this block -->",
+        f"<!-- /{name} -->",
+    )
+    for name in ("headline", "per-model")
+}
+BEGIN, END = MARKERS["headline"]
 
 #: the pair the headline contrasts: the paper's claim is about cmi against mi
 PAIR = ("cmi", "mi")
@@ -197,48 +209,74 @@ def _fmt_num(x: float) -> str:
     return f"{x:g}"
 
 
+def _made_by(results_dir: Path) -> str:
+    made = []
+    for path in sorted(results_dir.glob("[0-9][0-9]_*/metrics.json")):
+        meta = records.read_metrics(path).get("_meta", {})
+        made.append(f"{path.parent.name[:2]} at {_short(meta.get('git_commit'))}")
+    return f"**Which code made which folder** (each metrics.json's commit): {', '.join(made)}."
+
+
 def headline_block(results_dir: str | Path) -> str:
-    """The README block (markers excluded): one table per experiment of `HEADLINES` whose
-    metrics.json exists, then the legend and which commit made each results folder."""
+    """The front door's block (markers excluded): the regime map (figure, when notebook 04 drew
+    it, and table, `paperlib.reports.regime`), its legend and which commit made each folder."""
     results_dir = Path(results_dir)
-    made, tables = [], []
-    for run_json in sorted(results_dir.glob("[0-9][0-9]_*/metrics.json")):
-        meta = records.read_metrics(run_json).get("_meta", {})
-        made.append(f"{run_json.parent.name[:2]} at {_short(meta.get('git_commit'))}")
+    rows = regime_rows(results_dir)
+    parts = []
+    figure = results_dir / "04_summary" / "regime_map.png"
+    if figure.exists():
+        rel = figure.relative_to(results_dir.parent).as_posix()
+        parts.append(f"![cmi - mi on the global factor against z's budget]({rel})")
+    if rows:
+        parts.append(regime_table(rows))
+        parts.append(regime_legend(rows) + " " + _made_by(results_dir))
+    else:
+        parts.append(_made_by(results_dir))
+    return "\n\n".join(parts)
+
+
+def per_model_block(results_dir: str | Path) -> str:
+    """The per-model block (markers excluded): one table per experiment of `HEADLINES` whose
+    metrics.json exists, then the legend."""
+    results_dir = Path(results_dir)
+    tables = []
     for spec in HEADLINES:
         path = results_dir / spec.folder / "metrics.json"
-        if not path.exists():
-            continue
-        metrics = records.read_metrics(path)
-        tables.append(_describe(metrics, spec) + "\n\n" + headline_table(metrics, spec))
+        if path.exists():
+            metrics = records.read_metrics(path)
+            tables.append(_describe(metrics, spec) + "\n\n" + headline_table(metrics, spec))
     legend = (
         "Cells: mean ± sd over seeds; I(z;s): mean [95 % t-interval over seeds]; *trained*: "
         "seeds on their validation plateau (docs/DESIGN.md). The decision row is Holm-corrected "
         "over the notebook's family of contrasts at the margins stated in docs/DESIGN.md; † a "
         f"training critic at chance, {MONITOR_FLAG} a training critic the other family disagrees with."
     )
-    made_by = f"**Which code made which folder** (each metrics.json's commit): {', '.join(made)}."
-    return "\n\n".join([*tables, legend + " " + made_by])
+    return "\n\n".join([*tables, legend])
+
+
+BLOCKS = {"headline": headline_block, "per-model": per_model_block}
 
 
 def sync_readme(readme: str | Path, results_dir: str | Path, check: bool = False) -> bool:
-    """Rewrite the headline block of `readme` from `results_dir`; with `check`, only compare.
+    """Rewrite every generated block of `readme` (`MARKERS`) from `results_dir`; with `check`,
+    only compare. Returns True when every block already matched.
 
-    Returns True when the block already matched. Raises ValueError naming the file when its
-    markers are missing or out of order."""
+    Raises ValueError naming the file and the block when a block's markers are missing or out of
+    order."""
     readme = Path(readme)
-    text = readme.read_text()
-    i, j = text.find(BEGIN), text.find(END)
-    if i < 0 or j < i:
-        raise ValueError(
-            f"{readme}: the headline markers {BEGIN!r} ... {END!r} are missing or out of order"
-        )
-    block = "\n" + headline_block(results_dir) + "\n"
-    current = text[i + len(BEGIN) : j]
-    if current == block:
+    text = original = readme.read_text()
+    for name, (begin, end) in MARKERS.items():
+        i, j = text.find(begin), text.find(end)
+        if i < 0 or j < i:
+            raise ValueError(
+                f"{readme}: the {name} block's markers {begin!r} ... {end!r} are missing or out of order"
+            )
+        block = "\n" + BLOCKS[name](results_dir) + "\n"
+        text = text[: i + len(begin)] + block + text[j:]
+    if text == original:
         return True
     if not check:
-        readme.write_text(text[: i + len(BEGIN)] + block + text[j:])
+        readme.write_text(text)
     return False
 
 
@@ -260,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"{args.readme}: headline block {'up to date' if same else 'rewritten'}")
+    print(f"{args.readme}: headline blocks {'up to date' if same else 'rewritten'}")
     return 0
 
 

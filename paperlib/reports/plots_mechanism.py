@@ -131,7 +131,59 @@ def fig_information_plane_intervals(
     return fig
 
 
+@styled
+def fig_regime_map(
+    panels: Mapping[str, Mapping[str, Sequence[Sequence[Any]]]],
+    margins: Mapping[str, float],
+    title: str = "Where cmi beats mi on the global factor",
+) -> Figure:
+    """The regime map: paired cmi - mi on a global-factor probe against z's dimension.
+
+    Parameters
+    ----------
+    panels : probe label -> series label (study and setting) -> list of (z dimension, mean,
+        lo, hi, decision). z dimensions sit on a log2 axis; the series are dodged around them.
+    margins : probe label -> the stated margin, drawn as a grey band around 0 (inside it a
+        difference does not matter).
+    """
+    fig, axes = panel_grid(len(panels), max_cols=len(panels), panel=(4.2, 3.3))
+    series = list(dict.fromkeys(name for by in panels.values() for name in by))
+    markers = ["o", "s", "D", "^", "v", "P", "X"]
+    colors = sns.color_palette("colorblind", len(series))
+    for ax, (probe, by_series) in zip(axes, panels.items()):
+        m = float(margins.get(probe, 0.0))
+        ax.axhspan(-m, m, color="0.9", zorder=0, label=f"margin ±{m:g}")
+        ax.axhline(0.0, color="0.5", lw=0.8, zorder=1)
+        zs = sorted({float(p[0]) for pts in by_series.values() for p in pts})
+        for k, name in enumerate(series):
+            pts = by_series.get(name, [])
+            if not pts:
+                continue
+            arr = np.array([[float(c) for c in p[:4]] for p in pts])
+            # log2 position, dodged so that series at one z dimension do not overlap
+            x = np.log2(arr[:, 0]) + (k - (len(series) - 1) / 2) * 0.12
+            ax.errorbar(
+                x,
+                arr[:, 1],
+                yerr=[np.nan_to_num(arr[:, 1] - arr[:, 2]), np.nan_to_num(arr[:, 3] - arr[:, 1])],
+                fmt=markers[k % len(markers)],
+                color=colors[k],
+                capsize=3,
+                markersize=5,
+                label=name,
+            )
+        ax.set_xticks(np.log2(zs), [f"{z:g}" for z in zs])
+        ax.set_xlabel("z dimension (budget)")
+        ax.set_ylabel(f"cmi - mi, {probe} on z")
+        ax.set_title(probe, fontsize="medium")
+    axes[-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 __all__ = [
+    "fig_regime_map",
     "fig_dial_sweep",
     "fig_information_plane_intervals",
 ]

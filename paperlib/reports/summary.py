@@ -26,6 +26,7 @@ from paperlib.reports.plots import (  # the flags and reference rows that the fi
     save_figure,
     seeds_where,
 )
+from paperlib.reports.regime import regime_legend, regime_rows, regime_table
 from paperlib.training.regularizers import MONITOR_RATIO
 
 # Metrics shown in the summary tables, with their direction (+1: higher is better).
@@ -500,6 +501,13 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
                 rel = f"{nb_dir.name}/{name}.png"
                 parts.append(f"![{name}]({rel})\n\n*{caption}* ([PDF]({nb_dir.name}/{name}.pdf))\n")
         sections.append("\n".join(parts))
+    rows = regime_rows(results_dir)
+    if rows:  # the regime map opens the results, as it opens README.md
+        parts = ["## Regime map: where cmi beats mi on the global factor\n"]
+        if (results_dir / "04_summary" / "regime_map.png").exists():
+            parts.append("![regime_map](04_summary/regime_map.png)\n")
+        parts += [regime_table(rows) + "\n", regime_legend(rows) + "\n"]
+        sections.insert(0, "\n".join(parts))
     header = [
         "# Results\n",
         "Every number below was measured by this repository's code on the data named in each",
