@@ -1,5 +1,7 @@
 """fit(): exact resume after a kill, NaN guard with the last good checkpoint intact, history."""
 
+import copy
+
 import pytest
 import torch
 
@@ -145,6 +147,56 @@ def test_fit_keeps_the_best_validation_weights_and_stops_on_a_plateau(tmp_path):
     assert hist2.steps == hist.steps and hist2.best_step == hist.best_step
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def _same(a, b) -> bool:
+    """Two state dicts (tensors, and nested extra state) hold equal values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_the_critic_leaves_fit_from_the_step_of_the_best_weights(tmp_path):
+    # the training critic is read against the encoder it was trained with: when the best
+    # validation step precedes the last, fit() returns the critic of that step, and a rerun
+    # (resumed from best.pt) returns the same one
+    kw = dict(objective__name="cmi", train__steps=60, train__eval_every=5, train__lr=0.05)
+    at: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(step, objective, **_):
+        at[step] = copy.deepcopy(objective.state_dict())
+
+    _, obj, hist = _run(tmp_path, callbacks=[keep], **kw)
+    assert hist.best_step is not None and hist.critic_at_best
+    if hist.best_step == hist.steps:
+        pytest.skip("this toy run peaked at its last step: nothing to tell apart")
+    best, last = at[hist.best_step], at[hist.steps]
+    assert not _same(best, last), "the critic moved after the best step"
+    assert _same(obj.state_dict(), best)
+    _, obj2, hist2 = _run(tmp_path, **kw)
+    assert hist2.best_step == hist.best_step
+    assert _same(obj2.state_dict(), best)
+
+
+def test_a_best_checkpoint_without_critics_withholds_the_critic_from_evaluation(tmp_path):
+    from paperlib.studies.experiment import training_critic
+
+    kw = dict(objective__name="cmi", train__steps=60, train__eval_every=5, train__lr=0.05)
+    _, obj, hist = _run(tmp_path, **kw)
+    if hist.best_step == hist.steps:
+        pytest.skip("this toy run peaked at its last step: nothing to tell apart")
+    assert training_critic(obj, hist) is not None
+    # a best.pt written before the critics were stored with it (older runs)
+    best = tmp_path / "checkpoints" / "best.pt"
+    payload = load_checkpoint(best)
+    payload.pop("objective")
+    torch.save(payload, best)
+    _, obj2, hist2 = _run(tmp_path, **kw)
+    assert not hist2.critic_at_best and training_critic(obj2, hist2) is None
 
 
 def test_eval_every_without_a_validation_split_names_the_fix(tmp_path):

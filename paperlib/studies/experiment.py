@@ -344,8 +344,11 @@ class ExperimentResult:
 CRITIC_CHANCE_MARGIN = 0.55
 
 
-def training_critic(objective) -> torch.nn.Module | None:
-    """The objective's I(z; s) critic (cmi), or None."""
+def training_critic(objective, history=None) -> torch.nn.Module | None:
+    """The objective's I(z; s) critic (cmi), or None; None too when `history` says the critic
+    is not of the step whose weights the model holds (`History.critic_at_best`)."""
+    if history is not None and not getattr(history, "critic_at_best", True):
+        return None
     critics = getattr(objective, "critics", {})
     return critics["zs"] if "zs" in critics else None
 
@@ -427,7 +430,7 @@ def run_experiment(
         objective = cfg.objective.name
         model, trained, history = train_run(cfg, bundle, run_root)
         metrics, enc = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained)
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained, history)
         )
         metrics.update(training_metrics(history))
         for key, value in metrics.items():
@@ -525,7 +528,7 @@ def sweep(
         o = cfg.objective
         model, trained, history = train_run(cfg, bundle, run_root)
         metrics, _ = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained)
+            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained, history)
         )
         metrics.update(training_metrics(history))
         rows.append(

@@ -22,6 +22,7 @@ process is taken over.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
@@ -75,6 +76,9 @@ class History:
         ``train.eval_every`` > 0 (the best validation ELBO), else None.
     stopped_early : True when the validation ELBO stopped improving for ``train.patience``
         evaluations before ``train.steps``.
+    critic_at_best : False only when the model was set back to its best step but the
+        objective's critics could not be (a ``best.pt`` written before it stored them): a
+        training critic's reading would then pair a critic and an encoder of different steps.
     """
 
     rows: list[dict[str, float]] = field(default_factory=list)
@@ -85,6 +89,7 @@ class History:
     best_step: int | None = None
     best_val_elbo: float | None = None
     stopped_early: bool = False
+    critic_at_best: bool = True
 
     def val_elbo_gain(self, fraction: float = TRAINED_FRACTION) -> float:
         """How much the best validation ELBO rose over the last `fraction` of the steps, as a
@@ -177,6 +182,8 @@ class _BestOnValidation:
         self.enabled = tc.eval_every > 0
         self.value, self.step, self.stale = -math.inf, None, 0
         self.weights: dict[str, torch.Tensor] | None = None
+        # the objective's state (its critics) at the best step, restored with the weights
+        self.objective_state: dict[str, torch.Tensor] | None = None
         self.x = None
         if self.enabled:
             val = loaders.get("val")
@@ -201,16 +208,20 @@ class _BestOnValidation:
         model.train(was_training)
         return total / len(self.x)
 
-    def update(self, model: nn.Module, done: int) -> dict[str, float]:
-        """Evaluate; keep the weights when they are the best so far. Returns logged terms."""
+    def update(self, model: nn.Module, done: int, objective: nn.Module) -> dict[str, float]:
+        """Evaluate; keep the weights, and the objective's critics of the same step, when they
+        are the best so far. Returns logged terms."""
         value = self.elbo(model)
         if value > self.value:
             self.value, self.step, self.stale = value, done, 0
             self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # deep: a critic's state holds more than tensors (its replay buffer, extra state)
+            self.objective_state = copy.deepcopy(objective.state_dict())
             if self.folder is not None:
                 save_checkpoint(
-                    self.folder / "best.pt", cfg=self.cfg, step=done, model=self.weights
-                )
+                    self.folder / "best.pt", cfg=self.cfg, step=done, model=self.weights,
+                    objective=self.objective_state,
+                )  # fmt: skip
         else:
             self.stale += 1
         return {"val_elbo": value, "best_val_elbo": self.value}
@@ -230,7 +241,8 @@ class _BestOnValidation:
         self.step = None if int(state["step"]) < 0 else int(state["step"])
         best = self.folder / "best.pt" if self.folder is not None else None
         if self.step is not None and best is not None and best.exists():
-            self.weights = load_checkpoint(best)["model"]
+            payload = load_checkpoint(best)
+            self.weights, self.objective_state = payload["model"], payload.get("objective")
 
 
 def _check_finite(terms: dict[str, float], step: int, last_ckpt: Path | None) -> None:
@@ -368,9 +380,14 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
     history.checkpoint = last_ckpt
     history.stopped_early = stopped
     if best.enabled and best.weights is not None:
-        # the model leaves fit() with the weights of its best validation ELBO
+        # the model leaves fit() with the weights of its best validation ELBO, and the
+        # objective with its critics of that step (they were trained against that encoder)
         model.load_state_dict(best.weights)
         history.best_step, history.best_val_elbo = best.step, best.value
+        if best.objective_state is not None:
+            objective.load_state_dict(best.objective_state)
+        elif best.step != history.steps and any(True for _ in objective.parameters()):
+            history.critic_at_best = False
     return history
 
 
@@ -456,7 +473,7 @@ def _step(model, objective, optimizer, x, step: int, tc, device, last_ckpt) -> d
 def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, terms) -> bool:
     """The validation ELBO after `done` steps (and the objective's critic monitor, where it has
     one) added to `terms`; whether it has plateaued (training stops)."""
-    terms.update(best.update(model, done))
+    terms.update(best.update(model, done, objective))
     stopped = best.plateaued
     monitor = getattr(objective, "monitor", None)
     if monitor is not None:
