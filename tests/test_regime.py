@@ -59,7 +59,8 @@ def test_rows_pair_cmi_with_mi_at_each_point_and_decide_over_the_map(tmp_path):
         "| synthetic (g) | leak 0.1 | 2 | 5 | +0.200 [+0.200, +0.200] | cmi better | – | – |"
         in table
     )
-    assert "4 cells of the map" in regime.regime_legend(rows)
+    # one Holm family per probe: 3 linear-probe rows, 1 k-NN row
+    assert "linear probe 3, k-NN probe 1" in regime.regime_legend(rows)
     saved = json.loads(regime.write_regime(rows, tmp_path).read_text())
     assert len(saved["rows"]) == 4 and saved["rows"][0]["decision"] == "cmi better"
 

@@ -3,7 +3,7 @@
 One row per (study, setting, z dimension): the paired per-seed difference cmi - mi of the
 global-factor probe on z (the linear probe and the k-NN probe), with its 95 % t-interval over
 seeds and a decision at the stated margin (``paperlib.presets.margins``), Holm-corrected over
-every cell of the map (one family). The rows come from the committed metrics.json files:
+the rows of each probe's column (one family per probe, as notebook 05 decides its dial points). The rows come from the committed metrics.json files:
 
 - the controlled study (notebook 05): every dial point, ``{objective}_leak{l}_zdim{d}``;
 - speech (notebook 01) and images (notebook 02): the z dimension of their model config.
@@ -100,8 +100,13 @@ def regime_rows(results_dir: str | Path) -> list[RegimeRow]:
             rows += _rows_of(records.read_metrics(path), study, factor)
     if not rows:
         return []
-    paired = {i: (r.per_seed, MARGINS[r.probe][0], MARGINS[r.probe][1]) for i, r in enumerate(rows)}
-    decided = decide_contrasts(paired, alpha=FAMILY_ALPHA)
+    # one family per probe: its column asks the same question at every point of the map, as
+    # notebook 05 decides every dial point of one metric together (docs/DESIGN.md, "Decisions")
+    decided: dict[int, dict[str, Any]] = {}
+    for probe in PROBES:
+        family = {i: (r.per_seed, *MARGINS[probe]) for i, r in enumerate(rows) if r.probe == probe}
+        if family:
+            decided.update(decide_contrasts(family, alpha=FAMILY_ALPHA))
     words = {"better": "cmi better", "worse": "cmi worse"}
     out = []
     for i, r in enumerate(rows):
@@ -142,6 +147,8 @@ def regime_legend(rows: list[RegimeRow]) -> str:
     margins = ", ".join(
         f"{PROBES[p]} ±{MARGINS[p][0]:g}" for p in PROBES if any(r.probe == p for r in rows)
     )
+    counts = {p: sum(r.probe == p for r in rows) for p in PROBES}
+    sizes = ", ".join(f"{PROBES[p]} {n}" for p, n in counts.items() if n)
     leak = (
         " Leak (notebook 05): the share of the global factor g that one frame shows."
         if any(r.setting.startswith("leak") for r in rows)
@@ -149,8 +156,9 @@ def regime_legend(rows: list[RegimeRow]) -> str:
     )
     return (
         f"Paired per-seed differences on the test split; decisions at the margins stated before "
-        f'the runs ({margins}; docs/DESIGN.md, "Decisions"), Holm-corrected over the '
-        f"{len(rows)} cells of the map (family-wise error {FAMILY_ALPHA:g}).{leak}"
+        f'the runs ({margins}; docs/DESIGN.md, "Decisions"), Holm-corrected over the rows of '
+        f"each probe's column, one family per probe ({sizes}; family-wise error "
+        f"{FAMILY_ALPHA:g}).{leak}"
     )
 
 
