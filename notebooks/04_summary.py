@@ -68,10 +68,10 @@ regime.write_regime(rows, out_dir)
 Markdown(regime.regime_table(rows) + "\n\n" + regime.regime_legend(rows) if rows else "no rows")
 
 # %% [markdown]
-# What to look for: a point above the grey band whose interval clears it is a regime where
+# **What to look for.** A point above the grey band whose interval clears it is a regime where
 # `cmi` helps; an interval inside the band is "no difference that matters"; one that straddles
 # the band's edge is undecided at this number of seeds.
 
 # %%
-readme = summary.write_summary(results_dir)
+readme = summary.write_summary(results_dir, regime_figure=bool(rows))
 Markdown(readme.read_text())

@@ -463,8 +463,16 @@ def _command(results_dir: Path) -> str:
     return "./run_all.sh"
 
 
-def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -> Path:
-    """Write ``results/README.md`` from every ``results/NN_name/metrics.json`` and figures.json."""
+def write_summary(
+    results_dir: str | Path,
+    out_path: str | Path | None = None,
+    regime_figure: bool | None = None,
+) -> Path:
+    """Write ``results/README.md`` from every ``results/NN_name/metrics.json`` and figures.json.
+
+    The regime map's figure (``04_summary/regime_map.png``) is embedded when `regime_figure`
+    is True (notebook 04 drew it; it may still sit in the runner's staging folder), or, left
+    None, when the file exists."""
     results_dir = Path(results_dir)
     out_path = Path(out_path) if out_path else results_dir / "README.md"
     sections: list[str] = []
@@ -504,7 +512,8 @@ def write_summary(results_dir: str | Path, out_path: str | Path | None = None) -
     rows = regime_rows(results_dir)
     if rows:  # the regime map opens the results, as it opens README.md
         parts = ["## Regime map: where cmi beats mi on the global factor\n"]
-        if (results_dir / "04_summary" / "regime_map.png").exists():
+        drawn = (results_dir / "04_summary" / "regime_map.png").exists()
+        if regime_figure or (regime_figure is None and drawn):
             parts.append("![regime_map](04_summary/regime_map.png)\n")
         parts += [regime_table(rows) + "\n", regime_legend(rows) + "\n"]
         sections.insert(0, "\n".join(parts))
