@@ -80,4 +80,8 @@ def test_the_figure_has_one_panel_per_probe_and_the_margin_band(tmp_path):
     fig = fig_regime_map(panels, margins)
     axes = [a for a in fig.axes if a.get_visible()]
     assert len(axes) == 2
-    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["2", "16"]
+    # both panels share the z dimensions; the legend names every series, the k-NN-less too
+    for ax in axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "16"]
+    legend = [t.get_text() for t in axes[-1].get_legend().get_texts()]
+    assert {"synthetic (g), leak 0.1", "speech (speaker)"} <= set(legend)

@@ -148,13 +148,14 @@ def fig_regime_map(
     """
     fig, axes = panel_grid(len(panels), max_cols=len(panels), panel=(4.2, 3.3))
     series = list(dict.fromkeys(name for by in panels.values() for name in by))
+    # one x axis for every panel: each z dimension that any study ran
+    zs = sorted({float(p[0]) for by in panels.values() for pts in by.values() for p in pts})
     markers = ["o", "s", "D", "^", "v", "P", "X"]
     colors = sns.color_palette("colorblind", len(series))
     for ax, (probe, by_series) in zip(axes, panels.items()):
         m = float(margins.get(probe, 0.0))
         ax.axhspan(-m, m, color="0.9", zorder=0, label=f"margin ±{m:g}")
         ax.axhline(0.0, color="0.5", lw=0.8, zorder=1)
-        zs = sorted({float(p[0]) for pts in by_series.values() for p in pts})
         for k, name in enumerate(series):
             pts = by_series.get(name, [])
             if not pts:
@@ -173,10 +174,19 @@ def fig_regime_map(
                 label=name,
             )
         ax.set_xticks(np.log2(zs), [f"{z:g}" for z in zs])
+        ax.set_xlim(np.log2(zs[0]) - 0.5, np.log2(zs[-1]) + 0.5)
         ax.set_xlabel("z dimension (budget)")
         ax.set_ylabel(f"cmi - mi, {probe} on z")
         ax.set_title(probe, fontsize="medium")
-    axes[-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    # one legend for every series of every panel (a study may lack one probe)
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[-1].legend(
+        handles.values(), handles.keys(), fontsize="x-small", loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+    )  # fmt: skip
     if title:
         fig.suptitle(title)
     return fig

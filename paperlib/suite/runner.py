@@ -673,7 +673,7 @@ class _Run:
         self.sync_headline()
 
     def sync_headline(self) -> None:
-        """Rewrite README.md's headline tables from the committed results folder, when this run
+        """Rewrite README.md's headline blocks from the committed results folder, when this run
         wrote it (another profile's or folder's numbers never reach the README)."""
         readme = PACKAGE.parent / "README.md"
         committed = (PACKAGE.parent / "results").resolve()
@@ -684,7 +684,7 @@ class _Run:
         if BEGIN in readme.read_text():
             same = sync_readme(readme, self.results)
             print(
-                f"README.md: headline tables {'unchanged' if same else 'rewritten from results/'}"
+                f"README.md: headline blocks {'unchanged' if same else 'rewritten from results/'}"
             )
 
 
