@@ -34,6 +34,7 @@ from paperlib.reports.summary import (
     decision_word,
     decisions,
     floors_of,
+    fmt_value,
     intervals,
     monitor_flags,
 )
@@ -102,11 +103,6 @@ HEADLINES = (
 )
 
 
-def _num(v: float) -> str:
-    """3 decimals, 1 from 10 up (as in results/README.md)."""
-    return f"{v:.{3 if abs(v) < 10 else 1}f}"
-
-
 def _short(commit: Any) -> str:
     return str(commit)[:7] if commit else "unknown"
 
@@ -123,17 +119,17 @@ def _cell(metrics: dict[str, Any], ivs: dict[str, dict], objective: str, key: st
     if key in ivs.get(objective, {}):
         iv = ivs[objective][key]
         if math.isfinite(iv["low"]) and math.isfinite(iv["high"]) and iv["n"] >= 2:
-            return f"{_num(iv['mean'])} [{_num(iv['low'])}, {_num(iv['high'])}]"
+            return f"{fmt_value(iv['mean'])} [{fmt_value(iv['low'])}, {fmt_value(iv['high'])}]"
     v = metrics[objective][key]
     mean = _mean(v)
     if mean is None:
         return "n/a"
     if key == "trained":  # a fraction of seeds: say how many
         n = len(v.get("per_seed", []))
-        return f"{round(mean * n)}/{n}" if n else _num(mean)
+        return f"{round(mean * n)}/{n}" if n else fmt_value(mean)
     if len(v.get("per_seed", [])) > 1:
-        return f"{_num(mean)} ± {_num(float(v['std']))}"
-    return _num(mean)
+        return f"{fmt_value(mean)} ± {fmt_value(float(v['std']))}"
+    return fmt_value(mean)
 
 
 def headline_table(metrics: dict[str, Any], spec: Headline) -> str:
@@ -151,7 +147,9 @@ def headline_table(metrics: dict[str, Any], spec: Headline) -> str:
         name = o + (" †" if o in flags else "") + (f" {MONITOR_FLAG}" if o in disagree else "")
         lines.append(f"| {name} | " + " | ".join(_cell(metrics, ivs, o, k) for k in cols) + " |")
     ref_cells = [
-        " / ".join(f"{tag} {_num(refs[f'{k}@{r}'])}" for r, tag in REFERENCES if f"{k}@{r}" in refs)
+        " / ".join(
+            f"{tag} {fmt_value(refs[f'{k}@{r}'])}" for r, tag in REFERENCES if f"{k}@{r}" in refs
+        )
         for k in cols
     ]
     if any(ref_cells):
@@ -190,8 +188,8 @@ def _describe(metrics: dict[str, Any], spec: Headline) -> str:
     chance = floors_of(metrics, None).get("probe_acc@chance")
     weights = meta.get("weights", {})
     chosen = ", ".join(
-        f"`{o}` alpha {_fmt_num(w['alpha'])}"
-        + (f" beta {_fmt_num(w['beta'])}" if w.get("beta") else "")
+        f"`{o}` alpha {_fmtfmt_value(w['alpha'])}"
+        + (f" beta {_fmtfmt_value(w['beta'])}" if w.get("beta") else "")
         for o, w in weights.items()
         if w.get("alpha")
     )
@@ -199,13 +197,13 @@ def _describe(metrics: dict[str, Any], spec: Headline) -> str:
     if steps:
         parts.append(f"{steps} steps")
     if chance is not None:
-        parts.append(f"chance {_num(chance)}")
+        parts.append(f"chance {fmt_value(chance)}")
     if chosen:
         parts.append(f"weights chosen on validation: {chosen}")
     return f"**{spec.title}** ({'; '.join(parts)})."
 
 
-def _fmt_num(x: float) -> str:
+def _fmtfmt_value(x: float) -> str:
     return f"{x:g}"
 
 

@@ -178,9 +178,9 @@ def _fmt_interval(iv: dict[str, Any]) -> str:
     if not math.isfinite(mean):
         return "n/a"
     if not (math.isfinite(low) and math.isfinite(high)):
-        return _fmt_value(mean)
+        return fmt_value(mean)
     mark = f" {PER_SEED_MARK}" if iv["n"] < 2 else ""
-    return f"{_fmt_value(mean)} [{_fmt_value(low)}, {_fmt_value(high)}]{mark}"
+    return f"{fmt_value(mean)} [{fmt_value(low)}, {fmt_value(high)}]{mark}"
 
 
 # A cmi run whose training critic and the other family's fresh critic read I(z;s) more than
@@ -205,7 +205,8 @@ def _seeds(metrics: dict[str, Any]) -> list:
     return list(range(n))
 
 
-def _fmt_value(v: float) -> str:
+def fmt_value(v: float) -> str:
+    """3 decimals, 1 from 10 up: the number format of every table the suite writes."""
     return f"{v:.{3 if abs(v) < 10 else 1}f}"
 
 
@@ -265,7 +266,7 @@ def metric_table(
             name = f"{name} {MONITOR_FLAG}" if o in disagree else name
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         for ref, label in REFERENCE_ROWS:
-            cells = [_fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in cols]
+            cells = [fmt_value(refs[f"{c}@{ref}"]) if f"{c}@{ref}" in refs else "" for c in cols]
             if any(cells):
                 lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
         lines.append("")
@@ -348,7 +349,7 @@ def paired_table(
             if m in d:
                 v = d[m]
                 cells.append(
-                    f"{_fmt_value(v['mean'])} [{_fmt_value(v['low'])}, {_fmt_value(v['high'])}]"
+                    f"{fmt_value(v['mean'])} [{fmt_value(v['low'])}, {fmt_value(v['high'])}]"
                 )
             else:
                 cells.append("–")
@@ -423,7 +424,7 @@ def decision_table(
         for p in cols:
             r = decided.get((p, m))
             cells.append(
-                "–" if r is None else f"{decision_word(r)} ({_fmt_value(float(r['mean']))})"
+                "–" if r is None else f"{decision_word(r)} ({fmt_value(float(r['mean']))})"
             )
         label = TABLE_METRICS.get(m, (m, 0))[0]
         lines.append(f"| {_cell(label)} (±{MARGINS[m][0]:g}) | " + " | ".join(cells) + " |")
