@@ -188,8 +188,8 @@ def _describe(metrics: dict[str, Any], spec: Headline) -> str:
     chance = floors_of(metrics, None).get("probe_acc@chance")
     weights = meta.get("weights", {})
     chosen = ", ".join(
-        f"`{o}` alpha {_fmtfmt_value(w['alpha'])}"
-        + (f" beta {_fmtfmt_value(w['beta'])}" if w.get("beta") else "")
+        f"`{o}` alpha {_weight(w['alpha'])}"
+        + (f" beta {_weight(w['beta'])}" if w.get("beta") else "")
         for o, w in weights.items()
         if w.get("alpha")
     )
@@ -203,7 +203,7 @@ def _describe(metrics: dict[str, Any], spec: Headline) -> str:
     return f"**{spec.title}** ({'; '.join(parts)})."
 
 
-def _fmtfmt_value(x: float) -> str:
+def _weight(x: float) -> str:
     return f"{x:g}"
 
 
