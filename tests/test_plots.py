@@ -264,6 +264,39 @@ def test_summary_tables_show_references_pairs_and_the_flag():
     assert "†" not in summary.metric_table(metrics) + summary.paired_table(metrics)
 
 
+def test_a_seed_whose_instruments_disagree_at_evaluation_is_flagged():
+    """The monitor reads the two families at the last step; evaluation reads them again with
+    its own budget. A seed apart by more than 1.5x in either is flagged, and the ratio at
+    evaluation gets its own column; a withheld critic (None) flags nothing."""
+    from paperlib.reports import summary
+
+    def per_seed(values):
+        known = [v for v in values if v is not None]
+        return {"mean": float(np.mean(known)), "std": 0.0, "per_seed": list(values)}
+
+    metrics = {
+        "_meta": {"params": {"seeds": [100, 101, 102]}},
+        "mi": {"probe_acc": per_seed([0.7, 0.7, 0.7])},
+        "cmi": {
+            "probe_acc": per_seed([0.7, 0.7, 0.7]),
+            "monitor_ratio_final": per_seed([1.1, 1.2, 1.1]),  # the monitor agrees everywhere
+            "mi_zs_critic_nats": per_seed([0.45, 0.60, None]),
+            "mi_zs_target_nats": per_seed([0.78, 0.66, 1.00]),
+        },
+    }
+    assert summary.monitor_flags(metrics) == {"cmi": [0]}  # 0.78 / 0.45 = 1.73 > 1.5
+    ratio = summary.with_eval_agreement(metrics)["cmi"][summary.EVAL_RATIO]["per_seed"]
+    assert ratio[0] == pytest.approx(0.78 / 0.45) and ratio[1] == pytest.approx(1.1)
+    assert ratio[2] is None and summary.EVAL_RATIO not in metrics["cmi"]  # input untouched
+    text = summary.metric_table(metrics)
+    assert f"| cmi {summary.MONITOR_FLAG} |" in text and "seed(s) 100 " in text
+    assert "critic / other family at evaluation" in text
+    # below a twentieth of a nat two readings agree whatever their ratio
+    metrics["cmi"]["mi_zs_critic_nats"] = per_seed([0.01, 0.04, 0.02])
+    metrics["cmi"]["mi_zs_target_nats"] = per_seed([0.04, 0.01, 0.05])
+    assert summary.monitor_flags(metrics) == {}
+
+
 def _metrics_with_bounds(seeds):
     """metrics.json of post-hoc I(z;s) per seed with each seed's (narrow) bootstrap bounds, as
     metrics.json stored them before the bounds stopped being averaged (their mean is set)."""

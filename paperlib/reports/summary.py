@@ -53,6 +53,7 @@ TABLE_METRICS: dict[str, tuple[str, int]] = {
     "mi_zs_critic_nats": ("I(z;s), training critic on test rows [nats]", 0),
     "critic_acc_before_beta": ("critic held-out acc. before beta", 0),
     "monitor_ratio_final": ("monitor: critic / other family", 0),
+    "instrument_ratio_eval": ("critic / other family at evaluation", 0),
     "nll_nats": ("NLL [nats/seq]", -1),
     "nll_bits_per_dim": ("NLL [bits/dim]", -1),
     "trained": ("trained (fraction of seeds)", 0),
@@ -79,6 +80,7 @@ TABLE_GROUPS: dict[str, tuple[str, ...]] = {
     "The training critic (the instrument)": (
         "critic_acc_before_beta", "critic_acc_zs_peak", "critic_acc_zs_final",
         "mi_zs_train_final", "mi_zs_critic_nats", "monitor_ratio_final",
+        "instrument_ratio_eval",
     ),
     "Fit and cost": (
         "trained", "val_elbo_gain_last_fifth", "nll_nats", "nll_bits_per_dim", "train_seconds",
@@ -188,11 +190,52 @@ def _fmt_interval(iv: dict[str, Any]) -> str:
 MONITOR_FLAG = "§"
 
 
+#: the derived per-seed key: the training critic against the other family at evaluation
+EVAL_RATIO = "instrument_ratio_eval"
+
+
+def with_eval_agreement(metrics: dict[str, Any]) -> dict[str, Any]:
+    """`metrics` with ``instrument_ratio_eval`` added to every objective that has both readings
+    of the penalty's target at evaluation: ``instrument.agreement`` (max / min, each raised to
+    0.05 nats) of the training critic on test rows (``mi_zs_critic_nats``) and the other
+    family's fresh critic (``mi_zs_target_nats``), per seed. The monitor compares the two
+    families at the last training step on validation rows with a smaller fit; this is the same
+    comparison with evaluation's budget. Derived here rather than stored, so that every
+    metrics.json that has the two readings gets it. The input is not modified."""
+    from paperlib.estimators.instrument import agreement
+
+    out = dict(metrics)
+    for o, ms in metrics.items():
+        if o.startswith("_") or "mi_zs_critic_nats" not in ms or "mi_zs_target_nats" not in ms:
+            continue
+        a, b = (
+            ms["mi_zs_critic_nats"].get("per_seed", []),
+            ms["mi_zs_target_nats"].get("per_seed", []),
+        )
+        # one ratio per seed; a seed without either reading (a withheld critic) has none
+        ratios = [
+            agreement(float(x), float(y)) if x is not None and y is not None else None
+            for x, y in zip(a, b, strict=False)
+        ]
+        known = [r for r in ratios if r is not None]
+        if not known:
+            continue
+        mean = sum(known) / len(known)
+        std = (sum((r - mean) ** 2 for r in known) / max(len(known) - 1, 1)) ** 0.5
+        out[o] = {**ms, EVAL_RATIO: {"mean": mean, "std": std, "per_seed": ratios}}
+    return out
+
+
 def monitor_flags(metrics: dict[str, Any], ratio: float = MONITOR_RATIO) -> dict[str, list]:
     """``{objective: [indices of seeds whose two I(z;s) readings differ by more than `ratio`]}``:
-    the training critic against a fresh critic of the other family on validation rows at the
-    run's last step (``monitor_ratio_final``, paperlib.training.regularizers.CMIObjective.monitor)."""
-    return seeds_where(metrics, "monitor_ratio_final", lambda v: v > ratio)
+    the training critic against a fresh critic of the other family, on validation rows at the
+    run's last step (``monitor_ratio_final``, paperlib.training.regularizers.CMIObjective.monitor)
+    or at evaluation (`with_eval_agreement`). Either one flags the seed."""
+    over = lambda v: v > ratio  # noqa: E731
+    flags = seeds_where(metrics, "monitor_ratio_final", over)
+    for o, seeds in seeds_where(with_eval_agreement(metrics), EVAL_RATIO, over).items():
+        flags[o] = sorted(set(flags.get(o, [])) | set(seeds))
+    return flags
 
 
 def _seeds(metrics: dict[str, Any]) -> list:
@@ -228,6 +271,7 @@ def metric_table(
     estimates (`intervals`), with a footnote; with one seed, that seed's bootstrap interval
     over rows, marked and footnoted as such.
     """
+    metrics = with_eval_agreement(metrics)
     objectives = [k for k in metrics if not k.startswith("_")]
     columns = [m for m in TABLE_METRICS if any(m in metrics[o] for o in objectives)]
     if not objectives or not columns:
@@ -281,8 +325,9 @@ def metric_table(
         which = ", ".join(str(seeds[i]) if i < len(seeds) else f"#{i}" for i in bad)
         notes.append(
             f"{MONITOR_FLAG} `{o}`: for seed(s) {which} the training critic and a fresh critic "
-            f"of the other family read I(z;s) more than {MONITOR_RATIO}x apart on validation "
-            "rows at the last step: the instrument is not trusted there."
+            f"of the other family read I(z;s) more than {MONITOR_RATIO}x apart, on validation "
+            "rows at the last step (monitor) or on the penalty's target at evaluation: the "
+            "instrument is not trusted there."
         )
     return "\n".join(lines) + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
