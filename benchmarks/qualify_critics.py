@@ -77,15 +77,21 @@ def rows_for(name: str, args: argparse.Namespace, done: list[dict]) -> list[dict
         )
     if args.skip_frozen:
         return rows
-    # the frozen encoder of a trained mi run (cached in runs/, a seed no table reports)
+    # the frozen encoder of a trained mi run (cached in runs/, a seed no table reports); with
+    # --frozen-objective cmi, of a cmi run at alpha = beta = 1: a fresh critic of the training
+    # family against the other family on an encoder trained to evade the training critic
     t0 = time.perf_counter()
-    run_cfg = experiment.run_config(cfg, "mi", args.frozen_seed, alpha=1.0)
+    weights = {"alpha": 1.0, "beta": 1.0 if args.frozen_objective == "cmi" else 0.0}
+    run_cfg = experiment.run_config(cfg, args.frozen_objective, args.frozen_seed, **weights)
     trained, _, _ = experiment.train_run(run_cfg, bundle)
     n = cfg.eval.max_items
     x_train = bundle.train.tensors["x"][:n]
     x_held = bundle.val.tensors["x"][:n]
     row = qualify.frozen_row(cfg, trained, x_train, x_held, grid, seed=args.seed)
-    rows.append({**tag, **row, "seconds": time.perf_counter() - t0})
+    rows.append(
+        {**tag, **row, "frozen": f"{args.frozen_objective} seed {args.frozen_seed}",
+         "seconds": time.perf_counter() - t0}
+    )  # fmt: skip
     args.save(done + rows)
     print(qualify.format_rows(rows[-1:]).splitlines()[-1], flush=True)
     return rows
@@ -104,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seeds of the planted and independent rows (each reading is their mean)",
     )  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="seed of the frozen row's critics")
-    ap.add_argument("--frozen-seed", type=int, default=300, help="the mi run's seed")
+    ap.add_argument("--frozen-seed", type=int, default=300, help="the frozen run's seed")
+    ap.add_argument(
+        "--frozen-objective", default="mi", choices=("mi", "cmi"),
+        help="the frozen run's objective (cmi: alpha = beta = 1)",
+    )  # fmt: skip
     ap.add_argument("--skip-frozen", action="store_true", help="planted and independent rows only")
     ap.add_argument("--skip-independent", action="store_true", help="no independent row")
     ap.add_argument(
