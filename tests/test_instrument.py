@@ -335,6 +335,9 @@ def test_qualification_rows_on_a_small_shape():
     frozen = qualify.frozen_row(cfg, Encoder(), x[:500], x[500:], GRID, steps=30, seed=0)
     assert {"critic_nats", "other_nats", "gap", "passed"} <= set(frozen)
     assert "| images |" not in qualify.format_rows([frozen])  # no model tag given
+    # a frozen row that names its encoder says so in the case column
+    named = qualify.format_rows([{**frozen, "frozen": "cmi seed 101"}])
+    assert "| frozen (cmi seed 101) |" in named and "| frozen |" in qualify.format_rows([frozen])
 
 
 def test_the_other_family_is_as_wide_as_the_training_critic(monkeypatch):

@@ -184,8 +184,10 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         f = {k: f"{v:.3f}" for k, v in r.items() if isinstance(v, float)}
         keys = ("true_nats", "critic_nats", "critic_nwj", "critic_acc", "other_nats", "other_nwj")
         f = {k: f.get(k, "–") for k in keys}
+        # a frozen row names its encoder when the run recorded it ("cmi seed 101")
+        case = f"{r['case']} ({r['frozen']})" if r.get("frozen") else r["case"]
         lines.append(
-            f"| {r.get('model', '')} | {r.get('target', '')} | {r['case']} | {f['true_nats']} | "
+            f"| {r.get('model', '')} | {r.get('target', '')} | {case} | {f['true_nats']} | "
             f"{f['critic_nats']} ({f['critic_nwj']}) | {f['critic_acc']} | "
             f"{f['other_nats']} ({f['other_nwj']}) | "
             f"{'yes' if r['passed'] else 'no'} |"
