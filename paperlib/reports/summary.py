@@ -218,11 +218,8 @@ def with_eval_agreement(metrics: dict[str, Any]) -> dict[str, Any]:
             for x, y in zip(a, b, strict=False)
         ]
         known = [r for r in ratios if r is not None]
-        if not known:
-            continue
-        mean = sum(known) / len(known)
-        std = (sum((r - mean) ** 2 for r in known) / max(len(known) - 1, 1)) ** 0.5
-        out[o] = {**ms, EVAL_RATIO: {"mean": mean, "std": std, "per_seed": ratios}}
+        if known:
+            out[o] = {**ms, EVAL_RATIO: {**records.summarize(known), "per_seed": ratios}}
     return out
 
 
