@@ -1,12 +1,14 @@
 """Qualify the I_q(z; s) instrument on each real model's s shape (issue 20).
 
     python benchmarks/qualify_critics.py [--profile quick] [--levels 0.5 1 2 4] [--seeds 0 1 2]
-        [--experiments speech images] [--out results/qualification]
+        [--experiments speech images] [--live-seeds 0 1] [--out results/qualification]
 
 For the speech DSAE and the PixelCNN-VAE of the profile, with the penalty's target the profile
 chose (docs/DESIGN.md, "What s holds"): planted MI at each level and an independent case
 (`paperlib.evaluation.qualify.planted_row`), then the frozen encodings of a trained `mi` run
-(`frozen_row`: the training critic under its training settings against the other family).
+(`frozen_row`: the training critic under its training settings against the other family);
+with ``--live-seeds``, the live critic of `cmi` runs at their last step against the monitor's
+other family (`live_row`: within 1.5x).
 Prints the table and writes ``results/qualification/`` (qualification.json with provenance,
 README.md). Pass: >= 80 % of planted MI recovered, the independent case within 0.05 nats of 0,
 the frozen readings within 20 % of each other.
@@ -75,6 +77,17 @@ def rows_for(name: str, args: argparse.Namespace, done: list[dict]) -> list[dict
             f"    per seed {args.seeds}: {row.get('critic_nats_per_seed', row.get('other_nats_per_seed'))}",
             flush=True,
         )
+    for seed in args.live_seeds:
+        # a cmi run's own critic at its last step against the monitor's other family: did
+        # the critic keep up with an encoder trained to evade it? (validation seeds: the
+        # runs are notebook 03's cmi runs at alpha = beta = 1, cached in runs/)
+        t0 = time.perf_counter()
+        run_cfg = experiment.run_config(cfg, "cmi", seed, alpha=1.0, beta=1.0)
+        _, _, history = experiment.train_run(run_cfg, bundle)
+        row = {**tag, **qualify.live_row(history), "run": f"cmi seed {seed}"}
+        rows.append({**row, "seconds": time.perf_counter() - t0})
+        args.save(done + rows)
+        print(qualify.format_rows(rows[-1:]).splitlines()[-1], flush=True)
     if args.skip_frozen:
         return rows
     # the frozen encoder of a trained mi run (cached in runs/, a seed no table reports); with
@@ -115,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "--frozen-objective", default="mi", choices=("mi", "cmi"),
         help="the frozen run's objective (cmi: alpha = beta = 1)",
     )  # fmt: skip
+    ap.add_argument(
+        "--live-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="seeds of cmi runs (alpha = beta = 1) whose own critic at the last step is read "
+        "against the monitor's other family (the 'live' rows; default none)",
+    )
     ap.add_argument("--skip-frozen", action="store_true", help="planted and independent rows only")
     ap.add_argument("--skip-independent", action="store_true", help="no independent row")
     ap.add_argument(
@@ -162,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         parts = [json.loads((d / "qualification.json").read_text()) for d in args.merge]
         rows = [r for p in parts for r in p["rows"]]
-        order = {"planted": 0, "independent": 1, "frozen": 2}  # as one run writes them
+        order = {"planted": 0, "independent": 1, "live": 2, "frozen": 3}  # as one run writes them
         rows.sort(key=lambda r: (r.get("model", ""), order[r["case"]], r.get("true_nats", 0.0)))
         commands = [p.get("command", "") for p in parts]
         commits = [str(p.get("_meta", {}).get("git_commit", "unknown")) for p in parts]
@@ -170,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         # complete when every part finished, or the parts together hold every kind of row for
         # each model (a part stopped before its frozen row, which another part then ran)
         cases = {(r.get("model", ""), r["case"]) for r in rows}
-        covered = all({(m, c) for c in order} <= cases for m in {r.get("model", "") for r in rows})
+        needed = ("planted", "independent", "frozen")  # live rows are optional
+        covered = all({(m, c) for c in needed} <= cases for m in {r.get("model", "") for r in rows})
         complete = covered or all(p.get("complete", True) for p in parts)
     else:
         rows = []

@@ -193,6 +193,12 @@ class ObjectiveConfig(_Validated):
         "each local window of s on its grid (window), or the grid mean-pooled by a conv (conv)",
     )
     critic_window: int = _spec(5, lo=1, doc="odd receptive field of the 'window' critic")
+    critic_positions: int = _spec(
+        0,
+        lo=0,
+        doc="positions of the 'window' critic's grid scored per critic step, drawn at random "
+        "(0: all of them); its estimate and the penalty always use every position",
+    )
     critic_phi_layers: int = _spec(
         2,
         lo=1,
@@ -228,6 +234,15 @@ class ObjectiveConfig(_Validated):
         doc="training items the monitor's fresh critic fits on (a pool of posterior samples "
         "of each, stopped early on a fifth) with evaluation's budget, before it is read on the "
         "validation rows (0: it fits on three eighths of the validation items instead)",
+    )
+    critic_refresh_every: int = _spec(
+        0,
+        lo=0,
+        doc="steps between catch-up bursts of the I(z;s) critic on the current encoder (at a "
+        "validation step, after the monitor reads it; needs monitor_fit_items; 0: never)",
+    )
+    critic_refresh_steps: int = _spec(
+        100, lo=1, doc="critic updates of one catch-up burst (critic_refresh_every)"
     )
     kl_s_weight: float = _spec(
         1.0, lo=0.0, hi=1.0, doc="gamma on KL_s; < 1 weakens the local prior (DSAE regime)"
@@ -377,7 +392,8 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
 #: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
 #: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
 #: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
-#: in a run that monitors a training critic (monitor_every > 0; not elbo, mi).
+#: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
+#: critic_refresh_* only when they act, in such a run.
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"
@@ -386,7 +402,23 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("train", "precision"): lambda d: d["train"].get("precision", "fp32") != "fp32",
     ("objective", "monitor_fit_items"): lambda d: (
         d["objective"].get("monitor_fit_items", 0) != 0
-        and d["objective"].get("monitor_every", 0) > 0
+        and (
+            d["objective"].get("monitor_every", 0) > 0
+            or d["objective"].get("critic_refresh_every", 0) > 0
+        )
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
+    ("objective", "critic_positions"): lambda d: (
+        d["objective"].get("critic_positions", 0) != 0
+        and d["objective"].get("critic_pairs") == "window"
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
+    ("objective", "critic_refresh_every"): lambda d: (
+        d["objective"].get("critic_refresh_every", 0) != 0
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
+    ("objective", "critic_refresh_steps"): lambda d: (
+        d["objective"].get("critic_refresh_every", 0) != 0
         and d["objective"].get("name") not in ("elbo", "mi")
     ),
 }

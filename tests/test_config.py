@@ -161,5 +161,14 @@ def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
     assert moved("speech", "cmi", objective__critic_phi_layers=1)
     assert not moved("speech", "mi", objective__critic_phi_layers=1)
     assert not moved("images", "cmi", objective__critic_phi_layers=1)
+    # the window critic's random positions and its catch-up bursts: cmi runs only
+    for change in (
+        dict(objective__critic_positions=32),
+        dict(objective__critic_refresh_every=0, objective__monitor_fit_items=0),
+    ):
+        assert moved("images", "cmi", **change)
+        assert not moved("images", "mi", **change)
+    assert not moved("speech", "cmi", objective__critic_positions=32)  # the set critic
+    assert not moved("speech", "cmi", objective__critic_refresh_steps=7)  # no bursts there
     # bf16 is a different computation; fp32, the default, names the folders as before
     assert moved("images", "mi", train__precision="bf16")

@@ -88,6 +88,25 @@ def test_the_window_critic_recovers_planted_window_mi_and_reads_zero_without_it(
     assert abs(instrument.critic_reading(critic, z0[1500:], s0[1500:])) <= 0.05
 
 
+def test_a_window_critic_step_on_random_positions_scores_exactly_those_positions():
+    torch.manual_seed(0)
+    cfg = config.load(
+        "smoke", "images", objective__critic_pairs="window", objective__critic_window=3,
+        objective__critic_positions=5,
+    )  # fmt: skip
+    critic = zs_critic(cfg.objective, DZ, DS, GRID)
+    assert critic.train_positions == 5
+    z, s = torch.randn(4, DZ), torch.randn(4, 36, DS)
+    chosen = torch.tensor([0, 7, 20, 35])
+    # the head g at a subset of positions equals the full map's scores there
+    assert torch.allclose(critic.scores(z, s, chosen), critic.scores(z, s)[:, :, chosen], atol=1e-5)
+    # in training its loss scores a random draw of 5 positions; read in eval mode, all of them
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    assert critic.loss(z, s, g1)[0] != critic.loss(z, s, g2)[0]
+    critic.eval()
+    assert critic.loss(z, s, g1)[0] == critic.loss(z, s, g2)[0]
+
+
 def test_the_window_critic_rejects_wrong_shapes():
     critic = WindowCritic(DZ, DS, GRID, hidden=8, window=3)
     with pytest.raises(ValueError, match="grid"):
@@ -144,8 +163,9 @@ def test_the_patch_critic_scores_a_subset_of_positions_exactly_as_all_of_them():
     loss, _ = critic.loss(z, s, gen)
     loss.backward()
     assert critic.conv[0].weight.grad is not None
-    with pytest.raises(ValueError, match="patch"):
-        WindowCritic(DZ, DS, GRID, window=3, train_positions=5)
+    # the pooled (sequence) target has no positions to draw
+    with pytest.raises(ValueError, match="train_positions"):
+        WindowCritic(DZ, DS, GRID, window=0, train_positions=5)
 
 
 def test_the_pooled_second_family_is_as_wide_as_the_set_critic_it_checks():
@@ -275,6 +295,59 @@ def test_the_monitor_reads_both_families_on_its_schedule(monkeypatch):
     assert mi.identity() == config.load("smoke", "speech", objective__name="mi", **fit).identity()
 
 
+class _PlantedEncoder(_Model):
+    """x = [z, s flattened]: an "encoder" whose s holds z wherever x puts it."""
+
+    def forward(self, x):
+        from paperlib.outputs import VAEOutput
+
+        b = len(x)
+        z, s = x[:, :DZ], x[:, DZ:].reshape(b, 36, DS)
+        zero = torch.zeros(b)
+        return VAEOutput(z, z, z, s, zero, zero, zero)
+
+
+def test_a_catch_up_burst_trains_the_critic_on_the_current_encoder_after_the_monitor_reads_it():
+    from paperlib.training import train
+
+    obj = _cmi(
+        critic_refresh_every=4, critic_refresh_steps=300, critic_lr=2e-3, critic_hidden=32,
+        monitor_every=4,
+    )  # fmt: skip
+    source = instrument.Planted(DZ, DS, GRID, 1.0, "window", window=3, rank=2, seed=1)
+    z, s = (torch.as_tensor(a) for a in source.sample(1000, np.random.default_rng(0)))
+    zv, sv = (torch.as_tensor(a) for a in source.sample(300, np.random.default_rng(1)))
+    x = torch.cat([z, s.flatten(1)], 1)
+    model = _PlantedEncoder()
+    obj._rows_per_update = 64
+    assert obj.refresh(model, 3, x) == {}  # off schedule
+    with pytest.raises(ValueError, match="monitor_fit_items"):
+        obj.refresh(model, 4, None)
+    held = (zv, sv, 64)
+    before = instrument.select_loss(obj.critics["zs"], *held)
+    logs = obj.refresh(model, 4, x)
+    assert set(logs) == {"critic_refresh_acc"} and logs["critic_refresh_acc"] > 0.55
+    # the burst learnt the dependence: its held-out loss fell, and it reads most of a planted nat
+    assert instrument.select_loss(obj.critics["zs"], *held) < before - 0.05
+    assert instrument.critic_reading(obj.critics["zs"], zv, sv) >= 0.6
+    # the trainer: the monitor reads the critic first, then the burst moves it
+    order = []
+    obj.monitor = lambda *a, **kw: order.append("monitor") or {}
+    obj.refresh = lambda *a, **kw: order.append("refresh") or {}
+
+    class Best:
+        plateaued = False
+
+        def update(self, *a):
+            return {}
+
+    best = Best()
+    best.x, best.x_fit = x[:8], x
+    tc = config.load("smoke", "images").train
+    train._validate(model, obj, best, 4, tc, torch.device("cpu"), {})
+    assert order == ["monitor", "refresh"]
+
+
 # -- what s holds ---------------------------------------------------------------------------------
 
 
@@ -338,6 +411,27 @@ def test_qualification_rows_on_a_small_shape():
     # a frozen row that names its encoder says so in the case column
     named = qualify.format_rows([{**frozen, "frozen": "cmi seed 101"}])
     assert "| frozen (cmi seed 101) |" in named and "| frozen |" in qualify.format_rows([frozen])
+
+
+def test_a_live_row_reads_the_runs_last_monitor_and_passes_within_the_monitor_ratio():
+    from paperlib.training.train import History
+
+    rows = [
+        {"step": 100, "critic_acc_zs_heldout": 0.70, "beta_start": -1.0},
+        {"step": 120, "critic_acc_zs_heldout": 0.74, "beta_start": 120.0},
+        {"step": 300, "mi_zs_val_critic": 0.5, "mi_zs_val_other": 1.0, "monitor_ratio": 2.0},
+        {"step": 600, "mi_zs_val_critic": 0.9, "mi_zs_val_other": 1.2, "monitor_ratio": 1.33},
+    ]
+    row = qualify.live_row(History(steps=600, rows=rows))
+    assert (row["step"], row["beta_start"], row["critic_acc"]) == (600, 120, 0.74)
+    assert row["passed"] and row["gap"] == 1.33
+    # the earlier, wider disagreement alone fails the 1.5x rule
+    assert not qualify.live_row(History(steps=300, rows=rows[:3]))["passed"]
+    assert "| live (cmi seed 0, step 600: 1.33x) |" in qualify.format_rows(
+        [{**row, "run": "cmi seed 0"}]
+    )
+    with pytest.raises(ValueError, match="monitor_every"):
+        qualify.live_row(History(steps=120, rows=rows[:2]))
 
 
 def test_the_other_family_is_as_wide_as_the_training_critic(monkeypatch):

@@ -8,6 +8,9 @@ For a model's s shape and the penalty's target, three kinds of rows:
 - frozen: the encodings of a trained `mi` run. Pass: the training critic's held-out reading is
   within 20 % of the other family's (`paperlib.estimators.instrument.other_reading`: a critic of another
   architecture, trained as evaluation trains it and read on the same rows).
+- live: a `cmi` run's own critic at its last step, the one the encoder trained against, beside
+  the monitor's fresh critic of the other family (`CMIObjective.monitor`). Pass: within the
+  monitor's 1.5x (`MONITOR_RATIO`): the critic kept up with an encoder that learns to evade it.
 
 The training critic is built by `paperlib.training.regularizers.zs_critic` from the run's objective
 config and trained as the run trains it: its learning rate, its batch size with the replay
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from paperlib.estimators import instrument
-from paperlib.training.regularizers import zs_critic
+from paperlib.training.regularizers import MONITOR_RATIO, zs_critic
 
 #: pass thresholds of the qualification
 MIN_RECOVERED, MAX_INDEPENDENT, MAX_FROZEN_GAP = 0.8, 0.05, 0.2
@@ -173,6 +176,35 @@ def frozen_row(
     return row
 
 
+def live_row(history) -> dict[str, Any]:
+    """A `cmi` run's training critic against the other family at its last monitored step.
+
+    `history` is the run's `paperlib.training.train.History`; its last row holding
+    ``monitor_ratio`` gives both readings on validation rows. ``critic_acc`` is the critic's
+    held-out accuracy (EMA) when beta started, what the warm-up waited for.
+    """
+    monitored = [r for r in history.rows if "monitor_ratio" in r]
+    if not monitored:
+        raise ValueError(
+            "the run logged no monitor reading: set objective.monitor_every > 0 (the quick "
+            "images preset monitors every 300 steps)"
+        )
+    last = monitored[-1]
+    start = max((r.get("beta_start", -1.0) for r in history.rows), default=-1.0)
+    at_start = [r for r in history.rows if r["step"] <= start and "critic_acc_zs_heldout" in r]
+    ratio = float(last["monitor_ratio"])
+    return {
+        "case": "live",
+        "step": int(last["step"]),
+        "beta_start": int(start),
+        "critic_nats": float(last["mi_zs_val_critic"]),
+        "critic_acc": float(at_start[-1]["critic_acc_zs_heldout"]) if at_start else float("nan"),
+        "other_nats": float(last["mi_zs_val_other"]),
+        "gap": ratio,
+        "passed": bool(ratio <= MONITOR_RATIO),
+    }
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A markdown table of qualification rows."""
     head = (
@@ -184,8 +216,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         f = {k: f"{v:.3f}" for k, v in r.items() if isinstance(v, float)}
         keys = ("true_nats", "critic_nats", "critic_nwj", "critic_acc", "other_nats", "other_nwj")
         f = {k: f.get(k, "–") for k in keys}
-        # a frozen row names its encoder when the run recorded it ("cmi seed 101")
+        # a frozen row names its encoder when the run recorded it ("cmi seed 101"), a live row
+        # its run and the two readings' ratio
         case = f"{r['case']} ({r['frozen']})" if r.get("frozen") else r["case"]
+        if r["case"] == "live":
+            case = f"live ({r.get('run', 'cmi')}, step {r['step']}: {r['gap']:.2f}x)"
         lines.append(
             f"| {r.get('model', '')} | {r.get('target', '')} | {case} | {f['true_nats']} | "
             f"{f['critic_nats']} ({f['critic_nwj']}) | {f['critic_acc']} | "
@@ -204,6 +239,7 @@ __all__ = [
     "format_rows",
     "other_row",
     "frozen_row",
+    "live_row",
     "planted_row",
     "target_of",
     "training_steps",

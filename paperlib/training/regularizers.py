@@ -131,6 +131,7 @@ class Objective(nn.Module):
             return {}
         d = out.detached()
         rows = VAEOutput.cat([*self.replay, d]) if self.replay.maxlen else d
+        self._rows_per_update = len(rows.z)
         if self.replay.maxlen:
             self.replay.append(d)
             with torch.no_grad():  # held out: this batch, before the critics train on it
@@ -288,6 +289,8 @@ class CMIObjective(MIObjective):
         self.beta_start: int | None = None
         self.acc_ema, self.acc_best, self.acc_best_step = 0.5, 0.5, 0
         self._step = 0
+        #: rows of the critics' last update (the batch and its replay): a burst's batch size
+        self._rows_per_update = 2
 
     @property
     def target(self) -> str:
@@ -413,6 +416,47 @@ class CMIObjective(MIObjective):
             "monitor_ratio": instrument.agreement(reading, other["nats"]),
         }
 
+    def refresh(self, model: nn.Module, done: int, x_fit: Tensor | None) -> dict[str, float]:
+        """Every ``critic_refresh_every`` steps, a catch-up burst: ``critic_refresh_steps``
+        updates of the I(z; s) critic on one posterior sample of each training item `x_fit`
+        (``monitor_fit_items`` of them), encoded by the current encoder, in batches of the
+        size it trains at. The trainer calls it after the monitor, so the monitor reads the
+        critic the encoder was trained against.
+
+        Why: the encoder learns to evade the one critic it trains against. On an images `cmi`
+        run the live critic read 0.26 nats on validation rows where the other family read 0.74;
+        continued on the frozen encoder it read 0.78 after 100 updates and 1.10 after 400: the
+        critic lags an encoder that moves away from it, and catches up on diverse pairs of the
+        current encoder within about a hundred updates (docs/DESIGN.md, "Instrument").
+        """
+        every = self.cfg.critic_refresh_every
+        if every <= 0 or done % every or self.critic_opt is None:
+            return {}
+        if x_fit is None:
+            raise ValueError(
+                "objective.critic_refresh_every > 0 needs training items to encode: set "
+                "objective.monitor_fit_items > 0 (for instance 2000)"
+            )
+        from paperlib.estimators import instrument  # lazy: sklearn, scipy
+
+        critic, batch = self.critics["zs"], self._rows_per_update
+        was_training = model.training
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(done)
+            z, s = instrument.encode(model, x_fit)
+        model.train(was_training)
+        sample, gen = instrument.rows_sampler(z, s), torch.Generator().manual_seed(done)
+        accs = []
+        for _ in range(self.cfg.critic_refresh_steps):
+            loss, acc = critic.loss(*sample(batch, gen), gen)
+            self.critic_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.critic_opt.step()
+            accs.append(float(acc))
+        tail = accs[-max(len(accs) // 10, 1) :]
+        return {"critic_refresh_acc": sum(tail) / len(tail)}
+
     def get_extra_state(self) -> dict[str, Any]:
         state = super().get_extra_state()
         state["warmup"] = {
@@ -448,7 +492,10 @@ def zs_critic(obj_cfg, z_dim: int, s_dim: int, grid: tuple[int, int]) -> nn.Modu
     if pairs in ("window", "conv"):
         # s on its grid, read by a convolution: each window (I(z; s_window)) or pooled
         window = obj_cfg.critic_window if pairs == "window" else 0
-        return WindowCritic(z_dim, s_dim, grid, obj_cfg.critic_hidden, window=window)
+        positions = obj_cfg.critic_positions if pairs == "window" else 0
+        return WindowCritic(
+            z_dim, s_dim, grid, obj_cfg.critic_hidden, window=window, train_positions=positions
+        )
     return DensityRatioCritic(z_dim, s_dim, obj_cfg.critic_hidden, mode=pairs)
 
 
