@@ -311,6 +311,14 @@ class Config:
             raise ValueError(
                 f"experiment {self.experiment!r} is not accepted; choose one of {list(EXPERIMENTS)}"
             )
+        every, val = self.objective.critic_refresh_every, self.train.eval_every
+        if every and (val == 0 or every % val):
+            # the bursts run at validation steps (train._validate)
+            raise ValueError(
+                f"objective.critic_refresh_every={every} must be a multiple of "
+                f"train.eval_every={val} (the critic's bursts run at validation steps); "
+                "set it to a multiple, or 0 for no bursts"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

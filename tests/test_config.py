@@ -146,6 +146,14 @@ def test_from_dict_rejects_unknown_block_keys():
         config.Config.from_dict(d)
 
 
+def test_critic_bursts_off_the_validation_grid_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"critic_refresh_every=30 must be a multiple of "):
+        config.load("quick", "images", objective__critic_refresh_every=30)  # eval_every 50
+    with pytest.raises(ValueError, match="train.eval_every=0"):
+        config.load("quick", "images", train__eval_every=0)
+    assert config.load("quick", "images", objective__critic_refresh_every=100)
+
+
 def test_run_folders_hash_a_field_added_later_only_where_the_run_reads_it():
     """Adding a config field must not orphan finished runs that it cannot change
     (paperlib.config.ADDED_LATER), and must move the runs it does change."""
