@@ -31,7 +31,7 @@ from paperlib.evaluation import qualify
 from paperlib.models import build_model
 from paperlib.records import provenance, write_json
 from paperlib.studies import experiment
-from paperlib.training.regularizers import grid_of
+from paperlib.training.regularizers import MONITOR_RATIO, grid_of
 
 
 def seed_mean(per_seed: list[dict]) -> dict:
@@ -171,10 +171,23 @@ def main(argv: list[str] | None = None) -> int:
         at = [f" (at {c[:7]})" for c in commits] if commits else [""] * len(commands)
         runs = "\n".join(f"`{c}`{a}  " for c, a in zip(commands, at))
         state = "" if complete else "\n\n**Incomplete: the run stopped before its last row.**"
+        cases = {r["case"] for r in rows}
+        notes = []
+        if cases & {"planted", "independent"}:
+            notes.append(
+                f"Planted and independent rows: the mean over seeds {seeds} (per seed in "
+                "qualification.json)."
+            )
+        if "live" in cases:
+            notes.append(
+                "Live rows: a `cmi` run's own critic at its last step, the one its encoder "
+                "trained against, and the monitor's fresh critic of the other family (fitted on "
+                "training items), both read on validation rows; acc. is the critic's held-out "
+                f"accuracy when beta started. Pass: within {MONITOR_RATIO}x."
+            )
         (args.out / "README.md").write_text(
             "# Qualification of the I(z;s) instrument\n\n"
-            f"{runs}\n\nPlanted and independent rows: the mean over "
-            f"seeds {seeds} (per seed in qualification.json).\n\n{qualify.format_rows(rows)}"
+            f"{runs}\n\n{' '.join(notes)}\n\n{qualify.format_rows(rows)}"
             f"{state}\n\nAll rows pass: {'yes' if passed else 'no'}.\n"
         )
         return passed
