@@ -114,6 +114,29 @@ def test_qualify_critics_writes_seed_means_and_the_command(tmp_path):
     assert "seeds [0, 1, 3]" in readme
 
 
+def test_critic_catch_up_continues_the_final_critic_on_the_frozen_encoder(tmp_path):
+    import json
+
+    out = tmp_path / "c"
+    args = ["--profile", "smoke", "--run-root", str(tmp_path / "runs"), "--out", str(out)]
+    args += ["--continue-steps", "2", "3", "--fit-items", "40", "--set", "objective__n_critic=2"]
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "critic_catch_up.py"), *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads((out / "catch_up.json").read_text())
+    assert [c["updates"] for c in record["continued"]] == [0, 2, 5]
+    assert record["overrides"] == {"objective__n_critic": 2}
+    assert record["config"]["objective"]["n_critic"] == 2 and "git_commit" in record["_meta"]
+    assert "| updates | 0 | 2 | 5 |" in (out / "README.md").read_text()
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "critic_catch_up.py"), "--set", "n_critic"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
 def test_quick_profile_splits_each_notebook_into_training_and_evaluation_sections(tmp_path):
     import json
 
