@@ -106,6 +106,15 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in payload["model"].values())
 
 
+def test_validation_steps_are_logged_off_the_log_grid(tmp_path):
+    _, _, hist = _run(
+        tmp_path, objective__name="mi", objective__alpha=1.0, train__steps=10,
+        train__eval_every=3, train__log_every=5,
+    )  # fmt: skip
+    assert [r["step"] for r in hist.rows] == [3, 5, 6, 9, 10]
+    assert [r["step"] for r in hist.rows if "val_elbo" in r] == [3, 6, 9, 10]
+
+
 def test_history_and_progress_terms(tmp_path):
     _, _, hist = _run(tmp_path, objective__name="mi", objective__alpha=1.0, train__steps=10)
     assert [r["step"] for r in hist.rows] == [5, 10]

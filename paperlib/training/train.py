@@ -352,9 +352,12 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             x = stream.batch(step)["x"].to(device)
             terms = _step(model, objective, optimizer, x, step, tc, device, last_ckpt)
             done = step + 1
-            if best.enabled and (done % tc.eval_every == 0 or done == tc.steps):
+            validated = best.enabled and (done % tc.eval_every == 0 or done == tc.steps)
+            if validated:
                 stopped = _validate(model, objective, best, done, tc, device, terms)
-            if done % tc.log_every == 0 or done == tc.steps or stopped:
+            # a validation step is always logged: its ELBO, monitor and critic burst would
+            # otherwise be lost off the log_every grid (step 50 of a log_every=20 run)
+            if validated or done % tc.log_every == 0 or done == tc.steps or stopped:
                 history.rows.append({"step": done, **terms})
                 if writer is not None:
                     writer.log(done, terms)
