@@ -395,6 +395,7 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
 # ----------------------------------------------------------------------------------------------
 # A run's identity: what names its folder and what a checkpoint must match to be resumed
 
+
 #: fields added after run folders were first named, each with the test of whether a run (its
 #: config as a dict) reads it. Where a run does not, the field is left out of its identity, so
 #: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
@@ -402,6 +403,15 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
 #: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
 #: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
 #: critic_refresh_* only when they act, in such a run.
+def _bursts(d: dict[str, Any]) -> bool:
+    """Whether a run's critic takes catch-up bursts (critic_refresh_*; not elbo, mi)."""
+    objective = d["objective"]
+    return objective.get("critic_refresh_every", 0) != 0 and objective.get("name") not in (
+        "elbo",
+        "mi",
+    )
+
+
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"
@@ -421,14 +431,8 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
         and d["objective"].get("critic_pairs") == "window"
         and d["objective"].get("name") not in ("elbo", "mi")
     ),
-    ("objective", "critic_refresh_every"): lambda d: (
-        d["objective"].get("critic_refresh_every", 0) != 0
-        and d["objective"].get("name") not in ("elbo", "mi")
-    ),
-    ("objective", "critic_refresh_steps"): lambda d: (
-        d["objective"].get("critic_refresh_every", 0) != 0
-        and d["objective"].get("name") not in ("elbo", "mi")
-    ),
+    ("objective", "critic_refresh_every"): _bursts,
+    ("objective", "critic_refresh_steps"): _bursts,
 }
 
 
