@@ -425,7 +425,7 @@ class CMIObjective(MIObjective):
 
         Why: the encoder learns to evade the one critic it trains against. On an images `cmi`
         run the live critic read 0.26 nats on validation rows where the other family read 0.74;
-        continued on the frozen encoder it read 0.78 after 100 updates and 1.10 after 400: the
+        continued on the frozen encoder it read 0.73 after 100 updates and 0.99 after 400: the
         critic lags an encoder that moves away from it, and catches up on diverse pairs of the
         current encoder within about a hundred updates (docs/DESIGN.md, "Instrument").
         """
