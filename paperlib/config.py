@@ -396,13 +396,6 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
 # A run's identity: what names its folder and what a checkpoint must match to be resumed
 
 
-#: fields added after run folders were first named, each with the test of whether a run (its
-#: config as a dict) reads it. Where a run does not, the field is left out of its identity, so
-#: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
-#: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
-#: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
-#: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
-#: critic_refresh_* only when they act, in such a run.
 def _bursts(d: dict[str, Any]) -> bool:
     """Whether a run's critic takes catch-up bursts (critic_refresh_*; not elbo, mi)."""
     objective = d["objective"]
@@ -412,6 +405,13 @@ def _bursts(d: dict[str, Any]) -> bool:
     )
 
 
+#: fields added after run folders were first named, each with the test of whether a run (its
+#: config as a dict) reads it. Where a run does not, the field is left out of its identity, so
+#: that adding a field neither renames finished runs nor stops them resuming. critic_phi_layers
+#: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
+#: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
+#: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
+#: critic_refresh_* only when they act, in such a run.
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"

@@ -193,8 +193,8 @@ class WindowCritic(nn.Module):
         of them; the window target only). The target is a mean over positions, so a random
         subset keeps the loss's expectation and costs a fraction of the step: the head g and
         the all-pairs scores, most of a step at batch 128 on images' 14 x 14 grid, run on P' of
-        the P positions (3.5x fewer seconds a step at 32 of 196). Reading, the penalty and early stopping (eval mode, or
-        `mi`) use every position.
+        the P positions (3.5x fewer seconds a step at 32 of 196). Reading, the penalty and
+        early stopping (eval mode, or `mi`) use every position.
     """
 
     def __init__(

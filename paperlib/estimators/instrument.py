@@ -482,6 +482,7 @@ def fit_critic(
     seed: int = 0,
     select: tuple[Tensor, Tensor] | None = None,
     select_every: int = 50,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> list[float]:
     """Train a training critic as `cmi` trains it: Adam at its own learning rate, `steps`
     minibatches of `batch_size` joint rows from ``sample(batch_size, generator)``, its own
@@ -498,7 +499,8 @@ def fit_critic(
     a run's training critic does.
     """
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr)
+    # a fresh Adam at `lr`, or the critic's own `optimizer` with its state (a run's burst)
+    opt = optimizer if optimizer is not None else torch.optim.Adam(critic.parameters(), lr=lr)
     accs = []
     best, best_state = math.inf, None
     # at least 20 times over the budget: a small set can be learnt within 50 steps

@@ -45,7 +45,7 @@ QUICK = dict(
         warmup_plateau=60,
         warmup_max_steps=300,
         beta_ramp_steps=100,
-        # the encoder evades the critic it trains against: at 8 steps a model step on 32
+        # the encoder evades the critic it trains against: at 8 updates a model step on 32
         # random positions the live critic read 0.26 nats at step 600 where the other family
         # read 0.74 (2.9x); continued on that frozen encoder it caught up within 100 updates.
         # So every 50 steps, 100 updates on one posterior sample of each of 2000 training

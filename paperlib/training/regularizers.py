@@ -104,6 +104,8 @@ class Objective(nn.Module):
         self.first_critic_logs: dict[str, float] = {}
         #: detached outputs of the last ``critic_replay`` batches (the critics' replay buffer)
         self.replay: deque[VAEOutput] = deque(maxlen=int(getattr(cfg, "critic_replay", 0)))
+        #: rows of the critics' last update (the batch and its replay): a burst's batch size
+        self._rows_per_update = 2
 
     # -- critics ------------------------------------------------------------------------------
 
@@ -289,8 +291,6 @@ class CMIObjective(MIObjective):
         self.beta_start: int | None = None
         self.acc_ema, self.acc_best, self.acc_best_step = 0.5, 0.5, 0
         self._step = 0
-        #: rows of the critics' last update (the batch and its replay): a burst's batch size
-        self._rows_per_update = 2
 
     @property
     def target(self) -> str:
@@ -446,14 +446,10 @@ class CMIObjective(MIObjective):
             torch.manual_seed(done)
             z, s = instrument.encode(model, x_fit)
         model.train(was_training)
-        sample, gen = instrument.rows_sampler(z, s), torch.Generator().manual_seed(done)
-        accs = []
-        for _ in range(self.cfg.critic_refresh_steps):
-            loss, acc = critic.loss(*sample(batch, gen), gen)
-            self.critic_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.critic_opt.step()
-            accs.append(float(acc))
+        accs = instrument.fit_critic(
+            critic, instrument.rows_sampler(z, s), steps=self.cfg.critic_refresh_steps,
+            batch_size=batch, seed=done, optimizer=self.critic_opt,
+        )  # fmt: skip
         tail = accs[-max(len(accs) // 10, 1) :]
         return {"critic_refresh_acc": sum(tail) / len(tail)}
 

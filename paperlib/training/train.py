@@ -479,15 +479,14 @@ def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, 
     terms.update(best.update(model, done, objective))
     stopped = best.plateaued
     monitor = getattr(objective, "monitor", None)
+    refresh = getattr(objective, "refresh", None)
+    x_fit = None if best.x_fit is None else best.x_fit.to(device)
     if monitor is not None:
         # the training critic beside a fresh critic of another family (cmi)
         final = done == tc.steps or stopped
-        x_fit = None if best.x_fit is None else best.x_fit.to(device)
         terms.update(monitor(model, best.x.to(device), done, final=final, x_fit=x_fit))
-    refresh = getattr(objective, "refresh", None)
     if refresh is not None:
         # after the monitor read it: the critic's catch-up burst on the current encoder (cmi)
-        x_fit = None if best.x_fit is None else best.x_fit.to(device)
         terms.update(refresh(model, done, x_fit))
     return stopped
 
