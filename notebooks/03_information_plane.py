@@ -55,6 +55,7 @@ seeds = None
 experiments = ["speech", "images"]
 alphas = None
 betas = None
+widen_rounds = None
 steps = None
 out_dir = "../results/03_information_plane"
 
@@ -72,6 +73,22 @@ grid
 
 # %%
 rows = experiment.sweeps(cfgs, grid, params["seeds"], split="val", jobs=len(cfgs))
+
+# %% [markdown]
+# A weight chosen at the smallest or largest value of its grid is not yet a choice: the best may
+# lie beyond it. Up to `widen_rounds` times, each such choice adds the next weight outward (at
+# the other weight's chosen value; tied grids move both) and trains it on the same seeds.
+
+# %%
+for _ in range(params["widen_rounds"]):
+    extra = {n: g for n in experiments if (g := selection.widening(rows[n]))}
+    if not extra:
+        break
+    print("widening:", extra)
+    more = experiment.sweeps({n: cfgs[n] for n in extra}, extra, params["seeds"], split="val",
+                             jobs=len(extra))  # fmt: skip
+    for n, r in more.items():
+        rows[n] += r
 
 # %%
 for name in experiments:
@@ -144,9 +161,9 @@ reading_edges = selection.reading_edges(chosen)
 print(reading_edges)
 
 # %% [markdown]
-# A weight chosen at the smallest or largest value of its grid is not yet a choice: the best
-# may lie beyond it. The line above names each such weight and the next value to try
-# (`-p alphas` / `-p betas`, or the paper profile's wider grid).
+# The line above names each weight still on its grid's edge after the widening rounds, with the
+# next value to try (`-p widen_rounds`, `-p alphas` / `-p betas`, or the paper profile's wider
+# grid).
 
 # %%
 metrics = {}

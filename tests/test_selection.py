@@ -69,6 +69,37 @@ def test_training_metrics_flag_a_critic_at_chance():
     assert "critic_acc_zs_final" not in experiment.training_metrics(History(rows=[{"step": 1}]))
 
 
+def _sweep_rows(scores: dict[tuple[str, float, float], float]) -> list[dict]:
+    return [
+        {"objective": o, "alpha": a, "beta": b, "seed": s, "split": "val", "probe_acc": p}
+        for (o, a, b), p in scores.items()
+        for s in (0, 1)
+    ]
+
+
+def test_a_choice_on_the_edge_asks_for_the_next_weight_outward_until_it_is_inside():
+    # mi chosen at the lower edge of {1, 3}; tied cmi at the upper edge: both weights move
+    scores = {("mi", 1.0, 0.0): 0.8, ("mi", 3.0, 0.0): 0.7,
+              ("cmi", 1.0, 1.0): 0.6, ("cmi", 3.0, 3.0): 0.9}  # fmt: skip
+    assert selection.widening(_sweep_rows(scores)) == [
+        ("mi", pytest.approx(1 / 3), 0.0),
+        ("cmi", 9.0, 9.0),
+    ]
+    # an untied grid: a line search from the choice (alpha 1, beta 3), one weight at a time
+    grid = {("cmi", a, b): 0.5 for a in (1.0, 3.0) for b in (1.0, 3.0)}
+    grid[("cmi", 1.0, 3.0)] = 0.9
+    assert selection.widening(_sweep_rows(grid)) == [
+        ("cmi", pytest.approx(1 / 3), 3.0),
+        ("cmi", 1.0, 9.0),
+    ]
+    # the new points score lower: the choice is inside its grid and nothing more is asked
+    grid.update({("cmi", 1 / 3, 3.0): 0.4, ("cmi", 1.0, 9.0): 0.7})
+    assert selection.widening(_sweep_rows(grid)) == []
+    # a better point beyond the edge moves the choice there, and the search goes on from it
+    grid[("cmi", 1.0, 9.0)] = 0.95
+    assert selection.widening(_sweep_rows(grid)) == [("cmi", 1.0, 27.0)]
+
+
 def test_a_tied_sweep_puts_cmi_at_beta_equal_alpha():
     grid = selection.sweep_grid(["elbo", "mi", "cmi"], [1.0, 3.0], "tied")
     assert grid == [
@@ -88,6 +119,10 @@ def test_sweeps_in_parallel_processes_give_the_rows_of_one_process(tmp_path, mon
     bases = {n: config.load("smoke", n, train__steps=2) for n in ("speech", "images")}
     grid = [("elbo", 0.0, 0.0), ("cmi", 1.0, 1.0)]
     one = experiment.sweeps(bases, grid, [0], jobs=1)
+    # a grid per experiment (notebook 03's widening rounds): each gets its own, runs reused
+    per = experiment.sweeps(bases, {"speech": grid[:1], "images": grid[1:]}, [0], jobs=1)
+    assert [r["objective"] for r in per["speech"]] == ["elbo"]
+    assert [r["probe_acc"] for r in per["images"]] == [r["probe_acc"] for r in one["images"][1:]]
     monkeypatch.setenv("PAPERLIB_WORKDIR", str(tmp_path / "fresh"))  # trained anew, in workers
     both = experiment.sweeps(bases, grid, [0], jobs=2)
     for name in bases:

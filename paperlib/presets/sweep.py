@@ -18,6 +18,14 @@ ALPHAS = {"smoke": [2.0], "quick": [1.0, 3.0], "paper": [0.5, 1.0, 2.0, 5.0]}
 #: of a grid
 BETAS = {"smoke": "tied", "quick": "tied", "paper": [0.5, 1.0, 2.0, 4.0, 8.0]}
 
+#: how many times notebook 03 widens its grid where a choice lies on the grid's edge
+#: (`selection.widening`: the next weight outward, trained on the same seeds, then the choice
+#: is made again). Smoke runs one round, to exercise the path (its one-value grid has no edge).
+#: Quick runs none and prints the edge instead: its choices sit on the lower edge (alpha =
+#: beta = 1 of {1, 3}), and one round on 2 CPU cores adds about two hours (mi and cmi at 1/3 on
+#: both models and 2 seeds, an images cmi run about 30 minutes at one thread).
+WIDEN_ROUNDS = {"smoke": 1, "quick": 0, "paper": 2}
+
 #: seeds of the reported runs of notebooks 01 and 02: none of them is one that notebook 03
 #: selects the weights on (``paperlib.suite.plan.check_run`` refuses an overlap before a run starts)
 REPORTED_SEEDS = {"smoke": [100], "quick": [100, 101, 102], "paper": [100, 101, 102, 103, 104]}

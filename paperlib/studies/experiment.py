@@ -546,13 +546,16 @@ def sweep(
 
 def sweeps(
     bases: dict[str, Config],
-    grid: list[tuple[str, float, float]],
+    grid: list[tuple[str, float, float]] | Mapping[str, list[tuple[str, float, float]]],
     seeds: list[int],
     *,
     split: str = "val",
     jobs: int = 1,
 ) -> dict[str, list[dict[str, Any]]]:
     """`sweep` of several experiments, ``{name: rows}``, up to `jobs` of them at once.
+
+    `grid` is one grid for every experiment, or ``{name: grid}`` (notebook 03's widening
+    rounds, where each experiment's choice asks for its own points).
 
     The experiments are independent, so with ``jobs > 1`` each runs in its own process (spawned:
     a fresh interpreter, safe inside a Jupyter kernel) with one CPU thread, and the two sweeps
@@ -561,9 +564,10 @@ def sweeps(
     """
     if jobs < 1:
         raise ValueError(f"sweeps: jobs must be >= 1, got {jobs}")
+    grids = {n: grid[n] if isinstance(grid, Mapping) else grid for n in bases}
     jobs = min(jobs, len(bases))
     if jobs == 1:
-        return {name: sweep(cfg, grid, seeds, split=split) for name, cfg in bases.items()}
+        return {name: sweep(cfg, grids[name], seeds, split=split) for name, cfg in bases.items()}
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -576,7 +580,7 @@ def sweeps(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             futures = {
-                name: pool.submit(sweep, cfg, grid, list(seeds), split=split)
+                name: pool.submit(sweep, cfg, grids[name], list(seeds), split=split)
                 for name, cfg in bases.items()
             }
             return {name: f.result() for name, f in futures.items()}

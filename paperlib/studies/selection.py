@@ -235,6 +235,35 @@ def widen(values: list[float], chosen: float) -> float | None:
     return None
 
 
+def widening(
+    rows: list[dict[str, Any]], criterion: str = "probe_acc"
+) -> list[tuple[str, float, float]]:
+    """The (objective, alpha, beta) points that choices on their grid's edge ask for next.
+
+    Per objective, the choice of `select_weights` on the sweep's `rows`; where it lies on its
+    grid's edge, a line search outward from it: the next alpha (`widen`) at the chosen beta, and
+    the next beta at the chosen alpha. On a tied grid (every point of the objective at beta =
+    alpha, the paper's ELBO + alpha I(x;z|s)) the two weights move together. Points already in
+    `rows` are not asked for again; an objective inside its grid asks for nothing.
+    """
+    chosen = select_weights(rows, criterion)
+    have = {(r["objective"], r["alpha"], r["beta"]) for r in rows}
+    extra: list[tuple[str, float, float]] = []
+    for o, w in chosen.items():
+        edge = {} if o.startswith("_") else w["on_edge"]
+        if not edge:
+            continue
+        points = {(a, b) for g, a, b in have if g == o}
+        if len(points) > 1 and all(a == b for a, b in points):
+            nxt = float(edge.get("alpha", edge.get("beta")))
+            new = [(o, nxt, nxt)]
+        else:
+            new = [(o, float(edge["alpha"]), float(w["beta"]))] if "alpha" in edge else []
+            new += [(o, float(w["alpha"]), float(edge["beta"]))] if "beta" in edge else []
+        extra += [t for t in new if t not in have and t not in extra]
+    return extra
+
+
 def reading_edges(chosen: dict[str, dict[str, Any]]) -> str:
     """One sentence per experiment and objective whose choice lies on its grid's edge, with the
     next value to try (`widen`); the same sentence when none does."""

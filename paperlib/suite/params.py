@@ -213,6 +213,12 @@ SPECS: dict[str, dict[str, Param]] = {
             + ", 'tied' (cmi at beta = alpha: ELBO + alpha I(x;z|s)), or None for the profile's",
             defaults=presets.sweep.BETAS,
         ),
+        "widen_rounds": Param(
+            lambda v: None if v is None or (_is_int(v) and 0 <= v <= 5) else "",
+            "None (the profile's) or an int from 0 to 5: how many times a choice on its grid's "
+            "edge adds the next weight outward and trains it",
+            defaults=presets.sweep.WIDEN_ROUNDS,
+        ),
         # None: the experiments' own step count, so the selection holds at the reported budget
         "steps": _opt_int(1),
     },
