@@ -137,6 +137,29 @@ def test_critic_catch_up_continues_the_final_critic_on_the_frozen_encoder(tmp_pa
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
 
+def test_cmi_cost_times_each_part_of_a_run_and_projects_the_whole_run(tmp_path):
+    import json
+
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"other": 1}))
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cmi_cost.py"), "--profile", "smoke",
+         "--steps", "6", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(out.read_text())
+    assert got["other"] == 1, "the other benchmarks' entries are kept"
+    cmi = got["cmi_cost"]["rows"]["cmi"]
+    # the short run validates once (every min(50, steps) steps); smoke's run of 6 steps, every
+    # 3 steps: twice
+    m, parts = cmi["measured"], cmi["projected_run"]
+    assert m["validate_calls"] == 1 and m["critic_step_seconds"] > 0
+    assert parts["validate"] == pytest.approx(2 * m["validate_seconds_per_call"])
+    assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
+    assert "| critic_step |" in r.stdout and "cmi / mi =" in r.stdout
+
+
 def test_quick_profile_splits_each_notebook_into_training_and_evaluation_sections(tmp_path):
     import json
 
