@@ -30,7 +30,7 @@ from paperlib.data import load_data, make_loaders
 from paperlib.estimators import instrument
 from paperlib.records import provenance, write_json
 from paperlib.studies import experiment
-from paperlib.training.train import _first_items
+from paperlib.training.train import BatchStream, _first_items
 
 MONITOR_KEYS = ("mi_zs_val_critic", "mi_zs_val_other", "monitor_ratio")
 
@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         help="config overrides, e.g. objective__n_critic=8 objective__critic_refresh_every=0",
     )  # fmt: skip
     ap.add_argument("--continue-steps", type=int, nargs="*", default=[25, 75, 100, 200])
+    ap.add_argument(
+        "--per-step", type=int, nargs="*", default=[],
+        help="then continue the caught-up critic with the run's own per-step training (its "
+        "n_critic updates on each training batch and its replay) on the frozen encoder for "
+        "these blocks of model steps: does that training itself lose the dependence?",
+    )  # fmt: skip
     ap.add_argument("--fit-items", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("results/qualification/catch_up"))
     args = ap.parse_args(argv)
@@ -99,6 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         curve.append((done, instrument.critic_reading(critic, z_val, s_val)))
     print("final critic continued on the frozen encoder (updates: nats):")
     print("  " + ", ".join(f"{n}: {v:.3f}" for n, v in curve))
+    per_step = []
+    if args.per_step:
+        # the caught-up critic, trained on as the run trains it at every step (its optimiser
+        # and replay buffer), on fresh batches of the frozen encoder: no encoder moves here
+        trainer = copy.deepcopy(objective)
+        trainer.critics["zs"].load_state_dict(critic.state_dict())
+        stream = BatchStream(loaders["train"].dataset, cfg.data.batch_size, args.seed + 1)
+        done, per_step = 0, [(0, curve[-1][1])]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed + 1)
+            for k in args.per_step:
+                for i in range(done, done + k):
+                    with torch.no_grad():
+                        out = model(stream.batch(i)["x"])
+                    trainer.critic_step(out)
+                done += k
+                per_step.append(
+                    (done, instrument.critic_reading(trainer.critics["zs"], z_val, s_val))
+                )
+        print("then the run's per-step training on the frozen encoder (model steps: nats):")
+        print("  " + ", ".join(f"{n}: {v:.3f}" for n, v in per_step))
     command = "python benchmarks/critic_catch_up.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
@@ -108,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "overrides": overrides,
         "monitor": monitor,
         "continued": [{"updates": n, "nats": v} for n, v in curve],
+        "per_step": [{"model_steps": n, "nats": v} for n, v in per_step],
         "train_seconds": seconds,
         "config": cfg.to_dict(),
     }
@@ -134,6 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         "| nats | " + " | ".join(f"{v:.3f}" for _, v in curve) + " |",
         "",
     ]
+    if per_step:
+        lines += [
+            "Then the caught-up critic trained on as the run trains it at each step "
+            f"({cfg.objective.n_critic} updates on each batch and its replay), on the frozen "
+            "encoder:",
+            "",
+            "| model steps | " + " | ".join(str(n) for n, _ in per_step) + " |",
+            "|---|" + "---|" * len(per_step),
+            "| nats | " + " | ".join(f"{v:.3f}" for _, v in per_step) + " |",
+            "",
+        ]
     (args.out / "README.md").write_text("\n".join(lines))
     return 0
 
