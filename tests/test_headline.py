@@ -107,3 +107,22 @@ def test_the_committed_readme_matches_the_committed_results():
     assert headline.sync_readme(ROOT / "README.md", ROOT / "results", check=True), (
         "README.md's headline tables differ from results/: run python -m paperlib.reports.headline"
     )
+
+
+def test_the_results_readme_names_the_commit_of_each_notebook_folder(tmp_path):
+    # folders made by different commits: one commit in the header would misname the others
+    import json
+
+    from paperlib import records
+    from paperlib.reports.summary import commits_by_notebook, write_summary
+
+    for name, commit in (("01_speech_dsae", "a" * 40), ("02_images_pixelcnn_vae", "b" * 40)):
+        per_seed = {"probe_acc": [0.5, 0.6]}
+        records.write_metrics(tmp_path / name / "metrics.json", {"mi": per_seed})
+        path = tmp_path / name / "metrics.json"
+        payload = records.read_metrics(path)
+        payload["_meta"]["git_commit"] = commit
+        path.write_text(json.dumps(payload))
+    assert commits_by_notebook(tmp_path) == ["01 at aaaaaaa", "02 at bbbbbbb"]
+    text = write_summary(tmp_path).read_text()
+    assert "01 at aaaaaaa, 02 at bbbbbbb" in text

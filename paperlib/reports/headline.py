@@ -30,6 +30,7 @@ from paperlib import records
 from paperlib.reports.regime import regime_legend, regime_rows, regime_table
 from paperlib.reports.summary import (
     MONITOR_FLAG,
+    commits_by_notebook,
     critic_flags,
     decision_word,
     decisions,
@@ -101,10 +102,6 @@ HEADLINES = (
         },
     ),
 )
-
-
-def _short(commit: Any) -> str:
-    return str(commit)[:7] if commit else "unknown"
 
 
 def _mean(v: dict[str, Any]) -> float | None:
@@ -208,11 +205,8 @@ def _weight(x: float) -> str:
 
 
 def _made_by(results_dir: Path) -> str:
-    made = []
-    for path in sorted(results_dir.glob("[0-9][0-9]_*/metrics.json")):
-        meta = records.read_metrics(path).get("_meta", {})
-        made.append(f"{path.parent.name[:2]} at {_short(meta.get('git_commit'))}")
-    return f"**Which code made which folder** (each metrics.json's commit): {', '.join(made)}."
+    made = ", ".join(commits_by_notebook(results_dir))
+    return f"**Which code made which folder** (each metrics.json's commit): {made}."
 
 
 def headline_block(results_dir: str | Path) -> str:

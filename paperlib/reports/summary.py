@@ -506,6 +506,16 @@ def _command(results_dir: Path) -> str:
     return "./run_all.sh"
 
 
+def commits_by_notebook(results_dir: str | Path) -> list[str]:
+    """``"NN at <commit>"`` (7 characters) for each notebook folder of `results_dir` with a
+    metrics.json: which code made it, when the folders come from different commits."""
+    made = []
+    for path in sorted(Path(results_dir).glob("[0-9][0-9]_*/metrics.json")):
+        commit = records.read_metrics(path).get("_meta", {}).get("git_commit")
+        made.append(f"{path.parent.name[:2]} at {str(commit)[:7] if commit else 'unknown'}")
+    return made
+
+
 def write_summary(
     results_dir: str | Path,
     out_path: str | Path | None = None,
@@ -565,7 +575,7 @@ def write_summary(
         "Every number below was measured by this repository's code on the data named in each",
         f"section; none is typed in. Regenerate with `{_command(results_dir)}`.\n",
         f"- profile: `{meta_seen.get('profile', 'unknown')}`",
-        f"- git commit: `{meta_seen.get('git_commit', 'unknown')}`",
+        f"- git commit of each notebook's metrics.json: {', '.join(commits_by_notebook(results_dir))}",
         f"- versions: {json.dumps(meta_seen.get('versions', {}))}",
         f"- sum of the notebooks' wall times: {total_wall:.0f} s ({total_wall / 60:.1f} min)"
         + _run_all_time(results_dir),
