@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from paperlib.reports.plots import (
     metric_label,
@@ -88,6 +89,8 @@ def fig_information_plane(
         ax.axhline(bound_nats, color="0.5", ls="--", lw=1, label="log N (estimator bound)")
     ax.set_xlabel("I(z; s) [nats]")
     ax.set_ylabel("I(x; z) [nats]")
+    # at most 5 ticks: long labels of close values (a smoke run's) overlap on a 4.5-inch axis
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.set_title("Information plane (post-hoc estimates)")
     ax.legend()
     return fig
