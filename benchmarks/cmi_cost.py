@@ -116,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"))
     ap.add_argument("--experiment", default="images", choices=("images", "speech"))
-    ap.add_argument("--steps", type=int, default=100, help="steps of the short run (>= 50)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        help="steps of the short run; its validation, monitor and bursts come every min(50, steps)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks.json"))
     args = ap.parse_args(argv)

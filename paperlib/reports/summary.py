@@ -570,12 +570,13 @@ def write_summary(
             parts.append("![regime_map](04_summary/regime_map.png)\n")
         parts += [regime_table(rows) + "\n", regime_legend(rows) + "\n"]
         sections.insert(0, "\n".join(parts))
+    made_by = commits_by_notebook(results_dir)
     header = [
         "# Results\n",
         "Every number below was measured by this repository's code on the data named in each",
         f"section; none is typed in. Regenerate with `{_command(results_dir)}`.\n",
         f"- profile: `{meta_seen.get('profile', 'unknown')}`",
-        f"- git commit of each notebook's metrics.json: {', '.join(commits_by_notebook(results_dir))}",
+        f"- git commit of each notebook's metrics.json: {', '.join(made_by)}",
         f"- versions: {json.dumps(meta_seen.get('versions', {}))}",
         f"- sum of the notebooks' wall times: {total_wall:.0f} s ({total_wall / 60:.1f} min)"
         + _run_all_time(results_dir),
