@@ -128,7 +128,9 @@ def test_sigkill_mid_run_then_restart_resumes_and_matches_uninterrupted(tmp_path
 
 
 def test_truncated_checkpoint_is_reported_and_the_previous_one_resumes(tmp_path):
-    kw = dict(train__steps=20, train__checkpoint_every=10, data__max_items=640)
+    # one thread in every run, as KILL_KW: bitwise equality across runs side by side (xdist)
+    kw = dict(train__steps=20, train__checkpoint_every=10, data__max_items=640,
+              train__num_threads=1)  # fmt: skip
     _train(tmp_path / "run", **kw)
     bad = tmp_path / "run" / "checkpoints" / "step_0000020.pt"
     data = bad.read_bytes()
