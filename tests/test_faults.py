@@ -351,7 +351,8 @@ def _same(a, b) -> bool:
 def test_same_seed_gives_identical_metrics(tmp_path):
     from paperlib.studies import experiment  # imported here: the SIGKILL test's child skips sklearn
 
-    cfg = config.load("smoke", "speech")
+    # one thread in both runs: left at 0, fit takes the cores other processes leave (xdist)
+    cfg = config.load("smoke", "speech", train__num_threads=1)
     bundle = load_data(cfg.data)
     runs = [
         experiment.run_experiment(cfg, ["cmi"], [0], run_root=tmp_path / k, bundle=bundle)
