@@ -1,6 +1,7 @@
 """The I(z; s) instrument: planted ground truth, the window critic, its warm-up and monitor,
 what s holds, and the qualification rows (issue 20), on tiny shapes."""
 
+import copy
 import math
 
 import numpy as np
@@ -325,8 +326,17 @@ def test_a_catch_up_burst_trains_the_critic_on_the_current_encoder_after_the_mon
         obj.refresh(model, 4, None)
     held = (zv, sv, 64)
     before = instrument.select_loss(obj.critics["zs"], *held)
-    logs = obj.refresh(model, 4, x)
-    assert set(logs) == {"critic_refresh_acc"} and logs["critic_refresh_acc"] > 0.55
+    twin = copy.deepcopy(obj)
+    x_read = torch.cat([zv, sv.flatten(1)], 1)
+    logs = obj.refresh(model, 4, x, x_read=x_read)
+    assert set(logs) == {"critic_refresh_acc", "critic_lag_before", "critic_lag_after"}
+    assert logs["critic_refresh_acc"] > 0.55
+    # the lag read-out: an untrained critic reads ~0 of the planted nat, the caught-up one most
+    assert abs(logs["critic_lag_before"]) < 0.2 and logs["critic_lag_after"] >= 0.6
+    # ... and it is only a read-out: without it the burst leaves the same critic
+    assert set(twin.refresh(model, 4, x)) == {"critic_refresh_acc"}
+    for a, b in zip(obj.critics["zs"].parameters(), twin.critics["zs"].parameters()):
+        assert torch.equal(a, b)
     # the burst learnt the dependence: its held-out loss fell, and it reads most of a planted nat
     assert instrument.select_loss(obj.critics["zs"], *held) < before - 0.05
     assert instrument.critic_reading(obj.critics["zs"], zv, sv) >= 0.6

@@ -487,7 +487,7 @@ def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, 
         terms.update(monitor(model, best.x.to(device), done, final=final, x_fit=x_fit))
     if refresh is not None:
         # after the monitor read it: the critic's catch-up burst on the current encoder (cmi)
-        terms.update(refresh(model, done, x_fit))
+        terms.update(refresh(model, done, x_fit, x_read=best.x.to(device)))
     return stopped
 
 
