@@ -185,7 +185,12 @@ class ObjectiveConfig(_Validated):
     )
     critic_hidden: int = _spec(128, lo=1)
     critic_lr: float = _spec(1e-3, lo=0.0, lo_open=True)
-    n_critic: int = _spec(1, lo=1, doc="critic steps per model step")
+    n_critic: int = _spec(
+        1,
+        lo=0,
+        doc="critic steps per model step (0: the I(z;s) critic trains only in its catch-up "
+        "bursts, critic_refresh_every)",
+    )
     critic_pairs: str = _spec(
         "set",
         choices=("set", "sequence", "step", "window", "conv"),
@@ -318,6 +323,13 @@ class Config:
                 f"objective.critic_refresh_every={every} must be a multiple of "
                 f"train.eval_every={val} (the critic's bursts run at validation steps); "
                 "set it to a multiple, or 0 for no bursts"
+            )
+
+        if self.objective.n_critic == 0 and (every == 0 or self.objective.mi_xz == "density_ratio"):
+            raise ValueError(
+                "objective.n_critic=0 trains the I(z;s) critic only in its catch-up bursts: it "
+                f"needs objective.critic_refresh_every > 0 (got {every}) and no other critic "
+                f"(objective.mi_xz='minibatch' or 'mmd', got {self.objective.mi_xz!r})"
             )
 
     def to_dict(self) -> dict[str, Any]:

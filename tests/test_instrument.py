@@ -451,3 +451,18 @@ def test_the_other_family_is_as_wide_as_the_training_critic(monkeypatch):
         cfg = config.load(profile, "images")
         qualify.other_row(cfg, None, None, None, (2, 2))
         assert seen["hidden"] == cfg.objective.critic_hidden == width, profile
+
+
+def test_with_n_critic_0_the_critic_trains_only_in_its_bursts():
+    obj = _cmi(n_critic=0, critic_refresh_every=4, critic_hidden=16)
+    before = [p.detach().clone() for p in obj.critics["zs"].parameters()]
+    x = torch.randn(16, DZ + 36 * DS)
+    logs = obj.critic_step(_PlantedEncoder()(x))
+    # the step reads the batch held out (the warm-up's accuracy) and leaves the critic as it was
+    assert "critic_acc_zs" in logs and obj.first_critic_logs.items() <= logs.items()
+    for a, b in zip(before, obj.critics["zs"].parameters()):
+        assert torch.equal(a, b)
+    # a run with no bursts would never train it: the config says so
+    with pytest.raises(ValueError, match=r"n_critic=0 .*critic_refresh_every > 0"):
+        config.load("quick", "images", objective__n_critic=0, objective__critic_refresh_every=0)
+    assert config.load("quick", "images", objective__n_critic=0).objective.n_critic == 0

@@ -136,8 +136,11 @@ class Objective(nn.Module):
         self._rows_per_update = len(rows.z)
         if self.replay.maxlen:
             self.replay.append(d)
+        if self.replay.maxlen or self.cfg.n_critic == 0:
             with torch.no_grad():  # held out: this batch, before the critics train on it
                 self.first_critic_logs = _floats(self.critic_losses(d))
+            if self.cfg.n_critic == 0:  # the critic trains in its bursts only (refresh)
+                return dict(self.first_critic_logs)
         logs: dict[str, float] = {}
         for i in range(self.cfg.n_critic):
             losses = self.critic_losses(rows)
