@@ -191,10 +191,14 @@ def render(record: dict) -> str:
     """The variants side by side: lag at each burst, its mean, the final monitor, the cost."""
     rows = []
     for name, v in record["variants"].items():
-        lags = " / ".join(f"{b['lag']:.2f}" for b in v["bursts"])
+        # a ratio over a reading near 0 says nothing: "-" there
+        lags = " / ".join(
+            f"{b['lag']:.2f}" if b["critic_lag_before"] > 0.05 else "–" for b in v["bursts"]
+        )
         before = " / ".join(f"{b['critic_lag_before']:.2f}" for b in v["bursts"])
+        mean_lag = v["mean_lag"] if v["mean_lag"] < 100 else float("inf")
         rows.append(
-            f"| {name} | {before} | {lags} | {v['mean_lag']:.2f}x | "
+            f"| {name} | {before} | {lags} | {mean_lag:.2f}x | "
             f"{v['final_critic']:.2f} / {v['final_other']:.2f} ({v['final_ratio']:.2f}x) | "
             f"{v['seconds_per_step']:.2f} |"
         )
@@ -209,10 +213,10 @@ def render(record: dict) -> str:
         "Each variant resumes one trained `cmi` run (alpha = beta = 1) after beta has ramped in "
         "and trains it to the last step with its critic settings. At each catch-up burst the "
         "critic is read on the validation rows before and after: after / before is the lag "
-        "(1.0 keeps up). The last column pair is the monitor at the last step: the training "
+        "(1.0 keeps up); the lag of the means is mean after / mean before. The last column pair is the monitor at the last step: the training "
         "critic (before that step's burst) against a fresh critic of the other family.",
         "",
-        "| variant | reading before each burst (nats) | lag at each burst | mean lag | "
+        "| variant | reading before each burst (nats) | lag at each burst | lag of the means | "
         "monitor at the end: critic / other | s a step |",
         "|---|---|---|---|---|---|",
         *rows,

@@ -249,6 +249,13 @@ class ObjectiveConfig(_Validated):
     critic_refresh_steps: int = _spec(
         100, lo=1, doc="critic updates of one catch-up burst (critic_refresh_every)"
     )
+    zs_penalty: str = _spec(
+        "estimate",
+        choices=("estimate", "hinge"),
+        doc="what the encoder minimises for I(z;s): the critic's estimate mean_i T(z_i, s_i), "
+        "or its hinge mean_i max(T(z_i, s_i), 0), which gives no reward for pushing a pair "
+        "below the product of marginals, where the critic only extrapolates",
+    )
     kl_s_weight: float = _spec(
         1.0, lo=0.0, hi=1.0, doc="gamma on KL_s; < 1 weakens the local prior (DSAE regime)"
     )
@@ -423,13 +430,18 @@ def _bursts(d: dict[str, Any]) -> bool:
 #: is read by the 'set' critic of an objective that trains an I(z;s) critic (not elbo, mi);
 #: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
 #: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
-#: critic_refresh_* only when they act, in such a run.
+#: critic_refresh_* only when they act, in such a run; zs_penalty only when it is not the
+#: estimate, in such a run.
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"
         and d["objective"].get("name") not in ("elbo", "mi")
     ),
     ("train", "precision"): lambda d: d["train"].get("precision", "fp32") != "fp32",
+    ("objective", "zs_penalty"): lambda d: (
+        d["objective"].get("zs_penalty", "estimate") != "estimate"
+        and d["objective"].get("name") not in ("elbo", "mi")
+    ),
     ("objective", "monitor_fit_items"): lambda d: (
         d["objective"].get("monitor_fit_items", 0) != 0
         and (

@@ -466,3 +466,32 @@ def test_with_n_critic_0_the_critic_trains_only_in_its_bursts():
     with pytest.raises(ValueError, match=r"n_critic=0 .*critic_refresh_every > 0"):
         config.load("quick", "images", objective__n_critic=0, objective__critic_refresh_every=0)
     assert config.load("quick", "images", objective__n_critic=0).objective.n_critic == 0
+
+
+def test_the_hinge_penalty_gives_no_reward_below_zero_and_logs_the_estimate():
+    obj = _cmi(zs_penalty="hinge", warmup_steps=0, beta_ramp_steps=0)
+    model = _PlantedEncoder()
+    x = torch.randn(16, DZ + 36 * DS, requires_grad=True)
+    out = model(x)
+    rows = obj.critics["zs"].rows(out.z, out.s).detach()
+    loss, logs = obj.model_loss(out, step=0)
+    # the logged estimate is the plain mean; the penalty the hinge of each pair
+    assert logs["mi_zs"] == pytest.approx(float(rows.mean()), abs=1e-5)
+    assert logs["zs_penalty"] == pytest.approx(float(rows.clamp_min(0).mean()), abs=1e-5)
+    # a pair the critic scores below 0 gets no gradient from the penalty; one above 0 does
+    plain = _cmi(zs_penalty="estimate", warmup_steps=0, beta_ramp_steps=0)
+    plain.load_state_dict(obj.state_dict())
+    for o in (obj, plain):
+        o.cfg = o.cfg.__class__(**{**o.cfg.__dict__, "alpha": 0.0})
+    (g_hinge,) = torch.autograd.grad(obj.model_loss(model(x), 0)[0], x)
+    (g_plain,) = torch.autograd.grad(plain.model_loss(model(x), 0)[0], x)
+    below, above = rows < 0, rows > 0
+    assert below.any() and above.any()
+    # the ELBO's gradient is the same in both: the difference is the penalty's on the pairs below 0
+    diff = (g_hinge - g_plain).abs().sum(1)
+    assert torch.all(diff[above] < 1e-6) and torch.all(diff[below] > 0)
+    with pytest.raises(ValueError, match="zs_penalty='hinge'"):
+        from paperlib.training.regularizers import CMIClubObjective
+
+        cfg = obj.cfg.__class__(**{**obj.cfg.__dict__, "name": "cmi_club", "critic_pairs": "set"})
+        CMIClubObjective(cfg, _Model(), seed=0)
