@@ -191,15 +191,18 @@ def render(record: dict) -> str:
     """The variants side by side: lag at each burst, its mean, the final monitor, the cost."""
     rows = []
     for name, v in record["variants"].items():
-        # a ratio over a reading near 0 says nothing: "-" there
-        lags = " / ".join(
-            f"{b['lag']:.2f}" if b["critic_lag_before"] > 0.05 else "–" for b in v["bursts"]
+        before = np.array([b["critic_lag_before"] for b in v["bursts"]])
+        after = np.array([b["critic_lag_after"] for b in v["bursts"]])
+        # a mean reading below 0.05 nats before the bursts: the lag is unbounded ("-")
+        lag = f"{v['mean_lag']:.2f}x" if before.mean() > 0.05 else "–"
+        final = (
+            f"{v['final_critic']:.2f} / {v['final_other']:.2f} ({v['final_ratio']:.2f}x)"
+            if np.isfinite(v["final_ratio"])
+            else "–"
         )
-        before = " / ".join(f"{b['critic_lag_before']:.2f}" for b in v["bursts"])
-        mean_lag = v["mean_lag"] if v["mean_lag"] < 100 else float("inf")
         rows.append(
-            f"| {name} | {before} | {lags} | {mean_lag:.2f}x | "
-            f"{v['final_critic']:.2f} / {v['final_other']:.2f} ({v['final_ratio']:.2f}x) | "
+            f"| {name} | {len(before)} | {before.mean():.2f} ({before.min():.2f} to "
+            f"{before.max():.2f}) | {after.mean():.2f} | {lag} | {final} | "
             f"{v['seconds_per_step']:.2f} |"
         )
     overrides = [
@@ -212,13 +215,13 @@ def render(record: dict) -> str:
         "",
         "Each variant resumes one trained `cmi` run (alpha = beta = 1) after beta has ramped in "
         "and trains it to the last step with its critic settings. At each catch-up burst the "
-        "critic is read on the validation rows before and after: after / before is the lag "
-        "(1.0 keeps up); the lag of the means is mean after / mean before. The last column pair is the monitor at the last step: the training "
+        "critic is read on the validation rows before and after; the lag is mean after / mean "
+        "before (1.0 keeps up). The monitor column is the last step's: the training "
         "critic (before that step's burst) against a fresh critic of the other family.",
         "",
-        "| variant | reading before each burst (nats) | lag at each burst | lag of the means | "
+        "| variant | bursts | before a burst: mean (min to max), nats | after | lag | "
         "monitor at the end: critic / other | s a step |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
         *overrides,

@@ -272,3 +272,48 @@ def test_dsae_vs_dvae_times_both_sides_and_merges_its_result(tmp_path):
     assert parts["q(local): forward GRU (ours) / tanh RNN (theirs)"]["ours_full"] > 0
     assert parts["q(global | x): bi-LSTM"]["theirs"] > 0  # the stub's rnn_g_v
     assert "ours/theirs" in r.stdout
+
+
+def test_critic_lag_resumes_a_run_faithfully_and_renders_the_lag(tmp_path):
+    import critic_lag
+    import numpy as np
+
+    from paperlib import config
+    from paperlib.data import load_data, make_loaders
+    from paperlib.models import build_model
+    from paperlib.studies import experiment
+    from paperlib.training.regularizers import build_objective
+    from paperlib.training.train import fit
+
+    assert critic_lag.parse_variant("n12:objective__n_critic=12,objective__critic_lr=0.01") == (
+        "n12",
+        {"objective__n_critic": 12, "objective__critic_lr": 0.01},
+    )
+    assert critic_lag.parse_variant("preset") == ("preset", {})
+    base = config.load(
+        "smoke", "images", train__steps=6, train__checkpoint_every=2, train__num_threads=1,
+        objective__critic_refresh_every=3, objective__monitor_fit_items=64,
+    )  # fmt: skip
+    cfg = experiment.run_config(base, "cmi", 0, alpha=1.0, beta=1.0)
+    bundle = load_data(cfg.data)
+    _, _, straight = experiment.train_run(cfg, bundle, run_dir=tmp_path / "source")
+    # the preset variant: the run's own settings, resumed at step 4, retrace its last steps
+    scratch = critic_lag.resume_variant(tmp_path / "source", 4, cfg, tmp_path / "scratch")
+    model = build_model(cfg.model, bundle.info)
+    objective = build_objective(cfg.objective, model, seed=cfg.train.seed)
+    loaders = make_loaders(cfg.data, bundle, seed=cfg.train.seed)
+    resumed = fit(model, objective, loaders, cfg, run_dir=scratch)
+    for key in ("val_elbo", "critic_lag_before", "critic_lag_after", "loss"):
+        assert resumed.rows[-1][key] == pytest.approx(straight.rows[-1][key], rel=1e-5), key
+    bursts = [
+        {"step": 3, "critic_lag_before": 0.5, "critic_lag_after": 1.0},
+        {"step": 6, "critic_lag_before": 0.3, "critic_lag_after": 0.8},
+    ]
+    # the lag of the mean readings, not the mean of the per-burst ratios
+    assert critic_lag._mean_lag(bursts) == pytest.approx(0.9 / 0.4)
+    v = dict(overrides={}, bursts=bursts, mean_lag=critic_lag._mean_lag(bursts),
+             final_critic=0.5, final_other=1.0, final_ratio=2.0, seconds_per_step=1.0,
+             command="python benchmarks/critic_lag.py")  # fmt: skip
+    text = critic_lag.render({"variants": {"preset": v, "n0": {**v, "final_ratio": np.nan}}})
+    assert "| preset | 2 | 0.40 (0.30 to 0.50) | 0.90 | 2.25x | 0.50 / 1.00 (2.00x) |" in text
+    assert "| n0 | 2 |" in text and "| – |" in text
