@@ -317,3 +317,5 @@ def test_critic_lag_resumes_a_run_faithfully_and_renders_the_lag(tmp_path):
     text = critic_lag.render({"variants": {"preset": v, "n0": {**v, "final_ratio": np.nan}}})
     assert "| preset | 2 | 0.40 (0.30 to 0.50) | 0.90 | 2.25x | 0.50 / 1.00 (2.00x) |" in text
     assert "| n0 | 2 |" in text and "| – |" in text
+    fig = critic_lag.figure({"variants": {"preset": v, "n0": {**v, "final_other": np.nan}}})
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
