@@ -179,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, overrides in variants.items():
         result = run_variant(name, overrides, args)
         record = json.loads(path.read_text()) if path.exists() else {"variants": {}}
-        record["variants"][name] = {**result, "command": command, "seed": args.seed,
-                                    "from_step": args.from_step}  # fmt: skip
+        # one row a variant and seed
+        record["variants"][f"{name}, seed {args.seed}"] = {
+            **result, "command": command, "seed": args.seed, "from_step": args.from_step,
+            "git_commit": provenance().get("git_commit"),
+        }  # fmt: skip
         record["_meta"] = provenance()
         write_json(path, record)
     (args.out / "README.md").write_text(render(record))
@@ -235,7 +238,7 @@ def render(record: dict) -> str:
         rows.append(
             f"| {name} | {len(before)} | {before.mean():.2f} ({before.min():.2f} to "
             f"{before.max():.2f}) | {after.mean():.2f} | {lag} | {final} | "
-            f"{v['seconds_per_step']:.2f} |"
+            + (f"{v['seconds_per_step']:.2f} |" if np.isfinite(v["seconds_per_step"]) else "– |")
         )
     overrides = [
         f"- `{name}`: " + (", ".join(f"`{k}={val}`" for k, val in v["overrides"].items()) or "the preset")
