@@ -62,11 +62,14 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def resume_variant(source: Path, step: int, cfg, scratch: Path) -> Path:
     """A scratch run folder whose only checkpoint is `source`'s at `step`, relabelled with the
-    variant's config (so `fit` resumes it) and with the critic optimiser at the variant's lr."""
+    variant's config (so `fit` resumes it), the critic's and the model's optimisers at the
+    variant's learning rates."""
     payload = load_checkpoint(source / "checkpoints" / f"step_{step:07d}.pt")
     payload["config"] = cfg.to_dict()
     for group in payload["objective"]["_extra_state"]["critic_opt"]["param_groups"]:
         group["lr"] = cfg.objective.critic_lr
+    for group in payload["optimizer"]["param_groups"]:  # the model's (a two-timescale variant)
+        group["lr"] = cfg.train.lr
     scratch.mkdir(parents=True, exist_ok=True)
     for old in scratch.glob("checkpoints/*"):
         old.unlink()
