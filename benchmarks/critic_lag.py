@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _finite(x) -> bool:
+    """A number that is not NaN (JSON writes NaN as null: None counts as missing too)."""
+    return x is not None and bool(np.isfinite(x))
+
+
 def figure(record: dict):
     """One panel a variant: the critic's reading on validation rows just before each burst and
     just after it, against the step, beside the other family's reading at the last step."""
@@ -211,7 +216,7 @@ def figure(record: dict):
                     label="before a burst")  # fmt: skip
             ax.plot(steps, [b["critic_lag_after"] for b in v["bursts"]], "s-", ms=3,
                     label="after it")  # fmt: skip
-            if np.isfinite(v.get("final_other", np.nan)):
+            if _finite(v.get("final_other")):
                 ax.axhline(v["final_other"], color="0.4", ls="--", lw=1,
                            label="other family, last step")  # fmt: skip
             ax.set_title(name)
@@ -235,13 +240,13 @@ def render(record: dict) -> str:
         lag = f"{v['mean_lag']:.2f}x" if before.mean() > 0.05 else "–"
         final = (
             f"{v['final_critic']:.2f} / {v['final_other']:.2f} ({v['final_ratio']:.2f}x)"
-            if np.isfinite(v["final_ratio"])
+            if _finite(v["final_ratio"])
             else "–"
         )
         rows.append(
             f"| {name} | {len(before)} | {before.mean():.2f} ({before.min():.2f} to "
             f"{before.max():.2f}) | {after.mean():.2f} | {lag} | {final} | "
-            + (f"{v['seconds_per_step']:.2f} |" if np.isfinite(v["seconds_per_step"]) else "– |")
+            + (f"{v['seconds_per_step']:.2f} |" if _finite(v["seconds_per_step"]) else "– |")
         )
     overrides = [
         f"- `{name}`: " + (", ".join(f"`{k}={val}`" for k, val in v["overrides"].items()) or "the preset")

@@ -314,7 +314,7 @@ def test_critic_lag_resumes_a_run_faithfully_and_renders_the_lag(tmp_path):
     v = dict(overrides={}, bursts=bursts, mean_lag=critic_lag._mean_lag(bursts),
              final_critic=0.5, final_other=1.0, final_ratio=2.0, seconds_per_step=1.0,
              command="python benchmarks/critic_lag.py")  # fmt: skip
-    text = critic_lag.render({"variants": {"preset": v, "n0": {**v, "final_ratio": np.nan}}})
+    text = critic_lag.render({"variants": {"preset": v, "n0": {**v, "final_ratio": None}}})
     assert "| preset | 2 | 0.40 (0.30 to 0.50) | 0.90 | 2.25x | 0.50 / 1.00 (2.00x) |" in text
     assert "| n0 | 2 |" in text and "| – |" in text
     fig = critic_lag.figure({"variants": {"preset": v, "n0": {**v, "final_other": np.nan}}})
