@@ -123,6 +123,7 @@ def run_variant(name, overrides, args) -> dict:
         "source_val_elbo": source_val,
         "seconds": seconds,
         "seconds_per_step": seconds / (cfg.train.steps - args.from_step),
+        "config": cfg.to_dict(),  # the variant's whole config (provenance)
     }
     print(
         f"{name}: lag (after/before) "
