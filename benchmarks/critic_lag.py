@@ -9,8 +9,9 @@ profile; trained first if runs/ lacks it) from its checkpoint at `--from-step`, 
 ramped in, with the variant's critic settings, and trains it to the run's last step in a
 scratch folder (``runs/_critic_lag/``). Every catch-up burst logs the critic's reading on the
 validation rows just before it (``critic_lag_before``: the critic the encoder trained
-against) and just after it (``critic_lag_after``: caught up on the current encoder). Their
-ratio, after / before, is the lag: 1.0 is a critic that keeps up. At the last step the
+against) and just after it (``critic_lag_after``: caught up on the current encoder). The
+mean reading after the bursts over the mean before them is the lag: 1.0 is a critic that
+keeps up. At the last step the
 monitor's fresh critic of the other family reads the same rows (``--no-monitor`` skips it, 3
 minutes a variant).
 
@@ -40,7 +41,7 @@ from paperlib.models import build_model
 from paperlib.records import load_checkpoint, provenance, write_json
 from paperlib.studies import experiment
 from paperlib.training.regularizers import build_objective
-from paperlib.training.train import fit
+from paperlib.training.train import _read_history, fit
 
 LAG_KEYS = ("critic_lag_before", "critic_lag_after")
 
@@ -110,7 +111,9 @@ def run_variant(name, overrides, args) -> dict:
     for b in bursts:
         b["lag"] = b["critic_lag_after"] / max(b["critic_lag_before"], 1e-9)
     last = history.rows[-1]
-    source_val = _source_value(source, cfg.train.steps, "val_elbo")
+    hist = source / "history.csv"
+    source_rows = _read_history(hist, cfg.train.steps) if hist.exists() else []
+    source_val = float(source_rows[-1].get("val_elbo", "nan")) if source_rows else float("nan")
     out = {
         "overrides": overrides,
         "bursts": bursts,
@@ -143,19 +146,6 @@ def _mean_lag(bursts: list[dict]) -> float:
     return float(after / max(np.mean([b["critic_lag_before"] for b in bursts]), 1e-9))
 
 
-def _source_value(source: Path, step: int, key: str) -> float:
-    """The source run's logged `key` at `step` (NaN when absent)."""
-    from paperlib.records import HistoryWriter
-
-    path = source / "history.csv"
-    if not path.exists():
-        return float("nan")
-    for r in HistoryWriter.read(path):
-        if int(r["step"]) == step and r["key"] == key:
-            return float(r["value"])
-    return float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=2, help="the source run's seed (a validation seed)")
@@ -178,17 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     path = args.out / "lag.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.setdefault("variants", {})
     for name, overrides in variants.items():
         result = run_variant(name, overrides, args)
+        # read after the run: another process (`--only`) may have merged its row meanwhile
         record = json.loads(path.read_text()) if path.exists() else {"variants": {}}
+        meta = provenance()
         # one row a variant and seed
         record["variants"][f"{name}, seed {args.seed}"] = {
             **result, "command": command, "seed": args.seed, "from_step": args.from_step,
-            "git_commit": provenance().get("git_commit"),
+            "git_commit": meta.get("git_commit"),
         }  # fmt: skip
-        record["_meta"] = provenance()
+        record["_meta"] = meta
         write_json(path, record)
     (args.out / "README.md").write_text(render(record))
     from paperlib.reports.plots import save_figure
@@ -232,7 +222,8 @@ def figure(record: dict):
 
 
 def render(record: dict) -> str:
-    """The variants side by side: lag at each burst, its mean, the final monitor, the cost."""
+    """The variants side by side: mean readings before and after the bursts, the lag, the
+    monitor at the last step, the seconds a step."""
     rows = []
     for name, v in record["variants"].items():
         before = np.array([b["critic_lag_before"] for b in v["bursts"]])

@@ -481,13 +481,14 @@ def _validate(model, objective, best: _BestOnValidation, done: int, tc, device, 
     monitor = getattr(objective, "monitor", None)
     refresh = getattr(objective, "refresh", None)
     x_fit = None if best.x_fit is None else best.x_fit.to(device)
+    x_val = best.x.to(device)
     if monitor is not None:
         # the training critic beside a fresh critic of another family (cmi)
         final = done == tc.steps or stopped
-        terms.update(monitor(model, best.x.to(device), done, final=final, x_fit=x_fit))
+        terms.update(monitor(model, x_val, done, final=final, x_fit=x_fit))
     if refresh is not None:
         # after the monitor read it: the critic's catch-up burst on the current encoder (cmi)
-        terms.update(refresh(model, done, x_fit, x_read=best.x.to(device)))
+        terms.update(refresh(model, done, x_fit, x_read=x_val))
     return stopped
 
 
