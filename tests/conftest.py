@@ -1,5 +1,6 @@
 """Shared test settings: small thread counts so the suite behaves on 2 cores."""
 
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,12 @@ import torch
 
 matplotlib.use("Agg")  # tests only; executed notebooks keep the inline backend
 torch.set_num_threads(1)
+# ... and in every process a test starts (notebook kernels, trainers): pytest-xdist runs a test
+# file per core, and a kernel that took both cores beside it ran 00's smoke notebook in 403 s
+# instead of 24 (OpenMP threads spinning on a busy core). test_threads unsets it where it tests
+# the choice itself.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture

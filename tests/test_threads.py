@@ -90,3 +90,29 @@ def test_the_same_warning_is_given_once(claims):
                 pass
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("load", "others", "parallel", "threads", "noted"),
+    [
+        (0.1, 0, 1, 2, False),  # an idle machine: one notebook takes both cores
+        (0.1, 0, 2, 1, False),  # two notebooks share them out
+        (1.0, 0, 1, 1, True),  # another program keeps a core busy (the xdist worker beside a test)
+        (0.1, 1, 1, 1, True),  # another paperlib run holds a core
+        (2.0, 2, 2, 1, False),  # everything busy: still one thread each, as when idle
+    ],
+)
+def test_kernels_take_only_the_cores_that_are_free(
+    claims, monkeypatch, load, others, parallel, threads, noted
+):
+    monkeypatch.setattr(runtime, "_load_average", lambda: load)
+    proc = _other_run(claims, others) if others else None
+    try:
+        n, note = runtime.kernel_threads(parallel)
+    finally:
+        if proc is not None:
+            proc.kill()
+    assert n == threads
+    assert (note is not None) == noted
+    if noted:
+        assert "OMP_NUM_THREADS" in note and f"{threads} thread(s)" in note

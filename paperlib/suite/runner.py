@@ -45,7 +45,7 @@ from typing import Any
 from paperlib import progress
 from paperlib.config import PROFILES
 from paperlib.records import write_json
-from paperlib.runtime import WORKDIR_ENV, in_work_dir, work_dir
+from paperlib.runtime import WORKDIR_ENV, in_work_dir, kernel_threads, work_dir
 from paperlib.suite.notebooks import NOTEBOOK_DIR, find_notebook_dir
 from paperlib.suite.params import SPECS, ParameterError, notebook_names, similar, validate
 
@@ -582,10 +582,15 @@ class _Run:
         os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + path
         # Parallel notebooks share the cores: more threads than cores makes torch's small
         # kernels spin and slows everything down many times over. A user's own setting is kept.
+        # Cores that another program keeps busy count as taken (runtime.kernel_threads).
         parallel = min(self.args.jobs, max(len(self.names), 1))
-        threads = str(max(1, (os.cpu_count() or 1) // parallel))
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if threads is None:
+            n, note = kernel_threads(parallel)
+            threads = str(n)
+            if note:
+                print(note, flush=True)
         # torch lets MKL_NUM_THREADS override OMP_NUM_THREADS: both take the user's OMP setting.
-        threads = os.environ.get("OMP_NUM_THREADS", threads)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, threads)
         headless_environment()
