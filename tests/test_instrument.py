@@ -277,11 +277,16 @@ def test_the_monitor_reads_both_families_on_its_schedule(monkeypatch):
     # critics read all the validation rows; without, it fits on validation rows (MONITOR)
     seen = {}
 
-    def other_reading(pairs, grid, sample, z, s, **kw):
-        seen.update(rows=len(z), steps=kw["steps"])
+    def fit_other(**kw):
+        seen.update(steps=kw["steps"])
+        return "critic"
+
+    def read_other(critic, z, s, seed=0):
+        seen.update(rows=len(z))
         return {"nats": 0.5}
 
-    monkeypatch.setattr(instrument, "other_reading", other_reading)
+    monkeypatch.setattr(instrument, "fit_other", fit_other)
+    monkeypatch.setattr(instrument, "read_other", read_other)
     monkeypatch.setattr(instrument, "EVALUATION", {"window": dict(steps=30, batch_size=16)})
     obj.monitor(Model(), x, 8, x_fit=torch.randn(40, DZ + 36 * DS))
     assert seen == {"rows": 64, "steps": 30}
@@ -495,3 +500,53 @@ def test_the_hinge_penalty_gives_no_reward_below_zero_and_logs_the_estimate():
 
         cfg = obj.cfg.__class__(**{**obj.cfg.__dict__, "name": "cmi_club", "critic_pairs": "set"})
         CMIClubObjective(cfg, _Model(), seed=0)
+
+
+def test_evaluation_reads_the_last_monitors_critic_instead_of_fitting_a_second(
+    tmp_path, monkeypatch
+):
+    """The run's last monitor fits the other family exactly as evaluation would (training
+    items, evaluation's budget, early stopping on a fifth): evaluation reads that critic, saved
+    beside the checkpoints, and fits its own only when the fits differ or the weights do."""
+    from paperlib.data import load_data
+    from paperlib.studies import experiment
+    from paperlib.training import train
+
+    small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
+    monkeypatch.setattr(instrument, "EVALUATION", small)
+    cfg = config.load(
+        "smoke", "speech", objective__name="cmi", objective__monitor_every=6,
+        objective__monitor_fit_items=2000, train__steps=6, train__eval_every=6,
+        train__num_threads=1,
+    )  # fmt: skip
+    bundle = load_data(cfg.data)
+    model, obj, history = experiment.train_run(cfg, bundle, run_dir=tmp_path)
+    assert (tmp_path / "checkpoints" / train.OTHER_FAMILY_FILE).exists()
+    assert history.best_step == 6 and history.other_family["step"] == 6
+    # a finished run read back from its folder finds it again
+    model, obj, history = experiment.train_run(cfg, bundle, run_dir=tmp_path)
+    saved = history.other_family
+    assert saved is not None and saved["items"] == min(2000, len(bundle.train))
+    classifiers = experiment.fit_classifiers(cfg, bundle)
+
+    fits = []
+    real_fit = instrument.fit_other
+    monkeypatch.setattr(instrument, "fit_other", lambda **kw: fits.append(kw) or real_fit(**kw))
+    m, _ = experiment.evaluate_run(model, cfg, bundle, classifiers, other=saved)
+    assert fits == [] and m["mi_zs_target_from_monitor"] == 1.0
+    assert math.isfinite(m["mi_zs_target_nats"])
+    # without a saved critic evaluation fits its own, as the monitor fitted that one
+    m2, _ = experiment.evaluate_run(model, cfg, bundle, classifiers, other=None)
+    assert m2["mi_zs_target_from_monitor"] == 0.0 and len(fits) == 1
+    assert fits[0] == {
+        **saved["fit"],
+        **{k: fits[0][k] for k in ("sample", "z_dim", "s_dim", "seed", "select")},
+    }
+    # fitted on other items or with another budget: not the critic evaluation would fit
+    fit, items = fits[0], saved["items"]
+    fit = {k: v for k, v in fit.items() if k in saved["fit"]}
+    assert experiment._fitted_alike(saved, fit, items)
+    assert not experiment._fitted_alike(saved, fit, items - 1)
+    assert not experiment._fitted_alike(saved, {**fit, "steps": 41}, items)
+    # weights of another step than the monitor's: the saved critic is not offered
+    assert train.saved_other_family(tmp_path / "checkpoints", train.History(steps=3)) is None

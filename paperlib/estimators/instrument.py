@@ -401,26 +401,54 @@ def other_reading(
     seed: int = 0,
     select: tuple[Tensor, Tensor] | None = None,
 ) -> dict[str, float]:
-    """The other family's reading of the target: `other_critic`, trained on rows from
-    `sample` as a training critic is (`fit_critic`), read on held-out rows (z_out, s_out).
-    With `select` (rows of items neither fitted nor read), it stops early on them: the
-    weights of its lowest held-out loss are the ones read (`fit_critic`).
+    """The other family's reading of the target: `fit_other` on rows from `sample`, then
+    `read_other` on held-out rows (z_out, s_out).
 
     `hidden` is the width of the other critic; evaluation, the monitor and the qualification
     pass the training critic's (``objective.critic_hidden``: 128 in the quick profile, where
     the instrument was qualified; 16 in smoke, where a 128-wide convolution was 40 of an
     images run's 50 evaluation seconds; 256 in the paper profile).
-
-    Returns ``nats`` (mean log-ratio on the held-out joint pairs, with ``low`` / ``high``: a
-    bootstrap over held-out rows) and ``nwj`` (`critic_bound`, a lower bound).
     """
+    z_out, s_out = torch.as_tensor(z_out).float(), torch.as_tensor(s_out).float()
+    critic = fit_other(
+        critic_pairs, grid, sample, z_out.shape[1], s_out.shape[2], window=window, steps=steps,
+        batch_size=batch_size, lr=lr, hidden=hidden, seed=seed, select=select,
+    )  # fmt: skip
+    return read_other(critic, z_out, s_out, seed=seed)
+
+
+def fit_other(
+    critic_pairs: str,
+    grid: tuple[int, int],
+    sample: Callable[[int, torch.Generator], tuple[Tensor, Tensor]],
+    z_dim: int,
+    s_dim: int,
+    *,
+    window: int = 5,
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    hidden: int = 128,
+    seed: int = 0,
+    select: tuple[Tensor, Tensor] | None = None,
+) -> nn.Module:
+    """A fresh `other_critic`, trained on rows from `sample` as a training critic is
+    (`fit_critic`). With `select` (rows of items neither fitted nor read), it stops early on
+    them: the weights of its lowest held-out loss are the ones kept."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = other_critic(critic_pairs, z_dim, s_dim, grid, hidden, window)
+    fit_critic(critic, sample, steps=steps, batch_size=batch_size, lr=lr, seed=seed, select=select)
+    return critic.eval()
+
+
+def read_other(critic: nn.Module, z_out: Tensor, s_out: Tensor, seed: int = 0) -> dict[str, float]:
+    """A fitted other-family critic read on held-out rows (z_out, s_out): ``nats`` (mean
+    log-ratio on the joint pairs, with ``low`` / ``high``: a bootstrap over the rows) and
+    ``nwj`` (`critic_bound`, a lower bound)."""
     from paperlib.stats import bootstrap_ci
 
     z_out, s_out = torch.as_tensor(z_out).float(), torch.as_tensor(s_out).float()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        critic = other_critic(critic_pairs, z_out.shape[1], s_out.shape[2], grid, hidden, window)
-    fit_critic(critic, sample, steps=steps, batch_size=batch_size, lr=lr, seed=seed, select=select)
     critic.eval()
     with torch.no_grad():
         rows = torch.cat([critic.rows(a, b) for a, b in zip(z_out.split(256), s_out.split(256))])
@@ -625,6 +653,8 @@ __all__ = [
     "target",
     "other_family",
     "other_reading",
+    "fit_other",
+    "read_other",
     "project",
     "planted",
     "planted_mi",

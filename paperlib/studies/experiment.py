@@ -109,6 +109,7 @@ def evaluate_run(
     classifiers: Classifiers,
     split: str = "test",
     critic: torch.nn.Module | None = None,
+    other: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
     """Every metric of DESIGN section 4 that applies to this dataset, on `split`.
 
@@ -122,7 +123,10 @@ def evaluate_run(
     With the run's training `critic` (cmi), ``mi_zs_critic_nats`` is that critic's own
     estimate on the `split` rows it never trained on (`evaluate.critic_mi_zs`). Class consistency uses 500 test
     items x 4 samples and comes with its per-run floor ``class_consistency@shuffled_z``. The
-    EER is on centred embeddings (`evaluate.eer`).
+    EER is on centred embeddings (`evaluate.eer`). `other` is the run's saved last-monitor
+    critic of the other family (`train.History.other_family`): when it was fitted as this
+    evaluation would fit its own, it is read instead of fitting a second one
+    (``mi_zs_target_from_monitor`` 1.0).
 
     Returns
     -------
@@ -146,7 +150,7 @@ def evaluate_run(
     with clock("probes"):
         m.update(evaluate.probe_metrics(enc["train"], enc[split], seed=seed))
     m.update(evaluate.rate_distortion(enc[split]))
-    m.update(_information_metrics(model, cfg, loaders, enc, split, critic, clock))
+    m.update(_information_metrics(model, cfg, loaders, enc, split, critic, other, clock))
     for e in enc.values():  # the sequences are large (images: N x H W x Ds) and used only here
         e.pop("s_seq")
     if bundle.info["kind"] == "speech":
@@ -157,7 +161,7 @@ def evaluate_run(
     return m, enc
 
 
-def _information_metrics(model, cfg, loaders, enc, split, critic, clock) -> dict[str, float]:
+def _information_metrics(model, cfg, loaders, enc, split, critic, other, clock) -> dict[str, float]:
     """I(x;z) of the encoded `split`; post-hoc I(z;s) on the training encodings; the penalty's
     target read by the other critic family; the training critic's own reading (cmi)."""
     seed, n = cfg.train.seed, cfg.eval.max_items
@@ -173,21 +177,49 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, clock) -> dict
     # trained on a pool of encodings of four fifths of the training items, stopped early on
     # the last fifth, read on the `split` encodings
     x_train = _items_x(loaders["train"].dataset, n).to(evaluate.model_device(model, None))
+    z_out, s_out = torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"])
+    fit = dict(
+        critic_pairs=cfg.objective.critic_pairs, grid=grid_of(model),
+        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr,
+        hidden=cfg.objective.critic_hidden,
+        **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
+    )  # fmt: skip
     with clock("other_family"):
-        sample, select = instrument.fit_and_select(model, x_train, samples=instrument.POOL_SAMPLES)
-        other = instrument.other_reading(
-            cfg.objective.critic_pairs, grid_of(model), sample,
-            torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"]),
-            window=cfg.objective.critic_window, lr=cfg.objective.critic_lr, seed=seed,
-            hidden=cfg.objective.critic_hidden, select=select,
-            **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
-        )  # fmt: skip
+        reuse = other is not None and _fitted_alike(other, fit, len(x_train))
+        if reuse:
+            # the run's last monitor fitted this very critic on these items and weights
+            critic_o = instrument.other_critic(
+                fit["critic_pairs"], z_out.shape[1], s_out.shape[2], fit["grid"],
+                fit["hidden"], fit["window"],
+            )  # fmt: skip
+            critic_o.load_state_dict(other["state"])
+        else:
+            sample, select = instrument.fit_and_select(
+                model, x_train, samples=instrument.POOL_SAMPLES
+            )
+            critic_o = instrument.fit_other(
+                sample=sample, z_dim=z_out.shape[1], s_dim=s_out.shape[2], seed=seed,
+                select=select, **fit,
+            )  # fmt: skip
+        reading = instrument.read_other(critic_o, z_out, s_out, seed=seed)
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
-        m[f"mi_zs_target_nats{key}"] = other[name]
+        m[f"mi_zs_target_nats{key}"] = reading[name]
+    m["mi_zs_target_from_monitor"] = float(reuse)
     if critic is not None:
         with clock("training_critic"):
             m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
     return m
+
+
+def _fitted_alike(other: dict[str, Any], fit: dict[str, Any], items: int) -> bool:
+    """Whether a saved other-family critic (`train.History.other_family`) was fitted as
+    evaluation fits its own: the same target, sizes and budget, on as many training items (the
+    first of the split in both)."""
+
+    def plain(d: dict[str, Any]) -> dict[str, Any]:  # a saved tuple may come back a list
+        return {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in d.items()}
+
+    return int(other["items"]) == items and plain(other["fit"]) == plain(fit)
 
 
 def _speech_metrics(model, cfg, loaders, enc, split, classifiers, gen, clock) -> dict[str, float]:
@@ -430,8 +462,9 @@ def run_experiment(
         objective = cfg.objective.name
         model, trained, history = train_run(cfg, bundle, run_root)
         metrics, enc = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained, history)
-        )
+            model, cfg, bundle, classifiers, split=split,
+            critic=training_critic(trained, history), other=history.other_family,
+        )  # fmt: skip
         metrics.update(training_metrics(history))
         for key, value in metrics.items():
             res.metrics.setdefault(objective, {}).setdefault(key, []).append(float(value))
@@ -528,8 +561,9 @@ def sweep(
         o = cfg.objective
         model, trained, history = train_run(cfg, bundle, run_root)
         metrics, _ = evaluate_run(
-            model, cfg, bundle, classifiers, split=split, critic=training_critic(trained, history)
-        )
+            model, cfg, bundle, classifiers, split=split,
+            critic=training_critic(trained, history), other=history.other_family,
+        )  # fmt: skip
         metrics.update(training_metrics(history))
         rows.append(
             {

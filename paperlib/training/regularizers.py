@@ -298,6 +298,8 @@ class CMIObjective(MIObjective):
             )
         self.beta_start: int | None = None
         self.acc_ema, self.acc_best, self.acc_best_step = 0.5, 0.5, 0
+        # the other family's critic of the last monitor, when fitted as evaluation fits it
+        self.final_other: dict[str, Any] | None = None
         self._step = 0
 
     @property
@@ -397,7 +399,10 @@ class CMIObjective(MIObjective):
         `x`, stops on one eighth and both are read on the other half (`instrument.MONITOR`):
         on speech's 256 validation items that critic read -0.39 nats where the training
         critic's NWJ bound on the same rows was 0.58, a true lower bound; fitted on 1,792
-        training items at 1500 steps it read 1.25 against the training critic's 1.47."""
+        training items at 1500 steps it read 1.25 against the training critic's 1.47.
+
+        The last monitor's critic fitted on `x_fit` is kept (`final_other`): `train.fit` saves
+        it and evaluation reads it instead of fitting the same critic again."""
         every = self.cfg.monitor_every
         if every <= 0 or (done % every and not final):
             return {}
@@ -414,6 +419,10 @@ class CMIObjective(MIObjective):
             x_read, select_fraction = x, 0.2
             budget = instrument.EVALUATION[self.target]
         model.eval()
+        fit = dict(
+            critic_pairs=self.cfg.critic_pairs, grid=self.grid, window=self.cfg.critic_window,
+            lr=self.cfg.critic_lr, hidden=self.cfg.critic_hidden, **budget,
+        )  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(done)
             z, s = instrument.encode(model, x_read)
@@ -421,12 +430,22 @@ class CMIObjective(MIObjective):
                 model, x_fit, select_fraction=select_fraction, samples=instrument.POOL_SAMPLES
             )
             with torch.enable_grad():
-                other = instrument.other_reading(
-                    self.cfg.critic_pairs, self.grid, sample, z, s,
-                    window=self.cfg.critic_window, lr=self.cfg.critic_lr,
-                    hidden=self.cfg.critic_hidden, seed=done, select=select, **budget,
+                critic = instrument.fit_other(
+                    sample=sample, z_dim=z.shape[1], s_dim=s.shape[2], seed=done, select=select,
+                    **fit,
                 )  # fmt: skip
+            other = instrument.read_other(critic, z, s, seed=done)
         model.train()
+        if final and select_fraction == 0.2:
+            # fitted as evaluation fits its own (on training items, its budget, stopped on a
+            # fifth): evaluation reads this one when it evaluates these weights (train.fit
+            # saves it beside the checkpoints; experiment.evaluate_run)
+            self.final_other = {
+                "step": done,
+                "items": len(x_fit),
+                "fit": fit,
+                "state": critic.state_dict(),
+            }
         reading = instrument.critic_reading(self.critics["zs"], z, s)
         return {
             "mi_zs_val_critic": reading,

@@ -79,6 +79,10 @@ class History:
     critic_at_best : False only when the model was set back to its best step but the
         objective's critics could not be (a ``best.pt`` written before it stored them): a
         training critic's reading would then pair a critic and an encoder of different steps.
+    other_family : the other-family critic that the run's last monitor fitted as evaluation
+        fits its own (``{"step", "items", "fit", "state"}``, saved as ``other_family.pt``
+        beside the checkpoints), when its step is the one whose weights the model holds; else
+        None (`saved_other_family`).
     """
 
     rows: list[dict[str, float]] = field(default_factory=list)
@@ -90,6 +94,7 @@ class History:
     best_val_elbo: float | None = None
     stopped_early: bool = False
     critic_at_best: bool = True
+    other_family: dict[str, Any] | None = None
 
     def val_elbo_gain(self, fraction: float = TRAINED_FRACTION) -> float:
         """How much the best validation ELBO rose over the last `fraction` of the steps, as a
@@ -381,6 +386,8 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
         history.train_seconds = prior_seconds + time.perf_counter() - t0
     history.final = dict(terms)
     history.checkpoint = last_ckpt
+    if ckpt_dir is not None and getattr(objective, "final_other", None) is not None:
+        torch.save(objective.final_other, ckpt_dir / OTHER_FAMILY_FILE)
     history.stopped_early = stopped
     if best.enabled and best.weights is not None:
         # the model leaves fit() with the weights of its best validation ELBO, and the
@@ -391,7 +398,24 @@ def _fit(model, objective, loaders, cfg, run_dir, *, resume, callbacks) -> Histo
             objective.load_state_dict(best.objective_state)
         elif best.step != history.steps and any(True for _ in objective.parameters()):
             history.critic_at_best = False
+    history.other_family = saved_other_family(ckpt_dir, history)
     return history
+
+
+#: the last monitor's other-family critic, beside the checkpoints (`History.other_family`)
+OTHER_FAMILY_FILE = "other_family.pt"
+
+
+def saved_other_family(ckpt_dir: Path | None, history: History) -> dict[str, Any] | None:
+    """The run's saved last-monitor critic (`OTHER_FAMILY_FILE`) when it was fitted on the
+    encoder of the weights the model now holds (its best step, or its last without
+    validation); else None, and evaluation fits its own."""
+    path = ckpt_dir / OTHER_FAMILY_FILE if ckpt_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    held = history.best_step if history.best_step is not None else history.steps
+    return saved if int(saved["step"]) == held else None
 
 
 def _prepare(model: nn.Module, objective: nn.Module, tc, device: torch.device):
