@@ -393,16 +393,12 @@ def other_reading(
     z_out: Tensor,
     s_out: Tensor,
     *,
-    window: int = 5,
-    steps: int = 600,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    hidden: int = 128,
     seed: int = 0,
-    select: tuple[Tensor, Tensor] | None = None,
+    **fit: Any,
 ) -> dict[str, float]:
-    """The other family's reading of the target: `fit_other` on rows from `sample`, then
-    `read_other` on held-out rows (z_out, s_out).
+    """The other family's reading of the target: `fit_other` on rows from `sample` (`fit`:
+    its window, steps, batch_size, lr, hidden and select), then `read_other` on held-out rows
+    (z_out, s_out).
 
     `hidden` is the width of the other critic; evaluation, the monitor and the qualification
     pass the training critic's (``objective.critic_hidden``: 128 in the quick profile, where
@@ -410,10 +406,7 @@ def other_reading(
     images run's 50 evaluation seconds; 256 in the paper profile).
     """
     z_out, s_out = torch.as_tensor(z_out).float(), torch.as_tensor(s_out).float()
-    critic = fit_other(
-        critic_pairs, grid, sample, z_out.shape[1], s_out.shape[2], window=window, steps=steps,
-        batch_size=batch_size, lr=lr, hidden=hidden, seed=seed, select=select,
-    )  # fmt: skip
+    critic = fit_other(critic_pairs, grid, sample, z_out.shape[1], s_out.shape[2], seed=seed, **fit)
     return read_other(critic, z_out, s_out, seed=seed)
 
 
