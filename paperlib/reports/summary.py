@@ -499,11 +499,27 @@ def _overridden(run_json: Path) -> str:
 
 
 def _command(results_dir: Path) -> str:
-    """The run_all.sh command recorded in run_all.json, else the default one."""
+    """The recorded run_all.sh command (run_all.json), in backticks, when it ran every notebook
+    folder here; after a partial run (``--only``) the command for all of them first, then it."""
     path = results_dir / "run_all.json"
-    if path.exists():
-        return json.loads(path.read_text()).get("command", "./run_all.sh")
-    return "./run_all.sh"
+    if not path.exists():
+        return "`./run_all.sh`"
+    record = json.loads(path.read_text())
+    last = record.get("command", "./run_all.sh")
+    ran = set(record.get("notebooks", []))
+    here = {p.parent.name for p in Path(results_dir).glob("[0-9][0-9]_*/run.json")}
+    words = last.split()
+    if "--only" not in words or not ran or here <= ran:
+        return f"`{last}`"
+    kept, skip = [], False
+    for word in words:  # the same command without --only NAME and --force
+        if skip or word == "--force":
+            skip = False
+            continue
+        skip = word == "--only"
+        if not skip:
+            kept.append(word)
+    return f"`{' '.join(kept)}` (this version's last run: `{last}`)"
 
 
 def commits_by_notebook(results_dir: str | Path) -> list[str]:
@@ -574,7 +590,7 @@ def write_summary(
     header = [
         "# Results\n",
         "Every number below was measured by this repository's code on the data named in each",
-        f"section; none is typed in. Regenerate with `{_command(results_dir)}`.\n",
+        f"section; none is typed in. Regenerate with {_command(results_dir)}.\n",
         f"- profile: `{meta_seen.get('profile', 'unknown')}`",
         f"- git commit of each notebook's metrics.json: {', '.join(made_by)}",
         f"- versions: {json.dumps(meta_seen.get('versions', {}))}",
