@@ -178,12 +178,7 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, other, clock) 
     # the last fifth, read on the `split` encodings
     x_train = _items_x(loaders["train"].dataset, n).to(evaluate.model_device(model, None))
     z_out, s_out = torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"])
-    fit = dict(
-        critic_pairs=cfg.objective.critic_pairs, grid=grid_of(model),
-        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr,
-        hidden=cfg.objective.critic_hidden,
-        **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
-    )  # fmt: skip
+    fit = other_fit_settings(cfg, model)
     with clock("other_family"):
         reuse = other is not None and _fitted_alike(other, fit, len(x_train))
         if reuse:
@@ -209,6 +204,17 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, other, clock) 
         with clock("training_critic"):
             m.update(evaluate.critic_mi_zs(critic, enc[split], seed=seed))
     return m
+
+
+def other_fit_settings(cfg: Config, model) -> dict[str, Any]:
+    """How evaluation fits the other family for this run (`instrument.fit_other`'s settings:
+    the target, sizes and evaluation's budget), besides its rows and seed."""
+    return dict(
+        critic_pairs=cfg.objective.critic_pairs, grid=grid_of(model),
+        window=cfg.objective.critic_window, lr=cfg.objective.critic_lr,
+        hidden=cfg.objective.critic_hidden,
+        **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
+    )  # fmt: skip
 
 
 def _fitted_alike(other: dict[str, Any], fit: dict[str, Any], items: int) -> bool:
