@@ -1,5 +1,6 @@
 """The speed scripts run (tiny sizes): gpu_check's CPU path and its CPU/CUDA agreement check."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,49 @@ def test_critic_lag_resumes_a_run_faithfully_and_renders_the_lag(tmp_path):
     assert "| n0 | 2 |" in text and "| – |" in text
     fig = critic_lag.figure({"variants": {"preset": v, "n0": {**v, "final_other": np.nan}}})
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+
+
+def test_other_fit_noise_reads_fresh_fits_and_the_monitors_critic_on_evaluations_rows(
+    tmp_path, monkeypatch
+):
+    import math
+
+    import other_fit_noise
+
+    from paperlib import config
+    from paperlib.data import load_data
+    from paperlib.estimators import instrument
+    from paperlib.studies import experiment
+
+    small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
+    monkeypatch.setattr(instrument, "EVALUATION", small)
+    cfg = config.load(
+        "smoke", "speech", objective__name="cmi", objective__monitor_every=6,
+        objective__monitor_fit_items=2000, train__steps=6, train__eval_every=6,
+        train__num_threads=1,
+    )  # fmt: skip
+    bundle = load_data(cfg.data)
+    run = tmp_path / "run"
+    model, _, history = experiment.train_run(cfg, bundle, run_dir=run)
+    out = tmp_path / "out"
+    assert other_fit_noise.main([str(run), "--fits", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "run" / "fits.json").read_text())
+    assert set(record["fits"]) == {"0", "1", "monitor"}
+    assert record["fits"]["0"]["nats"] != record["fits"]["1"]["nats"]  # other seeds, other fits
+    assert record["summary"]["fits"] == 2 and math.isfinite(record["summary"]["sd"])
+    assert (
+        "git_commit" in record["_meta"]
+        and "Across 2 fresh fits" in (out / "run" / "README.md").read_text()
+    )
+    # the monitor's critic read on the very rows evaluation reads it on
+    classifiers = experiment.fit_classifiers(cfg, bundle)
+    m, _ = experiment.evaluate_run(model, cfg, bundle, classifiers, other=history.other_family)
+    assert m["mi_zs_target_from_monitor"] == 1.0
+    assert m["mi_zs_target_nats"] == pytest.approx(record["fits"]["monitor"]["nats"], abs=1e-6)
+    # a fit is repeatable: seed 0 again, merged into the same file
+    first = record["fits"]["0"]["nats"]
+    assert other_fit_noise.main([str(run), "--only", "0", "--out", str(out)]) == 0
+    again = json.loads((out / "run" / "fits.json").read_text())
+    assert again["fits"]["0"]["nats"] == pytest.approx(first, abs=1e-6)
+    with pytest.raises(SystemExit):
+        other_fit_noise.main([str(tmp_path / "no_run")])
