@@ -5,9 +5,9 @@
 
 Loads a finished run folder (its best validation weights, ``checkpoints/best.pt``) and fits
 evaluation's other-family critic (`instrument.fit_other` on `instrument.fit_and_select`'s pool,
-`experiment.other_fit_settings`) `--fits` times, each fit with its own seed for the posterior
+`run_metrics.other_fit_settings`) `--fits` times, each fit with its own seed for the posterior
 samples and the critic, and reads every fit on the same test rows, encoded once as
-`experiment.evaluate_run` encodes them. The run's saved last-monitor critic
+`run_metrics.evaluate_run` encodes them. The run's saved last-monitor critic
 (``other_family.pt``, when it was fitted as evaluation fits) is read there too.
 
 The tables bracket a seed's I(z;s) by a bootstrap over its test rows. That bracket holds the
@@ -38,7 +38,7 @@ from paperlib.estimators import instrument
 from paperlib.evaluation import evaluate
 from paperlib.models import build_model
 from paperlib.records import load_checkpoint, provenance, write_json
-from paperlib.studies import experiment
+from paperlib.studies import run_metrics
 from paperlib.training import train
 
 
@@ -62,7 +62,7 @@ def load_run(run_dir: Path):
 
 
 def reading_rows(model, cfg: Config, bundle, split: str = "test"):
-    """The (z, s) rows that `experiment.evaluate_run` reads the other family on, and the
+    """The (z, s) rows that `run_metrics.evaluate_run` reads the other family on, and the
     training items it fits on, drawn in its order with its seeds."""
     seed, n = cfg.train.seed, cfg.eval.max_items
     loaders = make_loaders(cfg.data, bundle, seed=seed)
@@ -75,7 +75,7 @@ def reading_rows(model, cfg: Config, bundle, split: str = "test"):
         for name in ("train", split)
     }
     z, s = torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"])
-    return z.float(), s.float(), experiment._items_x(loaders["train"].dataset, n)
+    return z.float(), s.float(), run_metrics._items_x(loaders["train"].dataset, n)
 
 
 def one_fit(model, cfg: Config, x_train, z, s, seed: int) -> dict[str, float]:
@@ -85,7 +85,7 @@ def one_fit(model, cfg: Config, x_train, z, s, seed: int) -> dict[str, float]:
     sample, select = instrument.fit_and_select(model, x_train, samples=instrument.POOL_SAMPLES)
     critic = instrument.fit_other(
         sample=sample, z_dim=z.shape[1], s_dim=s.shape[2], seed=seed, select=select,
-        **experiment.other_fit_settings(cfg, model),
+        **run_metrics.other_fit_settings(cfg, model),
     )  # fmt: skip
     reading = instrument.read_other(critic, z, s, seed=seed)
     return {**reading, "seconds": time.perf_counter() - t0}
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     new = {str(k): one_fit(model, cfg, x_train, z, s, k) for k in seeds}
-    fit = experiment.other_fit_settings(cfg, model)
-    if saved is not None and experiment._fitted_alike(saved, fit, len(x_train)):
+    fit = run_metrics.other_fit_settings(cfg, model)
+    if saved is not None and run_metrics._fitted_alike(saved, fit, len(x_train)):
         critic = instrument.other_critic(
             fit["critic_pairs"], z.shape[1], s.shape[2], fit["grid"], fit["hidden"], fit["window"]
         )

@@ -509,7 +509,7 @@ def test_evaluation_reads_the_last_monitors_critic_instead_of_fitting_a_second(
     items, evaluation's budget, early stopping on a fifth): evaluation reads that critic, saved
     beside the checkpoints, and fits its own only when the fits differ or the weights do."""
     from paperlib.data import load_data
-    from paperlib.studies import experiment
+    from paperlib.studies import experiment, run_metrics
     from paperlib.training import train
 
     small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
@@ -545,8 +545,8 @@ def test_evaluation_reads_the_last_monitors_critic_instead_of_fitting_a_second(
     # fitted on other items or with another budget: not the critic evaluation would fit
     fit, items = fits[0], saved["items"]
     fit = {k: v for k, v in fit.items() if k in saved["fit"]}
-    assert experiment._fitted_alike(saved, fit, items)
-    assert not experiment._fitted_alike(saved, fit, items - 1)
-    assert not experiment._fitted_alike(saved, {**fit, "steps": 41}, items)
+    assert run_metrics._fitted_alike(saved, fit, items)
+    assert not run_metrics._fitted_alike(saved, fit, items - 1)
+    assert not run_metrics._fitted_alike(saved, {**fit, "steps": 41}, items)
     # weights of another step than the monitor's: the saved critic is not offered
     assert train.saved_other_family(tmp_path / "checkpoints", train.History(steps=3)) is None

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from paperlib.estimators.mi import DensityRatio, rank_gauss
 
 #: the other family's budget, by the penalty's target (`target`): during training (every
-#: `monitor_every` steps) and in evaluation (`experiment.evaluate_run`). The pooled sequence
+#: `monitor_every` steps) and in evaluation (`run_metrics.evaluate_run`). The pooled sequence
 #: family is cheap (about 20 ms a step on speech's shape, one thread) and slow to learn: of 0.5
 #: planted nats it recovered 25 % at 500 steps and 87 % at 1500. The window family scores 16
 #: random pixels a step (`other_critic`), so its steps are cheap; both fit on a pool of

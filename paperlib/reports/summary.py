@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -502,24 +503,13 @@ def _command(results_dir: Path) -> str:
     """The recorded run_all.sh command (run_all.json), in backticks, when it ran every notebook
     folder here; after a partial run (``--only``) the command for all of them first, then it."""
     path = results_dir / "run_all.json"
-    if not path.exists():
-        return "`./run_all.sh`"
-    record = json.loads(path.read_text())
+    record = json.loads(path.read_text()) if path.exists() else {}
     last = record.get("command", "./run_all.sh")
-    ran = set(record.get("notebooks", []))
     here = {p.parent.name for p in Path(results_dir).glob("[0-9][0-9]_*/run.json")}
-    words = last.split()
-    if "--only" not in words or not ran or here <= ran:
+    if "--only" not in last.split() or here <= set(record.get("notebooks", here)):
         return f"`{last}`"
-    kept, skip = [], False
-    for word in words:  # the same command without --only NAME and --force
-        if skip or word == "--force":
-            skip = False
-            continue
-        skip = word == "--only"
-        if not skip:
-            kept.append(word)
-    return f"`{' '.join(kept)}` (this version's last run: `{last}`)"
+    whole = re.sub(r"\s--only\s+\S+|\s--force\b", "", last)  # the same, for every notebook
+    return f"`{whole}` (this version's last run: `{last}`)"
 
 
 def commits_by_notebook(results_dir: str | Path) -> list[str]:

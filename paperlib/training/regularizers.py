@@ -439,7 +439,7 @@ class CMIObjective(MIObjective):
         if final and select_fraction == 0.2:
             # fitted as evaluation fits its own (on training items, its budget, stopped on a
             # fifth): evaluation reads this one when it evaluates these weights (train.fit
-            # saves it beside the checkpoints; experiment.evaluate_run)
+            # saves it beside the checkpoints; run_metrics.evaluate_run)
             self.final_other = {
                 "step": done,
                 "items": len(x_fit),
