@@ -44,3 +44,26 @@ def run_smoke_walkthrough():
     """``run(cwd, env)``: ``python -m paperlib.suite.runner --profile smoke --only 00`` in `cwd`
     (without PAPERLIB_WORKDIR, so the results land where a user's would), asserted to succeed."""
     return _run_smoke_walkthrough
+
+
+@pytest.fixture
+def cmi_run_with_last_monitor(tmp_path, monkeypatch):
+    """A smoke speech `cmi` run whose one validation step (its last, 6) runs the monitor on
+    training items, with the other family's budget cut to 40 steps in both the monitor and
+    evaluation, so that they fit alike. Returns (cfg, bundle, model, history, run folder)."""
+    from paperlib import config
+    from paperlib.data import load_data
+    from paperlib.estimators import instrument
+    from paperlib.studies import experiment
+
+    small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
+    monkeypatch.setattr(instrument, "EVALUATION", small)
+    cfg = config.load(
+        "smoke", "speech", objective__name="cmi", objective__monitor_every=6,
+        objective__monitor_fit_items=2000, train__steps=6, train__eval_every=6,
+        train__num_threads=1,
+    )  # fmt: skip
+    bundle = load_data(cfg.data)
+    run = tmp_path / "run"
+    model, _, history = experiment.train_run(cfg, bundle, run_dir=run)
+    return cfg, bundle, model, history, run

@@ -323,27 +323,15 @@ def test_critic_lag_resumes_a_run_faithfully_and_renders_the_lag(tmp_path):
 
 
 def test_other_fit_noise_reads_fresh_fits_and_the_monitors_critic_on_evaluations_rows(
-    tmp_path, monkeypatch
+    tmp_path, cmi_run_with_last_monitor
 ):
     import math
 
     import other_fit_noise
 
-    from paperlib import config
-    from paperlib.data import load_data
-    from paperlib.estimators import instrument
     from paperlib.studies import experiment
 
-    small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
-    monkeypatch.setattr(instrument, "EVALUATION", small)
-    cfg = config.load(
-        "smoke", "speech", objective__name="cmi", objective__monitor_every=6,
-        objective__monitor_fit_items=2000, train__steps=6, train__eval_every=6,
-        train__num_threads=1,
-    )  # fmt: skip
-    bundle = load_data(cfg.data)
-    run = tmp_path / "run"
-    model, _, history = experiment.train_run(cfg, bundle, run_dir=run)
+    cfg, bundle, model, history, run = cmi_run_with_last_monitor
     out = tmp_path / "out"
     assert other_fit_noise.main([str(run), "--fits", "2", "--out", str(out)]) == 0
     record = json.loads((out / "run" / "fits.json").read_text())

@@ -503,28 +503,19 @@ def test_the_hinge_penalty_gives_no_reward_below_zero_and_logs_the_estimate():
 
 
 def test_evaluation_reads_the_last_monitors_critic_instead_of_fitting_a_second(
-    tmp_path, monkeypatch
+    cmi_run_with_last_monitor, monkeypatch
 ):
     """The run's last monitor fits the other family exactly as evaluation would (training
     items, evaluation's budget, early stopping on a fifth): evaluation reads that critic, saved
     beside the checkpoints, and fits its own only when the fits differ or the weights do."""
-    from paperlib.data import load_data
     from paperlib.studies import experiment, run_metrics
     from paperlib.training import train
 
-    small = {"sequence": dict(steps=40, batch_size=32), "window": dict(steps=40, batch_size=32)}
-    monkeypatch.setattr(instrument, "EVALUATION", small)
-    cfg = config.load(
-        "smoke", "speech", objective__name="cmi", objective__monitor_every=6,
-        objective__monitor_fit_items=2000, train__steps=6, train__eval_every=6,
-        train__num_threads=1,
-    )  # fmt: skip
-    bundle = load_data(cfg.data)
-    model, obj, history = experiment.train_run(cfg, bundle, run_dir=tmp_path)
-    assert (tmp_path / "checkpoints" / train.OTHER_FAMILY_FILE).exists()
+    cfg, bundle, model, history, run = cmi_run_with_last_monitor
+    assert (run / "checkpoints" / train.OTHER_FAMILY_FILE).exists()
     assert history.best_step == 6 and history.other_family["step"] == 6
     # a finished run read back from its folder finds it again
-    model, obj, history = experiment.train_run(cfg, bundle, run_dir=tmp_path)
+    model, obj, history = experiment.train_run(cfg, bundle, run_dir=run)
     saved = history.other_family
     assert saved is not None and saved["items"] == min(2000, len(bundle.train))
     classifiers = experiment.fit_classifiers(cfg, bundle)
@@ -549,4 +540,4 @@ def test_evaluation_reads_the_last_monitors_critic_instead_of_fitting_a_second(
     assert not run_metrics._fitted_alike(saved, fit, items - 1)
     assert not run_metrics._fitted_alike(saved, {**fit, "steps": 41}, items)
     # weights of another step than the monitor's: the saved critic is not offered
-    assert train.saved_other_family(tmp_path / "checkpoints", train.History(steps=3)) is None
+    assert train.saved_other_family(run / "checkpoints", train.History(steps=3)) is None
