@@ -82,11 +82,8 @@ def one_fit(model, cfg: Config, x_train, z, s, seed: int) -> dict[str, float]:
     """Evaluation's other-family fit with `seed` for its pool and critic, read on (z, s)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    sample, select = instrument.fit_and_select(model, x_train, samples=instrument.POOL_SAMPLES)
-    critic = instrument.fit_other(
-        sample=sample, z_dim=z.shape[1], s_dim=s.shape[2], seed=seed, select=select,
-        **run_metrics.other_fit_settings(cfg, model),
-    )  # fmt: skip
+    fit = run_metrics.other_fit_settings(cfg, model)
+    critic = run_metrics.fit_other_family(model, x_train, fit, z.shape[1], s.shape[2], seed)
     reading = instrument.read_other(critic, z, s, seed=seed)
     return {**reading, "seconds": time.perf_counter() - t0}
 
@@ -163,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     new = {str(k): one_fit(model, cfg, x_train, z, s, k) for k in seeds}
     fit = run_metrics.other_fit_settings(cfg, model)
-    if saved is not None and run_metrics._fitted_alike(saved, fit, len(x_train)):
-        critic = instrument.other_critic(
-            fit["critic_pairs"], z.shape[1], s.shape[2], fit["grid"], fit["hidden"], fit["window"]
-        )
-        critic.load_state_dict(saved["state"])
+    critic = run_metrics.saved_other_critic(saved, fit, len(x_train), z.shape[1], s.shape[2])
+    if critic is not None:
         new["monitor"] = instrument.read_other(critic, z, s, seed=cfg.train.seed)
     path = out / "fits.json"
     # read after the fits: another process (`--only`) may have merged its rows meanwhile

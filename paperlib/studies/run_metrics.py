@@ -105,22 +105,11 @@ def _information_metrics(model, cfg, loaders, enc, split, critic, other, clock) 
     z_out, s_out = torch.as_tensor(enc[split]["z_sample"]), torch.as_tensor(enc[split]["s_seq"])
     fit = other_fit_settings(cfg, model)
     with clock("other_family"):
-        reuse = other is not None and _fitted_alike(other, fit, len(x_train))
-        if reuse:
-            # the run's last monitor fitted this very critic on these items and weights
-            critic_o = instrument.other_critic(
-                fit["critic_pairs"], z_out.shape[1], s_out.shape[2], fit["grid"],
-                fit["hidden"], fit["window"],
-            )  # fmt: skip
-            critic_o.load_state_dict(other["state"])
-        else:
-            sample, select = instrument.fit_and_select(
-                model, x_train, samples=instrument.POOL_SAMPLES
-            )
-            critic_o = instrument.fit_other(
-                sample=sample, z_dim=z_out.shape[1], s_dim=s_out.shape[2], seed=seed,
-                select=select, **fit,
-            )  # fmt: skip
+        # the run's last monitor may have fitted this very critic on these items and weights
+        critic_o = saved_other_critic(other, fit, len(x_train), z_out.shape[1], s_out.shape[2])
+        reuse = critic_o is not None
+        if not reuse:
+            critic_o = fit_other_family(model, x_train, fit, z_out.shape[1], s_out.shape[2], seed)
         reading = instrument.read_other(critic_o, z_out, s_out, seed=seed)
     for key, name in (("", "nats"), ("_low", "low"), ("_high", "high"), ("_nwj", "nwj")):
         m[f"mi_zs_target_nats{key}"] = reading[name]
@@ -140,6 +129,29 @@ def other_fit_settings(cfg: Config, model) -> dict[str, Any]:
         hidden=cfg.objective.critic_hidden,
         **instrument.evaluation_budget(cfg.objective.critic_pairs, cfg.eval.posthoc_critic_steps),
     )  # fmt: skip
+
+
+def fit_other_family(model, x_train, fit: dict[str, Any], z_dim: int, s_dim: int, seed: int):
+    """Evaluation's own other-family critic: `fit` (`other_fit_settings`) on a pool of posterior
+    samples of four fifths of the training items `x_train`, stopped early on the last fifth."""
+    sample, select = instrument.fit_and_select(model, x_train, samples=instrument.POOL_SAMPLES)
+    return instrument.fit_other(
+        sample=sample, z_dim=z_dim, s_dim=s_dim, seed=seed, select=select, **fit
+    )
+
+
+def saved_other_critic(
+    other: dict[str, Any] | None, fit: dict[str, Any], items: int, z_dim: int, s_dim: int
+):
+    """The saved last-monitor critic (`train.History.other_family`) rebuilt, when it was fitted
+    as `fit` on as many training items; else None."""
+    if other is None or not _fitted_alike(other, fit, items):
+        return None
+    critic = instrument.other_critic(
+        fit["critic_pairs"], z_dim, s_dim, fit["grid"], fit["hidden"], fit["window"]
+    )
+    critic.load_state_dict(other["state"])
+    return critic.eval()
 
 
 def _fitted_alike(other: dict[str, Any], fit: dict[str, Any], items: int) -> bool:

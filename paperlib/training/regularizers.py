@@ -408,7 +408,8 @@ class CMIObjective(MIObjective):
             return {}
         from paperlib.estimators import instrument  # the estimator family; lazy: sklearn, scipy
 
-        if x_fit is None:
+        as_evaluation = x_fit is not None
+        if not as_evaluation:
             # three disjoint sets of validation items: three eighths feed the fresh critic (a
             # pool of posterior samples of each), one eighth stops it early, and both critics
             # are read on the other half
@@ -436,7 +437,7 @@ class CMIObjective(MIObjective):
                 )  # fmt: skip
             other = instrument.read_other(critic, z, s, seed=done)
         model.train()
-        if final and select_fraction == 0.2:
+        if final and as_evaluation:
             # fitted as evaluation fits its own (on training items, its budget, stopped on a
             # fifth): evaluation reads this one when it evaluates these weights (train.fit
             # saves it beside the checkpoints; run_metrics.evaluate_run)
