@@ -155,6 +155,11 @@ class ModelConfig(_Validated):
     hidden: int = _spec(128, lo=1)
     # DSAE
     posterior: str = _spec("factorized", choices=("factorized", "full"))
+    decoder_variance: str = _spec(
+        "ml",
+        choices=("ml", "gradient"),
+        doc="the decoder variance's fit: its ML value from the residuals, or by the optimiser",
+    )
     # PixelCNN-VAE
     n_layers: int = _spec(5, lo=1, doc="gated masked-convolution layers in the context stack")
     kernel_size: int = _spec(3, lo=1, doc="odd kernel size of the gated layers")
@@ -431,7 +436,8 @@ def _bursts(d: dict[str, Any]) -> bool:
 #: precision changes a run only when it is not fp32; monitor_fit_items only when it is not 0
 #: in a run that monitors or refreshes a training critic (not elbo, mi); critic_positions and
 #: critic_refresh_* only when they act, in such a run; zs_penalty only when it is not the
-#: estimate, in such a run.
+#: estimate, in such a run; decoder_variance by a DSAE, where it is not "gradient" (what every
+#: DSAE run before it did).
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("objective", "critic_phi_layers"): lambda d: (
         d["objective"].get("critic_pairs") == "set"
@@ -454,6 +460,11 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
         d["objective"].get("critic_positions", 0) != 0
         and d["objective"].get("critic_pairs") == "window"
         and d["objective"].get("name") not in ("elbo", "mi")
+    ),
+    # runs before it fitted the DSAE's decoder variance by gradient
+    ("model", "decoder_variance"): lambda d: (
+        d["model"].get("name") == "dsae"
+        and d["model"].get("decoder_variance", "gradient") != "gradient"
     ),
     ("objective", "critic_refresh_every"): _bursts,
     ("objective", "critic_refresh_steps"): _bursts,

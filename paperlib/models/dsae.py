@@ -8,9 +8,17 @@ Generative model, with x = x_1..x_T log-mel frames, a global z and local s_1..s_
 - p(s_t | s_<t): an LSTM over s_1..s_{t-1} with a Gaussian head; p(s_1) comes from the LSTM's
   learned initial state (a zero input at step 1).
 - p(x_t | z, s_t): an MLP on [z, s_t] giving the mean of a Gaussian over the n_mels bins. Its
-  log-variance is one value per mel bin, learned (the default) or fixed (``decoder_logvar``);
-  a learned variance makes log p(x|z,s) a proper density in nats whose scale the model fits,
+  log-variance is one value per mel bin, fitted (the default) or fixed (``decoder_logvar``);
+  a fitted variance makes log p(x|z,s) a proper density in nats whose scale the model fits,
   instead of a squared error whose weight against the KL terms is an arbitrary choice.
+  ``decoder_variance`` says how it is fitted. ``"ml"`` (the default): its maximum-likelihood
+  value given the decoder's means, sigma_f^2 = mean squared residual of bin f, kept as a running
+  average over training batches (a calibrated decoder; Rybkin et al., "Simple and Effective VAE
+  Training with Calibrated Decoders", ICML 2021). ``"gradient"``: a parameter moved by the
+  optimiser. Both have the same optimum, but Adam moves a parameter by about its learning rate a
+  step: at lr 2e-3 the log-variance had reached -0.68 after 300 steps where the residuals' was
+  -3.03, an ELBO 1,857 nats/sequence below the same means at their ML variance, so every run
+  was still climbing at its last step (docs/DESIGN.md, "The decoder's variance").
 - q(z | x_1:T): a bi-LSTM over the frames, its outputs mean-pooled over time -> Gaussian.
   (Li & Mandt use the final states; the mean pool sees every frame equally, which suits a
   global factor such as the speaker.)
@@ -52,6 +60,10 @@ from paperlib.models.base import SequentialVAE
 from paperlib.outputs import VAEOutput
 
 POSTERIORS = ("factorized", "full")
+DECODER_VARIANCES = ("ml", "gradient")
+# The ML variance's running average: sigma^2 <- m sigma^2 + (1 - m) mean_(b,t) (x - mu)^2, over
+# about the last 1 / (1 - m) = 10 training batches
+ML_VARIANCE_MOMENTUM = 0.9
 
 # Bounds on every predicted log-variance: wide enough not to bind in normal training, tight
 # enough that exp(logvar) neither underflows to 0 nor overflows in float32.
@@ -94,8 +106,11 @@ class DSAE(SequentialVAE):
         q(s | x) = prod_t q(s_t | x_t), or q(s_1:T | x_1:T, z) as in DSAE (see module docstring
         for which mutual-information identity each relies on).
     decoder_logvar : float or None
-        None (default): a learned log-variance per mel bin (kept >= DEC_LOGVAR_MIN). A float:
+        None (default): a fitted log-variance per mel bin (kept >= DEC_LOGVAR_MIN). A float:
         that fixed log-variance for every bin.
+    decoder_variance : {"ml", "gradient"}
+        How the fitted variance is fitted (module docstring): its maximum-likelihood value,
+        a running average of the squared residuals of training batches, or by the optimiser.
     n_frames : int or None
         Default sequence length for `sample` (the dataset's T); other lengths work everywhere.
 
@@ -114,6 +129,7 @@ class DSAE(SequentialVAE):
         posterior: str = "factorized",
         decoder_logvar: float | None = None,
         n_frames: int | None = None,
+        decoder_variance: str = "ml",
     ):
         super().__init__()
         for name, value in (("n_mels", n_mels), ("z_dim", z_dim), ("s_dim", s_dim)):
@@ -125,8 +141,15 @@ class DSAE(SequentialVAE):
             raise ValueError(
                 f"DSAE: posterior {posterior!r} is not accepted; choose one of {list(POSTERIORS)}"
             )
+        if decoder_variance not in DECODER_VARIANCES:
+            raise ValueError(
+                f"DSAE: decoder_variance {decoder_variance!r} is not accepted; choose one of "
+                f"{list(DECODER_VARIANCES)}"
+            )
         self.n_mels, self.z_dim, self.s_dim, self.hidden = n_mels, z_dim, s_dim, hidden
         self.posterior = posterior
+        # the ML running average updates dec_logvar; a fixed or gradient-fitted one does not
+        self.ml_variance = decoder_logvar is None and decoder_variance == "ml"
         self.n_frames = n_frames
 
         # q(z | x_1:T): bi-LSTM, mean over time, Gaussian head.
@@ -149,8 +172,11 @@ class DSAE(SequentialVAE):
 
         # p(x_t | z, s_t): MLP mean, per-bin log-variance.
         self.decoder = _mlp(z_dim + s_dim, hidden, n_mels)
-        if decoder_logvar is None:
+        if decoder_logvar is None and decoder_variance == "gradient":
             self.dec_logvar = nn.Parameter(torch.zeros(n_mels))
+        elif decoder_logvar is None:
+            # starts at the variance of standardised features, 1; `_fit_ml_variance` moves it
+            self.register_buffer("dec_logvar", torch.zeros(n_mels))
         else:
             self.register_buffer("dec_logvar", torch.full((n_mels,), float(decoder_logvar)))
 
@@ -172,6 +198,7 @@ class DSAE(SequentialVAE):
             hidden=model_cfg.hidden,
             posterior=model_cfg.posterior,
             n_frames=n_frames,
+            decoder_variance=model_cfg.decoder_variance,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -182,8 +209,21 @@ class DSAE(SequentialVAE):
             )
 
     def _decoder_logvar(self) -> Tensor:
-        """(n_mels,) decoder log-variance, bounded below when learned."""
+        """(n_mels,) decoder log-variance, bounded below when fitted."""
         return self.dec_logvar.clamp(DEC_LOGVAR_MIN, LOGVAR_MAX)
+
+    def _fit_ml_variance(self, x: Tensor, x_mean: Tensor) -> None:
+        """Move the ML decoder variance towards this batch's, on a training step only (training
+        mode with gradients on: a monitor's or an evaluation's forward leaves it as it is)."""
+        if not (self.ml_variance and self.training and torch.is_grad_enabled()):
+            return
+        with torch.no_grad():
+            # sigma_f^2 = argmax_sigma sum_(b,t) log N(x_btf; mu_btf, sigma^2)
+            #           = mean_(b,t) (x_btf - mu_btf)^2
+            mse = (x - x_mean).pow(2).flatten(0, -2).mean(0)  # (F,)
+            m = ML_VARIANCE_MOMENTUM
+            # sigma^2 <- m sigma^2 + (1 - m) mse, held as its log
+            self.dec_logvar.copy_((m * self.dec_logvar.exp() + (1.0 - m) * mse).log())
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z | x_1:T): (z_mean, z_logvar), each (B, Dz)."""
@@ -255,6 +295,7 @@ class DSAE(SequentialVAE):
         # KL_z = KL(q(z|x) || N(0, I))
         kl_z = gaussian_kl_std_normal(z_mean, z_logvar)  # (B,)
         x_mean = self.decode(z, s)  # (B, T, F)
+        self._fit_ml_variance(x, x_mean)
         # log p(x|z,s) = sum_t sum_f log N(x_tf; mu_tf, sigma_f^2)
         log_px = gaussian_log_prob(x, x_mean, self._decoder_logvar().expand_as(x)).sum(-1)
         return VAEOutput(
