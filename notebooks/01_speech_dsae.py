@@ -58,6 +58,7 @@ beta = None
 dataset = None
 data_dir = None
 steps = None
+overrides = {}  # config values replacing the preset's: {"block__key": value}
 results_dir = "../results"
 out_dir = "../results/01_speech_dsae"
 

@@ -57,6 +57,7 @@ alphas = None
 betas = None
 widen_rounds = None
 steps = None
+overrides = {}  # config values replacing the preset's: {"block__key": value}
 out_dir = "../results/03_information_plane"
 
 # %%

@@ -271,10 +271,17 @@ def test_setup_checks_the_parameters_and_builds_each_notebooks_config():
     ns01 = {
         **{"profile": "smoke", "seeds": None, "objectives": ["elbo", "mi", "cmi"]},
         **{"alpha": None, "beta": None, "dataset": None, "data_dir": None, "steps": 7},
-        **{"results_dir": "r", "out_dir": "o"},
+        **{"results_dir": "r", "out_dir": "o", "overrides": {}},
     }
     params, cfg = setup("01_speech_dsae", ns01)
     assert cfg == plan.base_config("01_speech_dsae", params) and cfg.train.steps == 7
+    # `overrides` replaces any preset value, and names itself when a key or value is wrong
+    ml = {"model__decoder_variance": "ml"}
+    _, cfg_ml = setup("01_speech_dsae", {**ns01, "overrides": ml})
+    assert cfg_ml == cfg.replace(**ml) and cfg_ml.model.decoder_variance == "ml"
+    for bad in ({"model__hiden": 3}, {"hidden": 3}, {"model__hidden": [3]}, ["model__hidden"]):
+        with pytest.raises(ParameterError, match="overrides"):
+            setup("01_speech_dsae", {**ns01, "overrides": bad})
     assert setup("04_summary", {"profile": "smoke", "results_dir": "r", "out_dir": "o"})[1] is None
 
 

@@ -137,6 +137,27 @@ def _string() -> Param:
     return Param(lambda v: None if isinstance(v, str) else "", "a string (a folder path)")
 
 
+def _overrides() -> Param:
+    """Config values that replace the preset's, ``{"block__key": value}``; the keys themselves are
+    checked where the Config is built (`paperlib.suite.plan.base_config`)."""
+
+    def check(v: Any) -> str | None:
+        if not isinstance(v, dict):
+            return ""
+        for key, value in v.items():
+            if not (isinstance(key, str) and key.count("__") == 1):
+                return f" (key {key!r} is not of the form 'block__key')"
+            if not (value is None or isinstance(value, str | int | float | bool)):
+                return f" (the value of {key!r} is a {type(value).__name__}, not a scalar)"
+        return None
+
+    return Param(
+        check,
+        "a dict of config values that replace the preset's, {'block__key': value} (for "
+        "instance {'model__decoder_variance': 'ml'}); {} for none",
+    )
+
+
 def _opt_int(lo: int) -> Param:
     def check(v: Any) -> str | None:
         if v is None:
@@ -173,6 +194,7 @@ SPECS: dict[str, dict[str, Param]] = {
         "dataset": _optional(_choice("synthetic_speech", "timit", "librispeech")),
         "data_dir": _optional(_string()),
         "steps": _opt_int(1),
+        "overrides": _overrides(),
     },
     "02_images_pixelcnn_vae": {
         **_common(presets.sweep.REPORTED_SEEDS),
@@ -191,6 +213,7 @@ SPECS: dict[str, dict[str, Param]] = {
         ),
         "data_dir": _optional(_string()),
         "steps": _opt_int(1),
+        "overrides": _overrides(),
     },
     "03_information_plane": {
         **_common(presets.sweep.SELECTION_SEEDS),
@@ -221,6 +244,7 @@ SPECS: dict[str, dict[str, Param]] = {
         ),
         # None: the experiments' own step count, so the selection holds at the reported budget
         "steps": _opt_int(1),
+        "overrides": _overrides(),
     },
     "05_mechanism": {
         **_common(_MECHANISM["seeds"]),

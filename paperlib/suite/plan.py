@@ -129,6 +129,11 @@ def base_config(notebook: str, params: Mapping[str, Any], name: str | None = Non
         raise ValueError(f"notebook {notebook!r} has no training plan; planned: {sorted(PLANNERS)}")
     if params.get("steps") is not None:
         cfg = cfg.replace(train__steps=params["steps"])
+    if params.get("overrides"):
+        try:
+            cfg = cfg.replace(**params["overrides"])
+        except ValueError as err:
+            raise ParameterError(f"{notebook}: parameter 'overrides': {err}") from err
     return cfg
 
 
@@ -488,7 +493,8 @@ def notebook_config(notebook: str, params: Mapping[str, Any]) -> Any:
     - ``05_mechanism``: the mechanism preset of the profile;
     - ``04_summary``: None (it trains nothing).
 
-    ``steps``, where the notebook has it and it is not None, replaces the preset's step count.
+    ``steps``, where the notebook has it and it is not None, replaces the preset's step count;
+    ``overrides`` (01, 02, 03) replaces any other preset value.
     """
     if notebook in _EXPERIMENT_OF:
         return base_config(notebook, params)
