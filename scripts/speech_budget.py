@@ -133,6 +133,39 @@ def figure(result: dict, out: Path) -> None:
     plots.save_figure(fig, out / "budget")
 
 
+def compare_figure(results: dict[str, dict], out: Path) -> None:
+    """One figure over several budget.json results (``--compare label=folder ...``): a line per
+    (label, objective) on the validation metrics that tell a better-trained model."""
+    import matplotlib.pyplot as plt
+
+    refs = next(iter(results.values()))["references"]
+    panels = [
+        ("probe_acc", "speaker probe on z (val)", refs["probe_acc@raw_input"], "raw input"),
+        ("speaker_probe_acc_s", "speaker probe on s (val)", None, None),
+        ("nll_nats", "NLL [nats / sequence] (val)", None, None),
+        ("best_val_elbo", "best validation ELBO [nats]", None, None),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.2), constrained_layout=True)
+    for ax, (key, title, ref, ref_label) in zip(axes, panels, strict=True):
+        for label, result in results.items():
+            for objective in sorted({r["objective"] for r in result["rows"]}):
+                pts = [
+                    (r["steps"], r[key])
+                    for r in result["rows"]
+                    if r["objective"] == objective and r.get(key) is not None
+                ]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", label=f"{objective}, {label}")
+        if ref is not None:
+            ax.axhline(ref, color="grey", ls="--", lw=1, label=ref_label)
+            ax.axhline(0.9 * ref, color="grey", ls=":", lw=1, label=f"0.9 x {ref_label}")
+            ax.set_ylim(0, 1)
+        ax.set(title=title, xlabel="training steps")
+        ax.legend(fontsize=7)
+    fig.suptitle("speech, quick preset: " + " against ".join(results), fontsize=9)
+    plots.save_figure(fig, out / "compare")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, nargs="+", default=[500, 1000, 2000])
@@ -162,7 +195,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--alpha", type=float, default=None, help="alpha of mi and cmi")
     p.add_argument("--replot", action="store_true", help="redraw the figure from budget.json")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=FOLDER",
+        default=None,
+        help="draw one figure over these folders' budget.json into --out, and train nothing",
+    )
     a = p.parse_args(argv)
+    if a.compare:
+        pairs = [item.split("=", 1) for item in a.compare]
+        if any(len(pair) != 2 for pair in pairs):
+            p.error(f"--compare takes LABEL=FOLDER items, got {a.compare}")
+        folders = {label: Path(folder) / "budget.json" for label, folder in pairs}
+        missing = [str(f) for f in folders.values() if not f.is_file()]
+        if missing:
+            p.error(f"--compare: no budget.json at {missing}; run the study into that folder first")
+        out = a.out or runtime.in_work_dir("results/speech_budget")
+        compare_figure({k: json.loads(f.read_text()) for k, f in folders.items()}, out)
+        return
     out = a.out or runtime.in_work_dir("results/speech_budget")
     if a.replot:
         result = json.loads((out / "budget.json").read_text())

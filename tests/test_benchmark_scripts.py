@@ -66,7 +66,19 @@ def test_speech_budget_study_resumes_one_run_from_budget_to_budget(tmp_path, mon
     assert [(r["objective"], r["steps"]) for r in rows] == [("mi", 2), ("mi", 4)]
     assert rows[1]["train_seconds"] >= rows[0]["train_seconds"]  # resumed, not retrained
     assert "probe_acc" in rows[0] and "vc_speaker_acc" in rows[0]
+    assert rows[0]["trained"] in (True, False) and "val_elbo_gain_last_fifth" in rows[0]
     assert (out / "budget.png").exists() and (out / "budget.pdf").exists()
+    # the decoder variance's fit as an override: its own run folder, named in the json
+    grad = tmp_path / "gradient"
+    speech_budget.main([*argv[:-1], str(grad), "--decoder-variance", "gradient"])
+    result = json.loads((grad / "budget.json").read_text())
+    assert result["overrides"] == {"model__decoder_variance": "gradient"}
+    assert (tmp_path / "runs" / "speech_budget" / "mi_s200_decoder_variancegradient").is_dir()
+    # --compare draws the two side by side and trains nothing; a missing folder is named
+    speech_budget.main(["--compare", f"ML={out}", f"gradient={grad}", "--out", str(tmp_path)])
+    assert (tmp_path / "compare.png").exists() and (tmp_path / "compare.pdf").exists()
+    with pytest.raises(SystemExit):
+        speech_budget.main(["--compare", f"x={tmp_path / 'nowhere'}", "--out", str(tmp_path)])
 
 
 def test_qualify_critics_writes_seed_means_and_the_command(tmp_path):
