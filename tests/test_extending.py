@@ -43,6 +43,7 @@ def test_a_registered_objective_is_accepted_by_name(kl_annealed, tmp_path):
         "steps": None,
         "results_dir": "r",
         "out_dir": "o",
+        "overrides": {},
     }
     assert params.check_params("01_speech_dsae", ns)["objectives"] == ["elbo", kl_annealed]
 

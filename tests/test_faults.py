@@ -194,6 +194,7 @@ def _ns01(**changes):
         "steps": None,
         "results_dir": "r",
         "out_dir": "x",
+        "overrides": {},
         "np": np,  # modules, functions and classes in the namespace are not parameters
         "config": config,
     }
@@ -209,6 +210,7 @@ def _ns01(**changes):
         ({"steps": "100"}, "'steps' = '100'"),  # wrong type: a string
         ({"seeds": 0}, "'seeds' = 0"),  # wrong type: an int, not a list
         ({"objectives": ["elbo", "vae"]}, "'objectives'"),
+        ({"overrides": {"hidden": 3}}, "'overrides'"),  # not 'block__key'
         ({"alpah": 2.0}, "'alpah' (did you mean 'alpha'?)"),  # misspelled name
     ],
 )
