@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         help="draw one figure over these folders' budget.json into --out, and train nothing",
     )
     a = p.parse_args(argv)
+    out = a.out or runtime.in_work_dir("results/speech_budget")
     if a.compare:
         pairs = [item.split("=", 1) for item in a.compare]
         if any(len(pair) != 2 for pair in pairs):
@@ -211,10 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         missing = [str(f) for f in folders.values() if not f.is_file()]
         if missing:
             p.error(f"--compare: no budget.json at {missing}; run the study into that folder first")
-        out = a.out or runtime.in_work_dir("results/speech_budget")
         compare_figure({k: json.loads(f.read_text()) for k, f in folders.items()}, out)
         return
-    out = a.out or runtime.in_work_dir("results/speech_budget")
     if a.replot:
         result = json.loads((out / "budget.json").read_text())
     else:

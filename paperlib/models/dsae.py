@@ -18,7 +18,7 @@ Generative model, with x = x_1..x_T log-mel frames, a global z and local s_1..s_
   optimiser. Both have the same optimum, but Adam moves a parameter by about its learning rate a
   step: at lr 2e-3 the log-variance had reached -0.68 after 300 steps where the residuals' was
   -3.03, an ELBO 1,857 nats/sequence below the same means at their ML variance, so every run
-  was still climbing at its last step (docs/DESIGN.md, "The decoder's variance").
+  was still climbing at its last step (docs/DESIGN.md section 1, "The DSAE's decoder variance").
 - q(z | x_1:T): a bi-LSTM over the frames, its outputs mean-pooled over time -> Gaussian.
   (Li & Mandt use the final states; the mean pool sees every frame equally, which suits a
   global factor such as the speaker.)
