@@ -114,7 +114,7 @@ def test_notebook_defaults_come_from_the_presets():
         spec = params.SPECS
         assert (
             spec["01_speech_dsae"]["seeds"].defaults[profile]
-            == (presets.sweep.REPORTED_SEEDS[profile])
+            == (presets.sweep.SPEECH_REPORTED_SEEDS[profile])
         )
         assert (
             spec["03_information_plane"]["alphas"].defaults[profile]

@@ -186,7 +186,7 @@ SPECS: dict[str, dict[str, Param]] = {
         "beta": _weight(100.0),
     },
     "01_speech_dsae": {
-        **_common(presets.sweep.REPORTED_SEEDS),
+        **_common(presets.sweep.SPEECH_REPORTED_SEEDS),
         "results_dir": _string(),
         "objectives": _objectives(),
         "alpha": _weight(20.0),
