@@ -139,7 +139,7 @@ res.weights
 # I(x; z) while lowering what s knows about the speaker and I(z; s). Read the signs in the last
 # row rather than expecting them: one seed of a tiny model moves these numbers by several
 # points, so a difference of that size is not evidence either way (notebook 01 trains a larger
-# model with three seeds).
+# model with five seeds).
 
 # %%
 columns = [
@@ -195,7 +195,7 @@ figs.add(
 
 # %% [markdown]
 # ## Where next
-# Notebook 01 runs the full speech experiment (three objectives including `mi`, three seeds,
+# Notebook 01 runs the full speech experiment (three objectives including `mi`, five seeds,
 # verification EER, voice conversion); 02 the autoregressive PixelCNN-VAE on images; 03 the
 # weight sweep and the information plane. The last cell writes this notebook's metrics.json.
 
