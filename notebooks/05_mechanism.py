@@ -60,6 +60,7 @@ z_dims = None
 alphas = None
 betas = None
 selection_seeds = None
+widen_rounds = None
 steps = None
 out_dir = "../results/05_mechanism"
 
@@ -75,13 +76,18 @@ points = mechanism.dial_points(centre, leak=params["leaks"], z_dim=params["z_dim
 #
 # alpha for `mi` from the grid; then beta for `cmi` at `mi`'s alpha, so that the two objectives
 # differ only by the -beta I(z;s) term. Criterion: the validation probe of g from z at the centre.
+# A weight chosen on its grid's edge adds the next value outward and is chosen again, up to
+# `widen_rounds` times; the line after the weights names any weight still on an edge.
 
 # %%
 selection = mechanism.select_weights(
-    base, centre, params["alphas"], params["betas"], params["selection_seeds"]
-)
+    base, centre, params["alphas"], params["betas"], params["selection_seeds"],
+    widen_rounds=params["widen_rounds"],
+)  # fmt: skip
 weights = {o: w for o, w in selection.items() if o != "_evidence"}
 records.write_json(f"{out_dir}/selected_weights.json", selection)
+print("tried:", selection["_evidence"]["grids"])
+print("still on an edge (weight: next value):", selection["_evidence"]["on_edge"] or "none")
 weights
 
 # %% [markdown]

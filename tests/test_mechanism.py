@@ -135,3 +135,36 @@ def test_sweep_runs_and_reports_every_metric(tmp_path):
     assert set(metrics) == {"mi_leak0.5_zdim2", "cmi_leak0.5_zdim2"}
     with pytest.raises(ValueError, match="no weights for objective 'elbo'"):
         mechanism.run_sweep(base, [centre], ["elbo"], [0], weights, run_root=tmp_path)
+
+
+@pytest.mark.parametrize("rounds", [0, 2])
+def test_selection_widens_a_choice_on_its_grids_edge(monkeypatch, rounds):
+    """A weight chosen on its grid's edge is trained one step outward and chosen again: here
+    the validation probe peaks at alpha = 4 (grid {1, 2}) and at beta = 0.5 (grid {2, 8})."""
+    trained = []
+
+    def fake_sweep(base, points, objectives, seeds, weights, split, run_root):
+        (objective,) = objectives
+        w = {"alpha": 0.0, "beta": 0.0, **weights[objective]}
+        trained.append((objective, w["alpha"], w["beta"]))
+        peak = w["alpha"] / 4 if objective == "mi" else w["beta"] / 0.5
+        return [_row(objective, s, -(math.log2(peak) ** 2), split=split, **w) for s in seeds]
+
+    monkeypatch.setattr(mechanism, "run_sweep", fake_sweep)
+    sel = mechanism.select_weights(
+        None, {"leak": 0.1, "z_dim": 2}, [1.0, 2.0], [2.0, 8.0], [0, 1], widen_rounds=rounds
+    )
+    evidence = sel["_evidence"]
+    if rounds == 0:  # the grid as given: both choices sit on an edge, and the evidence says so
+        assert sel["cmi"] == {"alpha": 2.0, "beta": 2.0}
+        assert evidence["on_edge"] == {"mi alpha": 4.0, "cmi beta": 0.5}
+        assert len(trained) == 4
+    else:  # one step outward finds each peak, the next step confirms it
+        assert sel["mi"] == {"alpha": 4.0, "beta": 0.0}
+        assert sel["cmi"] == {"alpha": 4.0, "beta": 0.5}
+        assert evidence["grids"] == {"mi alpha": [1.0, 2.0, 4.0, 8.0],
+                                     "cmi beta": [0.125, 0.5, 2.0, 8.0]}  # fmt: skip
+        assert evidence["on_edge"] == {}
+        # cmi is trained at mi's chosen alpha only
+        assert {a for o, a, _ in trained if o == "cmi"} == {4.0}
+    assert all(r["seed"] in (0, 1) for r in evidence["rows"])

@@ -60,9 +60,20 @@ NOTEBOOK = {
         "quick": [0.1, 0.9],
         "paper": [0.05, 0.1, 0.3, 0.9],
     },
-    "z_dims": {"smoke": [2], "quick": [2, 8], "paper": [1, 2, 4, 8]},
+    # three budgets of z: the regime issue's fewest for a map (a quick point is 15 runs of about
+    # 10 s)
+    "z_dims": {"smoke": [2], "quick": [2, 4, 8], "paper": [1, 2, 4, 8]},
     "alphas": {"smoke": [2.0], "quick": [1.0, 2.0], "paper": [1.0, 2.0, 4.0]},
-    "betas": {"smoke": [8.0], "quick": [2.0, 8.0], "paper": [2.0, 8.0, 32.0]},
+    # beta is chosen at mi's alpha; 1 to 16 spans beta / alpha = 1 to 8 at alpha 1 or 2, as the
+    # regime issue asks (the grid {2, 8} chose its lower edge, 2, at alpha 2 on 2026-12-07)
+    "betas": {
+        "smoke": [8.0],
+        "quick": [1.0, 2.0, 4.0, 8.0, 16.0],
+        "paper": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+    },
+    # a choice on its grid's edge adds the next value outward, up to this many times
+    # (`mechanism.select_weights`); smoke's one-value grids have no edge
+    "widen_rounds": {"smoke": 1, "quick": 2, "paper": 2},
     # weights are chosen on the validation split with their own seeds, never the reported
     # ones (`check_params` refuses an overlap)
     "selection_seeds": {"smoke": [100], "quick": [100, 101], "paper": [100, 101, 102]},

@@ -40,7 +40,7 @@ from paperlib.evaluation import evaluate
 from paperlib.models import build_model
 from paperlib.presets.margins import FAMILY_ALPHA, MARGINS
 from paperlib.stats import decide_contrasts, t_interval
-from paperlib.studies import experiment
+from paperlib.studies import experiment, selection
 
 #: the two dials and the config keys they set
 DIALS: dict[str, str] = {"leak": "data__leak", "z_dim": "model__z_dim"}
@@ -336,44 +336,49 @@ def select_weights(
     seeds: Sequence[int],
     criterion: str = "probe_acc",
     run_root: Any = None,
+    widen_rounds: int = 0,
 ) -> dict[str, Any]:
     """Choose alpha for `mi`, then beta for `cmi` at that alpha, on the **validation** split.
 
     `cmi` keeps `mi`'s alpha so that the two differ only by the -beta I(z;s) term: the
     comparison isolates what the penalty does. Both choices maximise the mean `criterion`
-    (default: the probe of g from z) over `seeds` at the dial `point`.
+    (default: the probe of g from z) over `seeds` at the dial `point`. A choice on its grid's
+    edge is not yet a choice: up to `widen_rounds` times the next value outward
+    (`selection.widen`, the grid's geometric step) is trained on the same seeds and the choice
+    made again.
 
     Returns
     -------
     ``{"elbo": {...}, "mi": {"alpha", "beta"}, "cmi": {"alpha", "beta"}, "_evidence": {...}}``;
-    the evidence holds every validation row, the criterion, the point and the split.
+    the evidence holds every validation row, the criterion, the point, the split, the values
+    tried per weight (``grids``) and each weight still on its grid's edge with the next value
+    to try (``on_edge``, empty when every choice is inside its grid).
     """
     if not alphas or not betas:
         raise ValueError("select_weights: alphas and betas must be non-empty lists")
-    mi_rows: list[dict[str, Any]] = []
-    for a in alphas:
-        mi_rows += run_sweep(
-            base,
-            [point],
-            ["mi"],
-            seeds,
-            {"mi": {"alpha": float(a)}},
-            split="val",
-            run_root=run_root,
-        )
-    alpha = _best(mi_rows, "alpha", criterion)
-    cmi_rows: list[dict[str, Any]] = []
-    for b in betas:
-        cmi_rows += run_sweep(
-            base,
-            [point],
-            ["cmi"],
-            seeds,
-            {"cmi": {"alpha": alpha, "beta": float(b)}},
-            split="val",
-            run_root=run_root,
-        )
-    beta = _best(cmi_rows, "beta", criterion)
+
+    def line_search(objective: str, key: str, grid: Sequence[float], fixed: dict[str, float]):
+        """The best value of `objective`'s weight `key` over `grid` (the other weights at
+        `fixed`), widened outward from an edge; with the values tried and their rows."""
+        tried: list[float] = []
+        rows: list[dict[str, Any]] = []
+        pending = [float(v) for v in grid]
+        for _ in range(widen_rounds + 1):
+            for value in pending:
+                tried.append(value)
+                w = {objective: {**fixed, key: value}}
+                rows += run_sweep(base, [point], [objective], seeds, w, split="val",
+                                  run_root=run_root)  # fmt: skip
+            outward = selection.widen(tried, _best(rows, key, criterion))
+            if outward is None:
+                break
+            pending = [outward]
+        return _best(rows, key, criterion), sorted(tried), rows
+
+    alpha, alphas_tried, mi_rows = line_search("mi", "alpha", alphas, {})
+    beta, betas_tried, cmi_rows = line_search("cmi", "beta", betas, {"alpha": alpha})
+    edges = {"mi alpha": selection.widen(alphas_tried, alpha),
+             "cmi beta": selection.widen(betas_tried, beta)}  # fmt: skip
     return {
         "elbo": {"alpha": 0.0, "beta": 0.0},
         "mi": {"alpha": alpha, "beta": 0.0},
@@ -381,6 +386,9 @@ def select_weights(
         "_evidence": {
             "criterion": f"mean {criterion} over seeds {list(seeds)} on the 'val' split",
             "point": point_name(point),
+            "grids": {"mi alpha": alphas_tried, "cmi beta": betas_tried},
+            "widen_rounds": int(widen_rounds),
+            "on_edge": {w: v for w, v in edges.items() if v is not None},
             "rows": [_compact(r) for r in mi_rows + cmi_rows],
         },
     }

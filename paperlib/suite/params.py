@@ -269,6 +269,12 @@ SPECS: dict[str, dict[str, Param]] = {
             defaults=_MECHANISM["betas"],
         ),
         "selection_seeds": _seeds(_MECHANISM["selection_seeds"]),
+        "widen_rounds": Param(
+            lambda v: None if v is None or (_is_int(v) and 0 <= v <= 5) else "",
+            "None (the profile's) or an int from 0 to 5: how many times a weight chosen on its "
+            "grid's edge adds the next value outward and trains it",
+            defaults=_MECHANISM["widen_rounds"],
+        ),
         "steps": _opt_int(1),
     },
     "04_summary": {
