@@ -66,6 +66,16 @@ def test_identical_objectives_are_decided_equivalent_not_better():
     assert _row(table, "*decision")[0] == "equivalent"
 
 
+def test_the_line_above_a_table_says_where_its_weights_came_from():
+    m = _metrics([0.7] * 3, [0.7, 0.71, 0.69])
+    assert "weights chosen on validation: `mi` alpha 2" in headline._describe(m, SPEC)
+    # alpha and beta passed to the notebook bypass notebook 03's selection
+    m["_meta"]["params"].update(alpha=2.0, beta=4.0)
+    line = headline._describe(m, SPEC)
+    assert "weights given as parameters: `mi` alpha 2, `cmi` alpha 2 beta 4" in line
+    assert "chosen on validation" not in line
+
+
 def test_a_critic_at_chance_is_flagged_in_the_table():
     m = _metrics([0.7] * 3, [0.7, 0.71, 0.69])
     m["cmi"]["critic_acc_zs_final"] = _metric([0.5, 0.51, 0.8])

@@ -196,7 +196,11 @@ def _describe(metrics: dict[str, Any], spec: Headline) -> str:
     if chance is not None:
         parts.append(f"chance {fmt_value(chance)}")
     if chosen:
-        parts.append(f"weights chosen on validation: {chosen}")
+        # alpha and beta passed as parameters bypass notebook 03's selection: say so
+        given = all(meta.get("params", {}).get(w) is not None for w in ("alpha", "beta"))
+        parts.append(
+            f"weights {'given as parameters' if given else 'chosen on validation'}: {chosen}"
+        )
     return f"**{spec.title}** ({'; '.join(parts)})."
 
 
