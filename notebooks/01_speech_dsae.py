@@ -15,8 +15,11 @@
 # phone), rate-distortion points, and a voice-conversion spectrogram grid with audio.
 # Writes `results/01_speech_dsae/` (PNG + PDF + metrics.json).
 #
-# **Time:** quick profile (synthetic corpus, 3 seeds) about 21 minutes on one core; smoke
-# profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
+# **Time:** quick profile (synthetic corpus, 5 seeds) about 2.7 hours on one core: a `cmi` run
+# trains in about 15 minutes (its monitor refits the other critic family), `mi` 5, `elbo` 6,
+# and evaluation adds about 1, 3 and 2 minutes a run (each run's `train_seconds` and
+# `eval_seconds_*` in metrics.json); `python -m paperlib.suite.launch --launcher local` trains
+# the runs beside the notebook on a second core. Smoke profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%
 # Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
