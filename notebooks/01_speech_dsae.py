@@ -19,7 +19,8 @@
 # trains in about 15 minutes (its monitor refits the other critic family), `mi` 5, `elbo` 6,
 # and evaluation adds about 1, 3 and 2 minutes a run (each run's `train_seconds` and
 # `eval_seconds_*` in metrics.json); `python -m paperlib.suite.launch --launcher local` trains
-# the runs beside the notebook on a second core. Smoke profile seconds. Training runs are checkpointed under `runs/`: rerunning after a crash resumes.
+# the runs beside the notebook on a second core. Smoke profile seconds. Training runs are
+# checkpointed under `runs/`: rerunning after a crash resumes.
 
 # %%
 # Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).

@@ -126,6 +126,16 @@ def _weights_grid(hi: float) -> Param:
     )
 
 
+def _widen_rounds(defaults: Mapping[str, int]) -> Param:
+    """Notebooks 03 and 05: how many times a weight chosen on its grid's edge is widened."""
+    return Param(
+        lambda v: None if v is None or (_is_int(v) and 0 <= v <= 5) else "",
+        "None (the profile's) or an int from 0 to 5: how many times a weight chosen on its "
+        "grid's edge adds the next value outward and trains it",
+        defaults=defaults,
+    )
+
+
 def _optional(param: Param) -> Param:
     """`param`, or None for the profile's preset (its dataset, its data folder)."""
     return Param(
@@ -236,12 +246,7 @@ SPECS: dict[str, dict[str, Param]] = {
             + ", 'tied' (cmi at beta = alpha: ELBO + alpha I(x;z|s)), or None for the profile's",
             defaults=presets.sweep.BETAS,
         ),
-        "widen_rounds": Param(
-            lambda v: None if v is None or (_is_int(v) and 0 <= v <= 5) else "",
-            "None (the profile's) or an int from 0 to 5: how many times a choice on its grid's "
-            "edge adds the next weight outward and trains it",
-            defaults=presets.sweep.WIDEN_ROUNDS,
-        ),
+        "widen_rounds": _widen_rounds(presets.sweep.WIDEN_ROUNDS),
         # None: the experiments' own step count, so the selection holds at the reported budget
         "steps": _opt_int(1),
         "overrides": _overrides(),
@@ -269,12 +274,7 @@ SPECS: dict[str, dict[str, Param]] = {
             defaults=_MECHANISM["betas"],
         ),
         "selection_seeds": _seeds(_MECHANISM["selection_seeds"]),
-        "widen_rounds": Param(
-            lambda v: None if v is None or (_is_int(v) and 0 <= v <= 5) else "",
-            "None (the profile's) or an int from 0 to 5: how many times a weight chosen on its "
-            "grid's edge adds the next value outward and trains it",
-            defaults=_MECHANISM["widen_rounds"],
-        ),
+        "widen_rounds": _widen_rounds(_MECHANISM["widen_rounds"]),
         "steps": _opt_int(1),
     },
     "04_summary": {
