@@ -82,6 +82,28 @@ def test_dial_points_one_at_a_time_and_errors():
     assert cfg.data.leak == 0.1 and cfg.model.z_dim == 8
 
 
+def test_probe_references_draw_each_dial_points_own_floor():
+    # the untrained DSAE's probe rises with z's dimension (0.28, 0.49, 0.76 in the quick run):
+    # a panel that drew the centre's floor across budgets would put trained points above a
+    # floor they are below
+    centre = {"leak": 0.1, "z_dim": 2}
+    floors = {2: 0.28, 4: 0.49, 8: 0.76}
+    rows = [_row(o, s, 0.5, z_dim=z) for z in floors for o in ("mi", "cmi") for s in (0, 1)]
+    refs = {
+        mechanism.point_name({"leak": 0.1, "z_dim": z}): {
+            "chance": 0.125,
+            "random_init": [floors[z] - 0.01, floors[z] + 0.01],
+            "raw_input": 0.9,
+            "one_frame": 0.3,
+        }
+        for z in floors
+    }
+    lines = mechanism.probe_references(refs, rows, centre)
+    assert list(lines) == ["z_dim"]  # leak takes one value: no panel
+    assert lines["z_dim"]["chance (1/K)"] == 0.125
+    np.testing.assert_allclose(lines["z_dim"]["untrained DSAE"], list(floors.values()))
+
+
 def test_critic_accuracy_tells_a_defeated_critic_from_one_at_chance():
     defeated = [{"critic_acc_zs": a} for a in [0.5] * 4 + [0.65] * 6 + [0.5] * 10]
     chance = [{"critic_acc_zs": a} for a in [0.5, 0.52, 0.48] * 7]

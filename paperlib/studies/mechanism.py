@@ -646,8 +646,9 @@ def dial_panels(
 def probe_references(
     refs_by_point: dict[str, dict[str, Any]], rows: list[dict[str, Any]], centre: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Reference lines of the g-probe figure per dial: chance and the untrained DSAE (flat, at
-    the centre), and the raw-input, one-frame and true-factor probes at each dial value."""
+    """Reference lines of the g-probe figure per dial: chance (flat: K does not move with a
+    dial), and the untrained DSAE, raw-input and one-frame probes at each dial value (the
+    untrained floor moves with z's dimension: a wider random z holds more of x)."""
     out: dict[str, dict[str, Any]] = {}
     c = refs_by_point[point_name(centre)]
     for dial in dial_panels(rows, centre, "probe_acc"):
@@ -655,7 +656,7 @@ def probe_references(
         names = [point_name({**centre, dial: v}) for v in values]
         out[dial] = {
             "chance (1/K)": c["chance"],
-            "untrained DSAE": float(np.mean(c["random_init"])),
+            "untrained DSAE": [float(np.mean(refs_by_point[n]["random_init"])) for n in names],
             "raw frames x_1:T": [refs_by_point[n]["raw_input"] for n in names],
             "one frame x_t": [refs_by_point[n]["one_frame"] for n in names],
         }
