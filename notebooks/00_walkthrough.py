@@ -7,7 +7,9 @@
 #
 # **Makes:** the information diagram, a metric table, t-SNE of z, the disentanglement heatmap,
 # and `metrics.json`, in `results/00_walkthrough/` (PNG + PDF). **Time:** quick profile about
-# 2 minutes on 2 CPU cores (corpus generation included); smoke profile seconds.
+# 11 minutes at one thread (b00fde8, beside other runs: `cmi` trains 7 minutes, most of it its
+# monitor's fits of the other critic family, `elbo` 1; evaluation 3 minutes, most of it the
+# other family's fit for `elbo`); smoke profile seconds.
 #
 # The model sizes, training length and weights below are this suite's reconstruction, not the
 # paper's settings: only the paper's abstract and introduction were at hand.

@@ -17,8 +17,12 @@
 # `selected_weights.json` in the output folder; notebooks 01 and 02 read it from there and
 # refuse it when it does not match their configuration. `run_all.sh` runs this notebook first.
 #
-# **Time:** quick profile about 22 minutes on 2 CPU cores (the two sweeps in parallel); smoke
-# seconds.
+# **Time:** quick profile about 51 minutes on 2 CPU cores with every run cached (b00fde8:
+# evaluation only, the two sweeps in parallel, an images run 6 minutes, a speech `mi` run 4,
+# a speech `cmi` run half a minute as it reads its monitor's critic). From an empty `runs/`
+# training adds about 6.5 hours of one core: a `cmi` run 30-50 minutes (speech: its monitor;
+# images: its critic's updates and bursts), an `mi` run 4-15. `python -m
+# paperlib.suite.launch --launcher local` trains the runs beside the notebook. Smoke seconds.
 
 # %%
 # Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).

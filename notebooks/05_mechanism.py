@@ -18,9 +18,10 @@
 # Figures: the probe of g from z against each dial (mi and cmi side by side, 95 % t-intervals,
 # with floor and ceiling); local information in z against each dial; the information plane.
 #
-# **Time:** quick profile about 3 minutes of CPU time on one thread (53 training runs of 300
-# steps; 168-188 s user time in two fresh runs, 196 s and 402 s wall on a 2-core machine shared
-# with other jobs); smoke seconds. Finished runs are cached under runs/ and not trained again.
+# **Time:** quick profile about 11 minutes on 2 cores from an empty `runs/` (e720872: 683 s
+# wall; the 60 reported runs of 300 steps train in 522 s of one thread, the selection's runs
+# and its widening the rest) and 2.5 minutes with every run cached (b00fde8, one thread);
+# smoke seconds. Finished runs are cached under runs/ and not trained again.
 
 # %%
 # Install cell (python -m paperlib.suite.colab sync writes it from pyproject's project.urls).
