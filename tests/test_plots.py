@@ -245,6 +245,24 @@ def test_paired_differences_figure(plots, tmp_path):
     assert "at least two seeds" in empty.axes[0].texts[0].get_text()
 
 
+def test_paired_differences_tick_labels_do_not_overlap(plots):
+    # the EER panel of notebook 01 (b00fde8): differences of a few thousandths drew five
+    # labels like "-0.010", "-0.005", "0.000" into a 2.6-inch panel, run together
+    paired = {
+        "cmi - mi": {"eer": {"mean": -0.003, "low": -0.0097, "high": 0.0033, "n": 5}},
+        "cmi - elbo": {"eer": {"mean": 0.002, "low": -0.0041, "high": 0.0082, "n": 5}},
+    }
+    fig = plots.fig_paired_differences(paired)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi and t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in shown]
+    assert len(boxes) >= 2
+    assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
 def test_summary_tables_show_references_pairs_and_the_flag():
     from paperlib.reports import summary
 

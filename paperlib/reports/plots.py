@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 PNG_DPI = 200
 
@@ -494,6 +495,9 @@ def fig_paired_differences(
                 capsize=3,
             )
         ax.axvline(0.0, color="0.4", lw=0.8, ls="--")
+        # at most 4 ticks: differences of a few thousandths (an EER) otherwise print labels
+        # like -0.010 and -0.005 into each other in a 2.6-inch panel
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
         ax.set_yticks(range(len(pairs)), pairs)
         ax.set_ylim(-0.6, len(pairs) - 0.4)
         panel_title, unit = title_and_unit(name)
