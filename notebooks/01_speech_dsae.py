@@ -17,8 +17,8 @@
 #
 # **Time:** quick profile (synthetic corpus, 5 seeds) about 2.7 hours on one core: a `cmi` run
 # trains in about 15 minutes (its monitor refits the other critic family), `mi` 5, `elbo` 6,
-# and evaluation adds about 1, 3 and 2 minutes a run (each run's `train_seconds` and
-# `eval_seconds_*` in metrics.json); `python -m paperlib.suite.launch --launcher local` trains
+# and evaluation adds about 1, 3 and 3.5 minutes a run (40 minutes in all with every run
+# cached, b00fde8; each run's `train_seconds` and `eval_seconds_*` in metrics.json); `python -m paperlib.suite.launch --launcher local` trains
 # the runs beside the notebook on a second core. Smoke profile seconds. Training runs are
 # checkpointed under `runs/`: rerunning after a crash resumes.
 
